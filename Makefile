@@ -1,0 +1,38 @@
+# The two commands: `make run` plays the game locally, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STORE ?= azure
+
+.PHONY: setup run test lint bench clean
+
+setup: $(VENV)/.stamp-deps node_modules/.stamp-npm local.settings.json
+
+$(VENV)/.stamp-deps: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.stamp-npm: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+local.settings.json:
+	cp local.settings.json.example local.settings.json
+
+run: setup
+	$(PY) -m devhost up --port 7071 --store $(STORE)
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) -m bench.engine --store memory
+
+clean:
+	rm -rf $(VENV) node_modules .azurite .pytest_cache .ruff_cache

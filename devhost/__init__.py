@@ -1,0 +1,1 @@
+"""devhost: a local Azure Functions host with a Durable Task engine, for Python apps."""

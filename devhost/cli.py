@@ -1,0 +1,98 @@
+"""`python -m devhost start`: run a function app locally, as `func start` does."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from .app_index import AppLoadError, index_app
+from .clock import Clock
+from .host import DevHost, ListenAddress
+from .settings import SettingsError, load_settings, parse_cors
+from .store.base import TaskHubStore
+
+log = logging.getLogger("devhost")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="run a function app")
+    start.add_argument("--app-dir", default=".", help="folder of function_app.py (default: .)")
+    start.add_argument("--port", type=int, default=None, help="HTTP port (default: 7071)")
+    start.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    start.add_argument("--store", choices=("memory", "azure"), default="azure",
+                       help="where the task hub lives (default: azure, i.e. AzureWebJobsStorage)")
+    start.add_argument("--cors", default=None,
+                       help="comma-separated allowed origins; '*' allows any")
+    start.add_argument("--cors-credentials", action="store_true",
+                       help="allow credentialed cross-origin requests")
+    start.add_argument("--web-dir", default=None, help="serve this folder's files at /")
+    start.add_argument("--verbose", action="store_true", help="log debug detail")
+    return parser
+
+
+def make_store(kind: str, settings) -> TaskHubStore:
+    if kind == "memory":
+        from .store.memory import MemoryStore
+
+        return MemoryStore()
+    raise SettingsError(
+        "--store azure is not available yet in this version of devhost; use --store memory"
+    )
+
+
+async def serve(host: DevHost) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await host.start()
+    print("\n".join(host.describe()), flush=True)
+    print("\nHost started. Press Ctrl+C to stop.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("Stopping...", flush=True)
+        await host.stop()
+
+
+def start(args: argparse.Namespace) -> int:
+    app_dir = Path(args.app_dir).resolve()
+    settings = load_settings(app_dir)
+    if args.port is not None:
+        settings.port = args.port
+    if args.cors is not None:
+        settings.cors_origins = parse_cors(args.cors)
+    if args.cors_credentials:
+        settings.cors_credentials = True
+    index = index_app(app_dir)
+    store = make_store(args.store, settings)
+    web_dir = Path(args.web_dir).resolve() if args.web_dir else None
+    host = DevHost(settings, store, Clock(), index=index,
+                   listen=ListenAddress(args.host, settings.port), static_dir=web_dir)
+    asyncio.run(serve(host))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    try:
+        if args.command == "start":
+            return start(args)
+    except (AppLoadError, SettingsError) as err:
+        print(f"devhost: cannot start: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"devhost: cannot start: {err}", file=sys.stderr)
+        return 2
+    return 1

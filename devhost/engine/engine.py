@@ -1,0 +1,608 @@
+"""The durable engine: runs episodes, activities and timers, and answers the client's requests.
+
+Work is dispatched the moment it becomes ready: an activity's result, a timer's firing or a raised
+event puts a message in the instance's inbox and schedules the instance; an instance that is
+already in an episode picks the message up in its next one, so every ready event of a busy
+instance is handed to the orchestrator in one replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..app_index import FunctionIndex
+from ..clock import Clock, VirtualClock
+from ..invoke import Invoker, failed_activity, run_activity
+from ..store.base import InstanceExistsError, TaskHubStore
+from .history import EventType, event, execution_started, format_time
+from .model import (
+    EpisodeCommit,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    RuntimeStatus,
+    record_from_start,
+)
+from .planner import Outcome, PendingTask, Planner, Work
+from .replay import HistoryCache, ReplayResult, build_context, run_orchestrator
+from .timers import TimerKey, TimerService
+
+log = logging.getLogger("devhost.engine")
+
+CONTROL_EVENTS = frozenset(
+    {EventType.ExecutionTerminated, EventType.ExecutionSuspended, EventType.ExecutionResumed}
+)
+
+
+class EngineError(Exception):
+    """A client request the engine refuses; `status` is the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Orchestration:
+    """An active instance in memory: its history, its inbox and the planner's view."""
+
+    record: InstanceRecord
+    planner: Planner
+    history: HistoryCache = field(default_factory=HistoryCache)
+    inbox: list[Message] = field(default_factory=list)
+    scheduled: bool = False
+    busy: bool = False
+    force_episode: bool = False
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def to_json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+class Engine:
+    def __init__(
+        self,
+        index: FunctionIndex,
+        store: TaskHubStore,
+        clock: Clock,
+        invoker: Invoker,
+        max_activities: int = 20,
+        max_orchestrations: int = 20,
+    ) -> None:
+        self.index = index
+        self.store = store
+        self.clock = clock
+        self.invoker = invoker
+        self._active: dict[str, Orchestration] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._activity_slots = asyncio.Semaphore(max_activities)
+        self._episode_slots = asyncio.Semaphore(max_orchestrations)
+        self._timers = TimerService(clock, self._on_timer)
+        self._timer_loop: asyncio.Task | None = None
+        self._load_locks: dict[str, asyncio.Lock] = {}
+        self._committed = asyncio.Condition()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        for instance_id in await self.store.active_instances():
+            orch = await self._load(instance_id)
+            if orch is not None:
+                self._resume_work(orch)
+                self._notify(orch)
+        if not isinstance(self.clock, VirtualClock):
+            self._timer_loop = asyncio.create_task(self._timers.run())
+
+    async def stop(self) -> None:
+        if self._timer_loop:
+            self._timer_loop.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+
+    async def wait_idle(self) -> None:
+        """Until no episode, activity or delivery is under way (timers may still be pending)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def advance(self, delta: timedelta) -> None:
+        """Move the virtual clock, firing due timers in order and settling after each."""
+        if not isinstance(self.clock, VirtualClock):
+            raise RuntimeError("advance() needs the virtual clock")
+        target = self.clock.now() + delta
+        await self.wait_idle()
+        while (due := self._timers.next_due()) is not None and due <= target:
+            self.clock.set(due)
+            self._timers.fire_due(self.clock.now())
+            await self.wait_idle()
+        self.clock.set(target)
+
+    # -- client operations -----------------------------------------------------------------
+
+    async def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
+        if name not in self.index.orchestrators:
+            raise EngineError(400, f"The function '{name}' doesn't exist, is disabled, "
+                                   "or is not an orchestrator function.")
+        instance_id = instance_id or new_id()
+        start = self._start_message(instance_id, name, input_json, parent=None)
+        record = record_from_start(start, self.clock.now())
+        try:
+            await self.store.create_instance(record, start)
+        except InstanceExistsError:
+            raise EngineError(
+                409, f"An orchestration instance with the id '{instance_id}' is already running."
+            ) from None
+        old = self._active.pop(instance_id, None)
+        if old is not None:
+            self._timers.cancel_instance(instance_id)
+        orch = Orchestration(record=record, planner=Planner(instance_id, record.execution_id))
+        self._active[instance_id] = orch
+        orch.inbox.append(start)
+        self._notify(orch)
+        return instance_id
+
+    def _start_message(
+        self, instance_id: str, name: str, input_json: str | None, parent: dict | None
+    ) -> Message:
+        execution_id = new_id()
+        evt = execution_started(self.clock.now(), name, instance_id, execution_id, input_json,
+                                parent)
+        return Message(new_id(), instance_id, evt, execution_id)
+
+    async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
+        await self._send_control(
+            instance_id, event(EventType.EventRaised, self.clock.now(), Name=name, Input=input_json)
+        )
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        await self._send_control(
+            instance_id, event(EventType.ExecutionTerminated, self.clock.now(), Input=reason)
+        )
+
+    async def suspend(self, instance_id: str, reason: str) -> None:
+        await self._send_control(
+            instance_id, event(EventType.ExecutionSuspended, self.clock.now(), Reason=reason)
+        )
+
+    async def resume(self, instance_id: str, reason: str) -> None:
+        await self._send_control(
+            instance_id, event(EventType.ExecutionResumed, self.clock.now(), Reason=reason)
+        )
+
+    async def _send_control(self, instance_id: str, evt: dict[str, Any]) -> None:
+        """Store a message for a live instance: 404 if unknown, 410 if it has finished."""
+        orch = await self._load(instance_id)
+        if orch is None:
+            record = await self.store.get_instance(instance_id)
+            if record is None:
+                raise EngineError(404, f"No instance with ID '{instance_id}' found.")
+            raise EngineError(410, f"Instance '{instance_id}' has already finished "
+                                   f"({record.runtime_status}).")
+        message = Message(new_id(), instance_id, evt)
+        await self.store.send([message])
+        orch.inbox.append(message)
+        self._notify(orch)
+
+    async def rewind(self, instance_id: str, reason: str) -> None:
+        """Take a failed instance back to before its failures and run the failed work again."""
+        record = await self.store.get_instance(instance_id)
+        if record is None:
+            raise EngineError(404, f"No instance with ID '{instance_id}' found.")
+        if record.runtime_status != RuntimeStatus.Failed:
+            raise EngineError(410, "The rewind operation is only supported on failed "
+                                   "orchestration instances.")
+        failures = {EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed,
+                    EventType.ExecutionCompleted}
+        history = await self.store.get_history(instance_id)
+        for evt in history:
+            if evt["EventType"] == EventType.SubOrchestrationInstanceFailed:
+                child = next((e for e in history if e["EventType"] ==
+                              EventType.SubOrchestrationInstanceCreated and
+                              e["EventId"] == evt["TaskScheduledId"]), None)
+                if child is not None:
+                    await self._rewind_child(child["InstanceId"], reason)
+        kept = [e for e in history if e["EventType"] not in failures]
+        record.runtime_status = RuntimeStatus.Running
+        record.output = None
+        record.last_updated_time = self.clock.now()
+        await self.store.replace_history(record, kept)
+        orch = await self._load(instance_id)
+        if orch is not None:
+            orch.force_episode = True
+            self._resume_work(orch)
+            self._notify(orch)
+
+    async def _rewind_child(self, instance_id: str, reason: str) -> None:
+        try:
+            await self.rewind(instance_id, reason)
+        except EngineError:
+            pass  # the child already left the failed state
+
+    async def restart(self, instance_id: str, with_new_id: bool) -> str:
+        record = await self.store.get_instance(instance_id)
+        if record is None:
+            raise EngineError(404, f"No instance with ID '{instance_id}' found.")
+        target = new_id() if with_new_id else instance_id
+        return await self.start_new(record.name, target, record.input)
+
+    async def get_record(self, instance_id: str) -> InstanceRecord | None:
+        orch = self._active.get(instance_id)
+        if orch is not None:
+            return orch.record.copy()
+        return await self.store.get_instance(instance_id)
+
+    async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
+        orch = self._active.get(instance_id)
+        if orch is not None:
+            return list(orch.history.events)
+        return await self.store.get_history(instance_id)
+
+    async def query(
+        self, query: InstanceQuery, top: int | None, continuation: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        return await self.store.query(query, top, continuation)
+
+    async def purge(self, instance_ids: list[str]) -> int:
+        """Delete finished instances; live ones are left alone."""
+        finished = []
+        for instance_id in instance_ids:
+            record = await self.get_record(instance_id)
+            if record is not None and record.runtime_status.is_terminal:
+                finished.append(instance_id)
+        return await self.store.purge(finished)
+
+    # -- loading and recovery ----------------------------------------------------------------
+
+    async def _load(self, instance_id: str) -> Orchestration | None:
+        """The live instance in memory, read from the store if needed; None if finished/unknown."""
+        orch = self._active.get(instance_id)
+        if orch is not None:
+            return orch
+        lock = self._load_locks.setdefault(instance_id, asyncio.Lock())
+        async with lock:
+            orch = self._active.get(instance_id)
+            if orch is None:
+                orch = await self._read(instance_id)
+                if orch is not None:
+                    self._active[instance_id] = orch
+        self._load_locks.pop(instance_id, None)
+        return orch
+
+    async def _read(self, instance_id: str) -> Orchestration | None:
+        record = await self.store.get_instance(instance_id)
+        if record is None or record.runtime_status.is_terminal:
+            return None
+        history = await self.store.get_history(instance_id)
+        orch = Orchestration(record=record, planner=Planner(instance_id, record.execution_id))
+        orch.history.extend(history)
+        orch.inbox = await self.store.get_inbox(instance_id)
+        replay = self._dry_replay(orch) if history else None
+        orch.planner.rebuild(history, replay)
+        return orch
+
+    def _dry_replay(self, orch: Orchestration) -> ReplayResult | None:
+        info = self.index.orchestrators.get(orch.record.name)
+        if info is None:
+            return None
+        context = build_context(orch.history, [], orch.record.instance_id,
+                                _parent_id(orch.record), orch.record.input)
+        return run_orchestrator(info.user_function, context)
+
+    def _resume_work(self, orch: Orchestration) -> None:
+        """After a restart or a rewind: run open activities again, re-arm timers, start children."""
+        self._start_work(orch, orch.planner.pending_work(), ensure_children=True)
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _notify(self, orch: Orchestration) -> None:
+        if orch.scheduled or orch.busy:
+            return
+        orch.scheduled = True
+        self._spawn(self._process(orch))
+
+    async def _process(self, orch: Orchestration) -> None:
+        async with self._episode_slots:
+            orch.scheduled = False
+            orch.busy = True
+            try:
+                while await self._step(orch):
+                    pass
+            finally:
+                orch.busy = False
+
+    async def _step(self, orch: Orchestration) -> bool:
+        """One unit of progress for an instance; False when nothing can be done now."""
+        record = orch.record
+        if self._active.get(record.instance_id) is not orch:
+            return False
+        if record.runtime_status.is_terminal:
+            self._evict(orch)
+            return False
+        control = next((m for m in orch.inbox if m.event["EventType"] in CONTROL_EVENTS), None)
+        if control is not None:
+            await self._apply_control(orch, control)
+            return True
+        if record.runtime_status == RuntimeStatus.Suspended:
+            return False
+        selection = orch.planner.select(orch.inbox)
+        if not selection.events and not orch.force_episode:
+            if selection.consumed:
+                await self._commit(orch, EpisodeCommit(record.copy(), [], selection.consumed))
+            return False
+        orch.force_episode = False
+        await self._episode(orch, selection.events, selection.consumed)
+        return True
+
+    async def _apply_control(self, orch: Orchestration, message: Message) -> None:
+        record = orch.record.copy()
+        now = self.clock.now()
+        record.last_updated_time = now
+        kind = message.event["EventType"]
+        events = [message.event]
+        consumed = [message.message_id]
+        if kind == EventType.ExecutionTerminated:
+            reason = message.event.get("Input")
+            record.runtime_status = RuntimeStatus.Terminated
+            record.output = to_json_text(reason)
+            events.append(event(EventType.ExecutionCompleted, now,
+                                OrchestrationStatus="Terminated", Result=record.output))
+            consumed = [m.message_id for m in orch.inbox]
+        elif kind == EventType.ExecutionSuspended:
+            if record.runtime_status in (RuntimeStatus.Running, RuntimeStatus.Pending):
+                record.runtime_status = RuntimeStatus.Suspended
+        elif kind == EventType.ExecutionResumed and record.runtime_status == RuntimeStatus.Suspended:
+            started = any(e["EventType"] == EventType.ExecutionStarted for e in orch.history.events)
+            record.runtime_status = RuntimeStatus.Running if started else RuntimeStatus.Pending
+        await self._commit(orch, EpisodeCommit(record, events, consumed))
+
+    async def _episode(
+        self, orch: Orchestration, delivered: list[dict[str, Any]], consumed: list[str]
+    ) -> None:
+        record = orch.record.copy()
+        now = self.clock.now()
+        info = self.index.orchestrators.get(record.name)
+        new_events = [event(EventType.OrchestratorStarted, now), *delivered]
+        if info is None:
+            result = ReplayResult(actions=[], is_done=True,
+                                  error=f"The orchestrator function '{record.name}' doesn't exist.")
+        else:
+            context = build_context(orch.history, new_events, record.instance_id,
+                                    _parent_id(record), record.input)
+            result = run_orchestrator(info.user_function, context)
+        plan = orch.planner.plan(result, now, delivered)
+        new_events.extend(plan.new_events)
+        record.last_updated_time = now
+        record.runtime_status = RuntimeStatus.Running
+        record.custom_status = to_json_text(result.custom_status) if result.has_custom_status \
+            else None
+        outbox = self._child_starts(orch, plan.work)
+        commit = EpisodeCommit(record, new_events, consumed, outbox)
+        if plan.outcome is not None:
+            self._finish(commit, plan.outcome, now)
+        else:
+            new_events.append(event(EventType.OrchestratorCompleted, now))
+        await self._commit(orch, commit)
+        if not commit.new_execution and not record.runtime_status.is_terminal:
+            self._start_work(orch, plan.work, ensure_children=False)
+
+    def _child_starts(self, orch: Orchestration, work: Work) -> list[Message]:
+        messages = []
+        record = orch.record
+        for task_id, task in work.children:
+            if task.name not in self.index.orchestrators:
+                messages.append(self._to_parent_message(
+                    record.instance_id, record.execution_id, task_id, failed=True,
+                    reason=f"The orchestrator function '{task.name}' doesn't exist.",
+                ))
+                continue
+            parent = {"Name": record.name, "TaskScheduledId": task_id,
+                      "OrchestrationInstance": {"InstanceId": record.instance_id,
+                                                "ExecutionId": record.execution_id}}
+            start = self._start_message(task.target, task.name, task.input, parent)
+            start.message_id = f"{record.execution_id}:{task_id}"
+            messages.append(start)
+        return messages
+
+    def _finish(self, commit: EpisodeCommit, outcome: Outcome, now: datetime) -> None:
+        record = commit.record
+        if outcome.status == "ContinuedAsNew":
+            start = self._start_message(record.instance_id, record.name, outcome.continue_input,
+                                        record.parent)
+            record.execution_id = start.execution_id
+            record.input = outcome.continue_input
+            record.output = None
+            commit.new_events = []
+            commit.new_execution = True
+            commit.outbox = [start]
+            return
+        if outcome.status == "Completed":
+            record.runtime_status = RuntimeStatus.Completed
+            record.output = to_json_text(outcome.output)
+        else:
+            record.runtime_status = RuntimeStatus.Failed
+            record.output = to_json_text(
+                f"Orchestrator function '{record.name}' failed: {outcome.error}"
+            )
+        commit.new_events.append(event(
+            EventType.ExecutionCompleted, now, OrchestrationStatus=str(record.runtime_status),
+            Result=record.output,
+        ))
+        commit.new_events.append(event(EventType.OrchestratorCompleted, now))
+        parent = record.parent
+        if parent:
+            failed = outcome.status != "Completed"
+            commit.outbox.append(self._to_parent_message(
+                parent["OrchestrationInstance"]["InstanceId"],
+                parent["OrchestrationInstance"]["ExecutionId"],
+                parent["TaskScheduledId"],
+                failed=failed,
+                result=record.output,
+                reason=json.loads(record.output) if failed and record.output else None,
+            ))
+
+    def _to_parent_message(
+        self, instance_id: str, execution_id: str, task_id: int, failed: bool,
+        result: str | None = None, reason: str | None = None,
+    ) -> Message:
+        now = self.clock.now()
+        if failed:
+            evt = event(EventType.SubOrchestrationInstanceFailed, now, TaskScheduledId=task_id,
+                        Reason=reason, Details=reason)
+        else:
+            evt = event(EventType.SubOrchestrationInstanceCompleted, now, TaskScheduledId=task_id,
+                        Result=result)
+        return Message(new_id(), instance_id, evt, execution_id)
+
+    async def _commit(self, orch: Orchestration, commit: EpisodeCommit) -> None:
+        await self.store.commit(commit)
+        orch.record = commit.record
+        if commit.new_execution:
+            self._timers.cancel_instance(commit.record.instance_id)
+            orch.planner = Planner(commit.record.instance_id, commit.record.execution_id)
+            orch.history.clear()
+        else:
+            orch.history.extend(commit.new_events)
+        gone = set(commit.consumed)
+        orch.inbox = [m for m in orch.inbox if m.message_id not in gone]
+        for message in commit.outbox:
+            self._route(message)
+        if commit.record.runtime_status.is_terminal:
+            self._evict(orch)
+        async with self._committed:
+            self._committed.notify_all()
+
+    async def wait_for_status(
+        self, instance_id: str, statuses: set[RuntimeStatus], timeout: float
+    ) -> InstanceRecord | None:
+        """Wait until the instance has one of `statuses`; its last record either way."""
+        async def reached() -> InstanceRecord | None:
+            async with self._committed:
+                while True:
+                    record = await self.get_record(instance_id)
+                    if record is not None and record.runtime_status in statuses:
+                        return record
+                    await self._committed.wait()
+
+        try:
+            return await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return await self.get_record(instance_id)
+
+    def _evict(self, orch: Orchestration) -> None:
+        instance_id = orch.record.instance_id
+        self._timers.cancel_instance(instance_id)
+        if self._active.get(instance_id) is orch:
+            del self._active[instance_id]
+
+    def _route(self, message: Message) -> None:
+        """Hand a stored message to its instance in memory (creating it for a start message).
+
+        Every live instance is in memory from start-up on, so a start message for an id that is
+        not in memory starts a new instance; one for a live instance is a duplicate that the
+        planner drops.
+        """
+        orch = self._active.get(message.instance_id)
+        if orch is None and message.event["EventType"] == EventType.ExecutionStarted:
+            record = record_from_start(message, self.clock.now())
+            orch = Orchestration(record=record,
+                                 planner=Planner(record.instance_id, record.execution_id))
+            self._active[record.instance_id] = orch
+        if orch is None:
+            self._spawn(self._route_after_load(message))
+            return
+        orch.inbox.append(message)
+        self._notify(orch)
+
+    async def _route_after_load(self, message: Message) -> None:
+        orch = await self._load(message.instance_id)
+        if orch is not None and all(m.message_id != message.message_id for m in orch.inbox):
+            orch.inbox.append(message)
+            self._notify(orch)
+
+    def _start_work(self, orch: Orchestration, work: Work, ensure_children: bool) -> None:
+        record = orch.record
+        for task_id, task in work.activities:
+            self._spawn(self._run_activity(record.instance_id, record.execution_id, task_id, task))
+        for task_id, due in work.timers:
+            self._timers.arm((record.instance_id, record.execution_id, task_id), due)
+        for task_id in work.canceled_timers:
+            self._timers.cancel((record.instance_id, record.execution_id, task_id))
+        if ensure_children:
+            for task_id, task in work.children:
+                self._spawn(self._ensure_child(orch, task_id, task))
+        for _task_id, task in work.entity_messages:
+            log.warning("entity operation %s on %s is not supported yet", task.name,
+                        task.instance_id)
+
+    async def _ensure_child(self, orch: Orchestration, task_id: int, task: PendingTask) -> None:
+        """After a restart, start a child whose start message may have been lost."""
+        if await self.store.get_instance(task.target or "") is not None:
+            return
+        messages = self._child_starts(orch, Work(children=[(task_id, task)]))
+        await self.store.send(messages)
+        for message in messages:
+            self._route(message)
+
+    async def _run_activity(
+        self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
+    ) -> None:
+        async with self._activity_slots:
+            info = self.index.activities.get(task.name or "")
+            if info is None:
+                outcome = failed_activity(task.name or "", LookupError(
+                    f"The function '{task.name}' doesn't exist, is disabled, "
+                    "or is not an activity function."))
+            else:
+                outcome = await run_activity(self.invoker, info, task.input)
+        now = self.clock.now()
+        if outcome.ok:
+            evt = event(EventType.TaskCompleted, now, TaskScheduledId=task_id, Result=outcome.result)
+        else:
+            evt = event(EventType.TaskFailed, now, TaskScheduledId=task_id, Reason=outcome.reason,
+                        Details=outcome.details)
+        await self._deliver(Message(new_id(), instance_id, evt, execution_id))
+
+    def _on_timer(self, key: TimerKey, due: datetime) -> None:
+        instance_id, execution_id, timer_id = key
+        evt = event(EventType.TimerFired, self.clock.now(), TimerId=timer_id,
+                    FireAt=format_time(due))
+        self._spawn(self._deliver(Message(new_id(), instance_id, evt, execution_id)))
+
+    async def _deliver(self, message: Message) -> None:
+        """Store a result for a live instance, then hand it over; results for finished ones go."""
+        orch = await self._load(message.instance_id)
+        if orch is None or orch.record.execution_id != message.execution_id:
+            return
+        await self.store.send([message])
+        orch.inbox.append(message)
+        self._notify(orch)
+
+
+def _parent_id(record: InstanceRecord) -> str | None:
+    parent = record.parent
+    return parent["OrchestrationInstance"]["InstanceId"] if parent else None
+
+

@@ -1,0 +1,85 @@
+"""History events in the shape the SDK parses (`models/history/HistoryEvent.py`).
+
+Events are plain dicts so they serialize straight into the orchestration context and the store.
+`IsPlayed` is not kept in the dict: the replay module adds it per episode.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Any
+
+
+class EventType(IntEnum):
+    """The SDK's HistoryEventType numbers, named as the public HTTP API names them."""
+
+    ExecutionStarted = 0
+    ExecutionCompleted = 1
+    ExecutionFailed = 2
+    ExecutionTerminated = 3
+    TaskScheduled = 4
+    TaskCompleted = 5
+    TaskFailed = 6
+    SubOrchestrationInstanceCreated = 7
+    SubOrchestrationInstanceCompleted = 8
+    SubOrchestrationInstanceFailed = 9
+    TimerCreated = 10
+    TimerFired = 11
+    OrchestratorStarted = 12
+    OrchestratorCompleted = 13
+    EventSent = 14
+    EventRaised = 15
+    ContinueAsNew = 16
+    GenericEvent = 17
+    HistoryState = 18
+    ExecutionSuspended = 19
+    ExecutionResumed = 20
+
+
+# Events that carry the result of a scheduled task, and the field naming that task.
+COMPLETION_KEYS = {
+    EventType.TaskCompleted: "TaskScheduledId",
+    EventType.TaskFailed: "TaskScheduledId",
+    EventType.SubOrchestrationInstanceCompleted: "TaskScheduledId",
+    EventType.SubOrchestrationInstanceFailed: "TaskScheduledId",
+    EventType.TimerFired: "TimerId",
+}
+
+
+def format_time(moment: datetime) -> str:
+    """ISO-8601 UTC with microseconds and a Z, as the SDK's DATETIME_STRING_FORMAT writes."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def event(kind: EventType, moment: datetime, event_id: int = -1, **fields: Any) -> dict[str, Any]:
+    return {"EventType": int(kind), "EventId": event_id, "Timestamp": format_time(moment), **fields}
+
+
+def completion_target(evt: dict[str, Any]) -> int | None:
+    """The task id a completion event resolves, or None for other events."""
+    key = COMPLETION_KEYS.get(EventType(evt["EventType"]))
+    return evt.get(key) if key else None
+
+
+def execution_started(
+    moment: datetime,
+    name: str,
+    instance_id: str,
+    execution_id: str,
+    input_json: str | None,
+    parent: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return event(
+        EventType.ExecutionStarted,
+        moment,
+        Name=name,
+        Input=input_json,
+        Version="",
+        OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
+        ParentInstance=parent,
+    )

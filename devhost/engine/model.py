@@ -1,0 +1,111 @@
+"""The records the engine and its stores share: instance status rows and inbox messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RuntimeStatus(StrEnum):
+    """Runtime statuses as the HTTP API and the SDK's OrchestrationRuntimeStatus name them."""
+
+    Pending = "Pending"
+    Running = "Running"
+    Completed = "Completed"
+    ContinuedAsNew = "ContinuedAsNew"
+    Failed = "Failed"
+    Canceled = "Canceled"
+    Terminated = "Terminated"
+    Suspended = "Suspended"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RuntimeStatus.Completed, RuntimeStatus.Failed, RuntimeStatus.Canceled, RuntimeStatus.Terminated}
+)
+
+
+@dataclass
+class InstanceRecord:
+    """One row per instance: what the status API serves. JSON fields hold JSON text."""
+
+    instance_id: str
+    name: str
+    runtime_status: RuntimeStatus
+    created_time: datetime
+    last_updated_time: datetime
+    execution_id: str
+    input: str | None = None
+    output: str | None = None
+    custom_status: str | None = None
+    parent: dict[str, Any] | None = None
+
+    def copy(self) -> InstanceRecord:
+        return InstanceRecord(**vars(self))
+
+
+@dataclass
+class Message:
+    """An event for an instance's inbox, stored before anyone is told it was accepted.
+
+    `execution_id` ties task results to the execution that scheduled them, so results of an
+    execution that continued as new are dropped; external events and control messages carry None.
+    """
+
+    message_id: str
+    instance_id: str
+    event: dict[str, Any]
+    execution_id: str | None = None
+
+
+@dataclass
+class EpisodeCommit:
+    """Everything one episode changes for one instance, applied by the store as one unit."""
+
+    record: InstanceRecord
+    new_events: list[dict[str, Any]]
+    consumed: list[str]
+    outbox: list[Message] = field(default_factory=list)
+    new_execution: bool = False
+
+
+@dataclass
+class InstanceQuery:
+    """Filters of the list API; all optional."""
+
+    runtime_status: set[RuntimeStatus] | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    instance_id_prefix: str | None = None
+
+    def matches(self, record: InstanceRecord) -> bool:
+        if self.runtime_status and record.runtime_status not in self.runtime_status:
+            return False
+        if self.created_from and record.created_time < self.created_from:
+            return False
+        if self.created_to and record.created_time > self.created_to:
+            return False
+        return not (
+            self.instance_id_prefix and not record.instance_id.startswith(self.instance_id_prefix)
+        )
+
+
+def record_from_start(start: Message, created: datetime) -> InstanceRecord:
+    """The Pending status row of an instance, from its ExecutionStarted message."""
+    evt = start.event
+    parent = evt.get("ParentInstance")
+    return InstanceRecord(
+        instance_id=start.instance_id,
+        name=evt["Name"],
+        runtime_status=RuntimeStatus.Pending,
+        created_time=created,
+        last_updated_time=created,
+        execution_id=evt["OrchestrationInstance"]["ExecutionId"],
+        input=evt.get("Input"),
+        parent=parent,
+    )

@@ -1,0 +1,412 @@
+"""Turns an orchestrator's actions into history and work, numbering tasks as the SDK does.
+
+The planner is the host-side half of the replay protocol, with no I/O: it chooses which inbox
+messages an episode sees, and after the SDK has run, which new history events and which work
+(activities, timers, sub-orchestrations) the new actions mean.
+
+Task ids follow the SDK's sequence: every numbered action takes the next id in the order the SDK
+yields them; a retry takes further ids for its timer and each new attempt. Because the SDK hands
+out a retry's id while it processes the failure (or the retry timer), such an event is given to
+an episode last and alone, so that the ids of the actions it yields before it come first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+from .actions import NUMBERED, ActionType, Path, at_path, leaves
+from .history import EventType, completion_target, event, format_time, parse_time
+from .model import Message
+from .replay import ReplayResult
+
+SCHEDULING_EVENTS = frozenset(
+    {
+        EventType.TaskScheduled,
+        EventType.TimerCreated,
+        EventType.SubOrchestrationInstanceCreated,
+        EventType.EventSent,
+    }
+)
+ENTITY_RESPONSE_FIELD = "EntityResponse"
+
+
+@dataclass
+class PendingTask:
+    """A task the orchestrator scheduled and has not yet seen complete."""
+
+    kind: ActionType
+    name: str | None = None
+    input: str | None = None
+    instance_id: str | None = None
+    retry: dict[str, Any] | None = None
+    attempt: int = 1
+    retry_of: int | None = None
+    retried_kind: ActionType | None = None
+    fire_at: datetime | None = None
+    position: Path | None = None
+    target: str | None = None
+
+    def retry_fields(self) -> dict[str, Any]:
+        """What a retry timer's event keeps of the task it repeats, to rebuild after a restart."""
+        return {
+            "Of": self.retry_of, "Kind": int(self.retried_kind or 0), "Name": self.name,
+            "Input": self.input, "InstanceId": self.instance_id, "Options": self.retry,
+            "Attempt": self.attempt,
+        }
+
+    @property
+    def is_timer(self) -> bool:
+        return self.kind == ActionType.CreateTimer
+
+
+@dataclass
+class Work:
+    """What the engine must start once an episode is stored."""
+
+    activities: list[tuple[int, PendingTask]] = field(default_factory=list)
+    timers: list[tuple[int, datetime]] = field(default_factory=list)
+    canceled_timers: list[int] = field(default_factory=list)
+    children: list[tuple[int, PendingTask]] = field(default_factory=list)
+    entity_messages: list[tuple[int, PendingTask]] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """How an execution ended in this episode; None in EpisodePlan while it goes on."""
+
+    status: str  # "Completed", "Failed" or "ContinuedAsNew"
+    output: Any = None
+    error: str | None = None
+    continue_input: str | None = None
+
+
+@dataclass
+class EpisodePlan:
+    new_events: list[dict[str, Any]]
+    work: Work
+    outcome: Outcome | None = None
+
+
+@dataclass
+class Selection:
+    events: list[dict[str, Any]]
+    consumed: list[str]
+
+
+class Planner:
+    """The host's view of one execution: open tasks, the id sequence, event waits."""
+
+    def __init__(self, instance_id: str, execution_id: str) -> None:
+        self.instance_id = instance_id
+        self.execution_id = execution_id
+        self.started = False
+        self.next_id = 0
+        self.top_actions_seen = 0
+        self.tasks: dict[int | str, PendingTask] = {}
+        self.waits: Counter[str] = Counter()
+        self.delivered: Counter[str] = Counter()
+
+    # -- choosing what an episode sees -------------------------------------------------------
+
+    def select(self, inbox: list[Message]) -> Selection:
+        """Messages for this episode, in arrival order; duplicates and stale results consumed."""
+        events: list[dict[str, Any]] = []
+        consumed: list[str] = []
+        retry_event: Message | None = None
+        offered: Counter[str] = Counter()
+        for message in inbox:
+            evt = message.event
+            kind = evt["EventType"]
+            if kind == EventType.ExecutionStarted:
+                if message.execution_id != self.execution_id:
+                    consumed.append(message.message_id)  # a duplicate start of a live instance
+                elif not self.started and not events:
+                    events.append(evt)
+                    consumed.append(message.message_id)
+                    self.started = True
+                continue
+            if not self.started:
+                continue
+            if kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
+                name = evt.get("Name") or ""
+                if self.waits[name] > self.delivered[name] + offered[name]:
+                    offered[name] += 1
+                    events.append(evt)
+                    consumed.append(message.message_id)
+                continue
+            target = self._target_of(evt)
+            task = self.tasks.get(target) if target is not None else None
+            stale = message.execution_id not in (None, self.execution_id)
+            if task is None or stale:
+                consumed.append(message.message_id)  # a duplicate, or for an older execution
+                continue
+            if self._is_retry_step(evt, task):
+                if retry_event is None:
+                    retry_event = message
+                continue
+            events.append(evt)
+            consumed.append(message.message_id)
+        if retry_event is not None:
+            events.append(retry_event.event)
+            consumed.append(retry_event.message_id)
+        self.delivered.update(offered)
+        return Selection(events=events, consumed=consumed)
+
+    @staticmethod
+    def _target_of(evt: dict[str, Any]) -> int | str | None:
+        if evt["EventType"] == EventType.EventRaised:
+            return evt.get("Name")
+        return completion_target(evt)
+
+    @staticmethod
+    def _is_retry_step(evt: dict[str, Any], task: PendingTask) -> bool:
+        failed = evt["EventType"] in (EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed)
+        return (failed and task.retry is not None) or (task.is_timer and task.retry_of is not None)
+
+    # -- turning the SDK's answer into history and work --------------------------------------
+
+    def plan(self, result: ReplayResult, now: datetime, delivered: list[dict[str, Any]]) -> EpisodePlan:
+        """New history and work for the events just delivered and the actions just returned."""
+        work = Work()
+        new_events: list[dict[str, Any]] = []
+        retry_step = None
+        for evt in delivered:
+            target = self._target_of(evt)
+            if evt["EventType"] == EventType.EventRaised:
+                continue
+            task = self.tasks.pop(target, None) if target is not None else None
+            if task is not None and self._is_retry_step(evt, task):
+                retry_step = (target, task)
+
+        outcome = self._outcome(result)
+        new_top = result.actions[self.top_actions_seen :]
+        if outcome is None or outcome.status != "Failed":
+            for path, action in leaves(result.actions, self.top_actions_seen):
+                self._schedule(action, path, now, new_events, work)
+        self.top_actions_seen += len(new_top)
+        if retry_step is not None:
+            self._retry(retry_step[0], retry_step[1], now, new_events, work)
+        self._find_canceled_timers(result.actions, work)
+        return EpisodePlan(new_events=new_events, work=work, outcome=outcome)
+
+    def _outcome(self, result: ReplayResult) -> Outcome | None:
+        if result.error is not None:
+            return Outcome("Failed", error=result.error)
+        if not result.is_done:
+            return None
+        for action in result.actions:
+            if action.get("actionType") == ActionType.ContinueAsNew:
+                return Outcome("ContinuedAsNew", continue_input=action.get("input"))
+        return Outcome("Completed", output=result.output)
+
+    def _take_id(self) -> int:
+        task_id = self.next_id
+        self.next_id += 1
+        return task_id
+
+    def _schedule(
+        self,
+        action: dict[str, Any],
+        path: Path,
+        now: datetime,
+        new_events: list[dict[str, Any]],
+        work: Work,
+    ) -> None:
+        kind = action.get("actionType")
+        if kind == ActionType.WaitForExternalEvent:
+            self.waits[action.get("externalEventName") or ""] += 1
+            return
+        if kind not in NUMBERED:
+            return
+        task_id = self._take_id()
+        kind = ActionType(kind)
+        if kind in (ActionType.CallActivity, ActionType.CallActivityWithRetry):
+            task = PendingTask(
+                kind, action["functionName"], action.get("input"), retry=action.get("retryOptions")
+            )
+            self._add_activity(task_id, task, now, new_events, work)
+        elif kind == ActionType.CallHttp:
+            task = PendingTask(kind, BUILTIN_HTTP_ACTIVITY, _json_text(action.get("httpRequest")))
+            self._add_activity(task_id, task, now, new_events, work)
+        elif kind in (ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry):
+            task = PendingTask(
+                kind,
+                action["functionName"],
+                action.get("input"),
+                instance_id=action.get("instanceId") or None,
+                retry=action.get("retryOptions"),
+            )
+            self._add_child(task_id, task, now, new_events, work)
+        elif kind == ActionType.CreateTimer:
+            fire_at = parse_time(action["fireAt"])
+            task = PendingTask(kind, fire_at=fire_at, position=path)
+            self.tasks[task_id] = task
+            new_events.append(
+                event(EventType.TimerCreated, now, task_id, FireAt=action["fireAt"],
+                      Position=list(path))
+            )
+            work.timers.append((task_id, fire_at))
+        elif kind in (ActionType.CallEntity, ActionType.SignalEntity):
+            request_id = str(uuid5(NAMESPACE_URL, f"{self.instance_id}/{self.execution_id}/{task_id}"))
+            task = PendingTask(kind, action.get("operation"), action.get("input"),
+                               instance_id=action.get("instanceId"), target=request_id)
+            if kind == ActionType.CallEntity:
+                self.tasks[request_id] = task
+            request = {"id": request_id, "op": task.name, "signal": kind == ActionType.SignalEntity,
+                       "input": task.input, "parent": self.instance_id}
+            new_events.append(
+                event(EventType.EventSent, now, task_id, InstanceId=task.instance_id,
+                      Name="op", Input=json.dumps(request))
+            )
+            work.entity_messages.append((task_id, task))
+
+    def _add_activity(
+        self, task_id: int, task: PendingTask, now: datetime, new_events: list, work: Work
+    ) -> None:
+        self.tasks[task_id] = task
+        extra = {"RetryOptions": task.retry, "Attempt": task.attempt} if task.retry else {}
+        new_events.append(
+            event(EventType.TaskScheduled, now, task_id, Name=task.name, Input=task.input, **extra)
+        )
+        work.activities.append((task_id, task))
+
+    def _add_child(
+        self, task_id: int, task: PendingTask, now: datetime, new_events: list, work: Work
+    ) -> None:
+        task.target = task.instance_id or f"{self.instance_id}:{task_id:04d}"
+        self.tasks[task_id] = task
+        extra = {"RetryOptions": task.retry, "Attempt": task.attempt} if task.retry else {}
+        if task.instance_id is None:
+            extra["GeneratedId"] = True
+        new_events.append(
+            event(
+                EventType.SubOrchestrationInstanceCreated,
+                now,
+                task_id,
+                Name=task.name,
+                Input=task.input,
+                InstanceId=task.target,
+                **extra,
+            )
+        )
+        work.children.append((task_id, task))
+
+    def _retry(
+        self, task_id: int, task: PendingTask, now: datetime, new_events: list, work: Work
+    ) -> None:
+        """The host's part of a retry: a timer after a failure, a new attempt after the timer."""
+        if not task.is_timer:
+            delay = timedelta(milliseconds=int(task.retry["firstRetryIntervalInMilliseconds"]))
+            timer_id = self._take_id()
+            fire_at = now + delay
+            timer = PendingTask(
+                ActionType.CreateTimer, fire_at=fire_at, retry_of=task_id, retried_kind=task.kind,
+                retry=task.retry, attempt=task.attempt, name=task.name, input=task.input,
+                instance_id=task.instance_id,
+            )
+            self.tasks[timer_id] = timer
+            new_events.append(
+                event(EventType.TimerCreated, now, timer_id, FireAt=format_time(fire_at),
+                      Retry=timer.retry_fields())
+            )
+            work.timers.append((timer_id, fire_at))
+            return
+        if task.attempt >= int(task.retry["maxNumberOfAttempts"]):
+            return  # the SDK fails the task on this timer; nothing more to schedule
+        again_id = self._take_id()
+        kind = task.retried_kind or ActionType.CallActivityWithRetry
+        again = PendingTask(kind, task.name, task.input, instance_id=task.instance_id,
+                            retry=task.retry, attempt=task.attempt + 1)
+        if kind == ActionType.CallSubOrchestratorWithRetry:
+            self._add_child(again_id, again, now, new_events, work)
+        else:
+            self._add_activity(again_id, again, now, new_events, work)
+
+    def _find_canceled_timers(self, actions: list[dict[str, Any]], work: Work) -> None:
+        for task_id, task in list(self.tasks.items()):
+            if task.position is None:
+                continue
+            action = at_path(actions, task.position)
+            if action is not None and action.get("isCanceled"):
+                del self.tasks[task_id]
+                work.canceled_timers.append(task_id)
+
+    # -- rebuilding after a restart ------------------------------------------------------------
+
+    def rebuild(self, history: list[dict[str, Any]], result: ReplayResult | None) -> None:
+        """Recover this view from stored history and a replay of it (no new events)."""
+        completed: set[int] = set()
+        for evt in history:
+            kind = evt["EventType"]
+            if kind == EventType.ExecutionStarted:
+                self.started = True
+            elif kind in SCHEDULING_EVENTS:
+                self.next_id = max(self.next_id, evt["EventId"] + 1)
+            elif kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
+                self.delivered[evt.get("Name") or ""] += 1
+            target = completion_target(evt)
+            if target is not None:
+                completed.add(target)
+        for evt in history:
+            if evt["EventType"] in SCHEDULING_EVENTS and evt["EventId"] not in completed:
+                task = _task_from_event(evt)
+                if task is not None:
+                    self.tasks[evt["EventId"]] = task
+        if result is not None:
+            self.top_actions_seen = len(result.actions)
+            for path, action in leaves(result.actions):
+                if action.get("actionType") == ActionType.WaitForExternalEvent:
+                    self.waits[action.get("externalEventName") or ""] += 1
+
+    def pending_work(self) -> Work:
+        """All open tasks as work to start again (activities run at least once)."""
+        work = Work()
+        for task_id, task in self.tasks.items():
+            if task.is_timer:
+                work.timers.append((task_id, task.fire_at))
+            elif task.kind in (ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry):
+                work.children.append((task_id, task))
+            elif task.kind in (ActionType.CallEntity, ActionType.SignalEntity):
+                continue
+            else:
+                work.activities.append((task_id, task))
+        return work
+
+
+BUILTIN_HTTP_ACTIVITY = "BuiltIn::HttpActivity"
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _task_from_event(evt: dict[str, Any]) -> PendingTask | None:
+    kind = evt["EventType"]
+    retry = evt.get("RetryOptions")
+    attempt = int(evt.get("Attempt") or 1)
+    if kind == EventType.TaskScheduled:
+        action = ActionType.CallActivityWithRetry if retry else ActionType.CallActivity
+        return PendingTask(action, evt.get("Name"), evt.get("Input"), retry=retry, attempt=attempt)
+    if kind == EventType.SubOrchestrationInstanceCreated:
+        action = ActionType.CallSubOrchestratorWithRetry if retry else ActionType.CallSubOrchestrator
+        given = None if evt.get("GeneratedId") else evt.get("InstanceId")
+        return PendingTask(action, evt.get("Name"), evt.get("Input"), instance_id=given,
+                           retry=retry, attempt=attempt, target=evt.get("InstanceId"))
+    if kind == EventType.TimerCreated:
+        fire_at = parse_time(evt["FireAt"])
+        spec = evt.get("Retry")
+        if spec is None:
+            position = evt.get("Position")
+            return PendingTask(ActionType.CreateTimer, fire_at=fire_at,
+                               position=tuple(position) if position is not None else None)
+        return PendingTask(
+            ActionType.CreateTimer, fire_at=fire_at, retry_of=spec["Of"],
+            retried_kind=ActionType(spec["Kind"]), name=spec["Name"], input=spec["Input"],
+            instance_id=spec["InstanceId"], retry=spec["Options"], attempt=spec["Attempt"],
+        )
+    return None

@@ -1,0 +1,100 @@
+"""One call of an orchestrator through the SDK's handle, exactly as the real host makes it.
+
+The SDK takes the whole history each time and returns its cumulative actions. The host's own
+share of the cost is kept flat: old events are serialized once and cached, so building the
+context is a string join.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.functions import OrchestrationContext
+
+OUT_OF_PROC_MARKER = "$OutOfProcData$:"
+REPLAY_SCHEMA_V2 = 1
+
+
+@dataclass
+class ReplayResult:
+    """What the orchestrator said in one episode."""
+
+    actions: list[dict[str, Any]]
+    is_done: bool = False
+    output: Any = None
+    error: str | None = None
+    custom_status: Any = None
+    has_custom_status: bool = False
+
+
+@dataclass
+class HistoryCache:
+    """An execution's history, with each old event serialized once (IsPlayed true)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    played_json: list[str] = field(default_factory=list)
+
+    def extend(self, events: list[dict[str, Any]]) -> None:
+        self.events.extend(events)
+        self.played_json.extend(_event_json(e, True) for e in events)
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.played_json.clear()
+
+
+def _event_json(evt: dict[str, Any], played: bool) -> str:
+    return json.dumps({**evt, "IsPlayed": played}, separators=(",", ":"))
+
+
+def build_context(
+    cache: HistoryCache,
+    new_events: list[dict[str, Any]],
+    instance_id: str,
+    parent_instance_id: str | None,
+    input_json: str | None,
+) -> str:
+    history = ",".join([*cache.played_json, *(_event_json(e, False) for e in new_events)])
+    head = json.dumps(
+        {
+            "instanceId": instance_id,
+            "isReplaying": bool(cache.events),
+            "parentInstanceId": parent_instance_id,
+            "input": input_json,
+            "upperSchemaVersion": REPLAY_SCHEMA_V2,
+        },
+        separators=(",", ":"),
+    )
+    return f'{head[:-1]},"history":[{history}]}}'
+
+
+def _parse_state(text: str) -> ReplayResult:
+    state = json.loads(text)
+    actions = state.get("actions") or []
+    flat_top = actions[0] if actions and isinstance(actions[0], list) else actions
+    return ReplayResult(
+        actions=flat_top,
+        is_done=bool(state.get("isDone")),
+        output=state.get("output"),
+        error=state.get("error"),
+        custom_status=state.get("customStatus"),
+        has_custom_status="customStatus" in state,
+    )
+
+
+def run_orchestrator(handle: Callable[[Any], str], context_json: str) -> ReplayResult:
+    """Call the SDK; an orchestrator failure comes back as an error with the actions so far."""
+    try:
+        return _parse_state(handle(OrchestrationContext(context_json)))
+    except Exception as err:  # noqa: BLE001 - user code failures are results, not host crashes
+        message = str(err)
+        marker = message.find(OUT_OF_PROC_MARKER)
+        if marker < 0:
+            return ReplayResult(actions=[], is_done=True, error=f"{type(err).__name__}: {message}")
+        result = _parse_state(message[marker + len(OUT_OF_PROC_MARKER) :])
+        result.error = message[:marker].rstrip() or result.error
+        result.is_done = True
+        return result

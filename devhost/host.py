@@ -1,0 +1,154 @@
+"""The host: one app, its engine and store, and the HTTP server in front of them."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from .app_index import FunctionIndex, index_app
+from .client_binding import WEBHOOK_PATH, client_binding_json
+from .clock import Clock
+from .engine.engine import Engine
+from .http_functions import HttpFunctions
+from .invoke import Invoker
+from .management_api import ManagementApi
+from .settings import HostSettings
+from .store.base import TaskHubStore
+
+log = logging.getLogger("devhost")
+
+
+@dataclass
+class ListenAddress:
+    host: str
+    port: int
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def cors_middleware(origins: list[str], credentials: bool):
+    """Answer preflights and add Access-Control headers for allowed origins, as `func start`."""
+    allow_any = "*" in origins
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and (allow_any or origin in origins)
+        if request.method == "OPTIONS" and allowed and \
+                "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = \
+                request.headers["Access-Control-Request-Method"]
+            requested = request.headers.get("Access-Control-Request-Headers")
+            if requested:
+                response.headers["Access-Control-Allow-Headers"] = requested
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as err:
+                response = err
+        if allowed:
+            response.headers["Access-Control-Allow-Origin"] = \
+                "*" if allow_any and not credentials else origin
+            response.headers["Vary"] = "Origin"
+            if credentials:
+                response.headers["Access-Control-Allow-Credentials"] = "true"
+        if isinstance(response, web.HTTPException) and response.status >= 400:
+            raise response
+        return response
+
+    return middleware
+
+
+class DevHost:
+    """Runs an app: `await start()` serves it on a port, `await stop()` ends it cleanly."""
+
+    def __init__(
+        self,
+        settings: HostSettings,
+        store: TaskHubStore,
+        clock: Clock,
+        index: FunctionIndex | None = None,
+        listen: ListenAddress | None = None,
+        static_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.index = index or index_app(settings.app_dir)
+        self.listen = listen or ListenAddress("127.0.0.1", settings.port)
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_activities, thread_name_prefix="devhost-fn"
+        )
+        self.invoker = Invoker(self.executor, str(settings.app_dir), self.client_json)
+        self.engine = Engine(
+            self.index,
+            store,
+            clock,
+            self.invoker,
+            max_activities=settings.max_concurrent_activities,
+            max_orchestrations=settings.max_concurrent_orchestrations,
+        )
+        self.static_dir = static_dir
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.listen.origin
+
+    def client_json(self) -> str:
+        return client_binding_json(self.base_url, self.settings.hub_name)
+
+    def build_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[cors_middleware(self.settings.cors_origins, self.settings.cors_credentials)],
+            client_max_size=100 * 1024 * 1024,
+        )
+        app.add_routes(ManagementApi(self.engine, self.settings.hub_name).routes())
+        functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
+        prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
+        app.router.add_route("*", f"{prefix}/{{tail:.*}}", functions.handle)
+        if self.static_dir and self.static_dir.is_dir():
+            app.router.add_get("/", self._index_page)
+            app.router.add_static("/", self.static_dir)
+        return app
+
+    async def _index_page(self, request: web.Request) -> web.StreamResponse:
+        assert self.static_dir
+        return web.FileResponse(self.static_dir / "index.html")
+
+    async def start(self) -> None:
+        await self.engine.start()
+        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
+        await site.start()
+        if self.listen.port == 0:
+            sockets = site._server.sockets  # type: ignore[union-attr]
+            self.listen.port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+        await self.engine.stop()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def describe(self) -> list[str]:
+        """Lines like `func start` prints: each function with its trigger and URL."""
+        lines = ["Functions:", ""]
+        for name, info in sorted(self.index.functions.items()):
+            if info.trigger_type == "httpTrigger":
+                methods = ",".join(info.methods or ["GET", "POST", "PUT", "DELETE", "PATCH"])
+                prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
+                lines.append(f"        {name}: [{methods}] {self.base_url}{prefix}/{info.route}")
+            else:
+                lines.append(f"        {name}: {info.trigger_type}")
+        for name, kind in self.index.skipped:
+            lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
+        lines += ["", f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
+        return lines

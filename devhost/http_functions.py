@@ -1,0 +1,124 @@
+"""HTTP-triggered functions: route templates, request mapping and response mapping."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import azure.functions as func
+from aiohttp import web
+
+from .app_index import FunctionInfo
+from .invoke import Invoker
+
+log = logging.getLogger("devhost.http")
+
+# Route constraints of the Functions host (ASP.NET routing) that a regular expression can check.
+CONSTRAINTS = {
+    "int": r"-?\d+",
+    "long": r"-?\d+",
+    "bool": r"(?i:true|false)",
+    "guid": r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
+    "alpha": r"[A-Za-z]+",
+    "double": r"-?\d+(?:\.\d+)?",
+    "float": r"-?\d+(?:\.\d+)?",
+    "decimal": r"-?\d+(?:\.\d+)?",
+    "datetime": r"[^/]+",
+}
+PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+))?(\?)?(?:=[^}]*)?\}")
+
+
+@dataclass
+class Route:
+    """One HTTP function's route, compiled to a case-insensitive regular expression."""
+
+    function: FunctionInfo
+    template: str
+    pattern: re.Pattern[str]
+    methods: set[str] | None
+
+    @classmethod
+    def compile(cls, function: FunctionInfo, prefix: str) -> Route:
+        template = "/".join(p for p in (prefix, function.route.strip("/")) if p)
+        parts = ["^"]
+        for segment in template.split("/"):
+            body = ""
+            position = 0
+            optional = False
+            for match in PARAMETER.finditer(segment):
+                body += re.escape(segment[position : match.start()])
+                catch_all, name, constraint, question = match.groups()
+                value = r".*" if catch_all else CONSTRAINTS.get((constraint or "").lower(), r"[^/]+")
+                body += f"(?P<{name}>{value})"
+                optional = optional or bool(question) or bool(catch_all)
+                position = match.end()
+            body += re.escape(segment[position:])
+            parts.append(f"(?:/{body})?" if optional else f"/{body}")
+        pattern = re.compile("".join(parts) + "/?$", re.IGNORECASE)
+        methods = set(function.methods) if function.methods else None
+        return cls(function, "/" + template, pattern, methods)
+
+
+class HttpFunctions:
+    """Dispatches requests under the route prefix to the app's HTTP functions."""
+
+    def __init__(self, functions: dict[str, FunctionInfo], prefix: str, invoker: Invoker) -> None:
+        self.routes = [Route.compile(f, prefix) for f in functions.values()]
+        # Literal routes before parameterised ones, as the real host's routing prefers them.
+        self.routes.sort(key=lambda r: (r.template.count("{"), -len(r.template)))
+        self.invoker = invoker
+
+    def match(self, path: str, method: str) -> tuple[Route, dict[str, str]] | None | bool:
+        """The route and its parameters; False when the path matches but not the method."""
+        path_matched = False
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if not found:
+                continue
+            if route.methods and method not in route.methods:
+                path_matched = True
+                continue
+            params = {k: v for k, v in found.groupdict().items() if v is not None}
+            return route, params
+        return False if path_matched else None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        found = self.match(request.path, request.method)
+        if found is None:
+            raise web.HTTPNotFound()
+        if found is False:
+            raise web.HTTPMethodNotAllowed(request.method, [])
+        route, params = found
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            route_params=params,
+            body=await request.read(),
+        )
+        try:
+            result = await self.invoker.call(route.function, http_request)
+        except Exception:
+            log.exception("Function '%s' failed", route.function.name)
+            return web.json_response({"error": "The function failed; see the host's log."},
+                                     status=500)
+        return to_aiohttp(result)
+
+
+def to_aiohttp(result: object) -> web.Response:
+    if result is None:
+        return web.Response(status=204)
+    if isinstance(result, func.HttpResponse):
+        headers = dict(result.headers)
+        if not any(k.lower() == "content-type" for k in headers):
+            content_type = result.mimetype or "text/plain"
+            if result.charset:
+                content_type += f"; charset={result.charset}"
+            headers["Content-Type"] = content_type
+        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
+    if isinstance(result, bytes | str):
+        return web.Response(status=200, body=result)
+    log.error("HTTP function returned %s; expected func.HttpResponse", type(result).__name__)
+    return web.json_response({"error": "The function returned no HTTP response."}, status=500)

@@ -1,0 +1,102 @@
+"""Host settings from an app folder's host.json and local.settings.json, as `func start` reads them."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SettingsError(Exception):
+    """A settings file that cannot be used, with the file and the reason."""
+
+
+@dataclass
+class HostSettings:
+    """What the host needs to know about an app before it starts."""
+
+    app_dir: Path
+    route_prefix: str = "api"
+    hub_name: str = "TestHubName"
+    port: int = 7071
+    cors_origins: list[str] = field(default_factory=list)
+    cors_credentials: bool = False
+    max_concurrent_activities: int = 10 * (os.cpu_count() or 1)
+    max_concurrent_orchestrations: int = 10 * (os.cpu_count() or 1)
+    values: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def storage_connection(self) -> str:
+        return os.environ.get("AzureWebJobsStorage", "")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SettingsError(f"{path}:{err.lineno}: not valid JSON: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def parse_cors(value: str | list[str] | None) -> list[str]:
+    """Origins from a comma-separated string or a list; '*' allows any origin."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [item.strip() for item in items if item.strip()]
+
+
+def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSettings:
+    """Read host.json and local.settings.json; Values become environment variables.
+
+    A variable already set in the environment wins over local.settings.json, as with `func start`.
+    """
+    root = Path(app_dir).resolve()
+    host = _read_json(root / "host.json")
+    local = _read_json(root / "local.settings.json")
+    settings = HostSettings(app_dir=root)
+
+    extensions = host.get("extensions") or {}
+    http = extensions.get("http") or {}
+    if "routePrefix" in http:
+        settings.route_prefix = str(http["routePrefix"]).strip("/")
+    durable = extensions.get("durableTask") or {}
+    hub = durable.get("hubName")
+    if hub:
+        settings.hub_name = _expand_app_setting(str(hub), local.get("Values") or {})
+    for key, attr in (
+        ("maxConcurrentActivityFunctions", "max_concurrent_activities"),
+        ("maxConcurrentOrchestratorFunctions", "max_concurrent_orchestrations"),
+    ):
+        if key in durable:
+            setattr(settings, attr, int(durable[key]))
+
+    values = local.get("Values") or {}
+    if not isinstance(values, dict):
+        raise SettingsError(f"{root / 'local.settings.json'}: 'Values' must be an object")
+    settings.values = {str(k): str(v) for k, v in values.items()}
+    local_host = local.get("Host") or {}
+    if "LocalHttpPort" in local_host:
+        settings.port = int(local_host["LocalHttpPort"])
+    settings.cors_origins = parse_cors(local_host.get("CORS"))
+    settings.cors_credentials = bool(local_host.get("CORSCredentials", False))
+
+    if apply_environment:
+        for key, value in settings.values.items():
+            os.environ.setdefault(key, value)
+    return settings
+
+
+def _expand_app_setting(value: str, values: dict) -> str:
+    """host.json may name an app setting as %NAME%; the environment wins over local settings."""
+    if len(value) > 2 and value.startswith("%") and value.endswith("%"):
+        name = value[1:-1]
+        return os.environ.get(name) or str(values.get(name, "")) or value
+    return value

@@ -1,0 +1,65 @@
+"""The task-hub store interface: what the engine needs to keep durable, in few round trips."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from ..engine.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message
+
+
+class InstanceExistsError(Exception):
+    """An instance with this id is pending or running, so it cannot be started again."""
+
+
+class TaskHubStore(ABC):
+    """Durable state of one task hub: instance rows, history per instance, and inboxes.
+
+    The engine keeps each active instance in memory; the store is written before anything is
+    acknowledged and read when an instance is not in memory (status queries, restarts).
+    """
+
+    async def open(self) -> None:
+        """Create what the hub needs (tables, queues); called once at start-up."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    async def create_instance(self, record: InstanceRecord, start: Message) -> None:
+        """Store a new instance and its start message; raise InstanceExistsError if it is live."""
+
+    @abstractmethod
+    async def send(self, messages: list[Message]) -> None:
+        """Append messages to their instances' inboxes."""
+
+    @abstractmethod
+    async def commit(self, commit: EpisodeCommit) -> None:
+        """Apply one episode: new history, the status row, consumed messages and the outbox."""
+
+    @abstractmethod
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
+
+    @abstractmethod
+    async def get_history(self, instance_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def get_inbox(self, instance_id: str) -> list[Message]: ...
+
+    @abstractmethod
+    async def replace_history(self, record: InstanceRecord, history: list[dict[str, Any]]) -> None:
+        """Rewrite an instance's history and status (rewind)."""
+
+    @abstractmethod
+    async def query(
+        self, query: InstanceQuery, top: int | None, continuation: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        """Matching instances by creation time, a page at a time, with the next page's token."""
+
+    @abstractmethod
+    async def purge(self, instance_ids: list[str]) -> int:
+        """Delete instances with their history and inbox; the number deleted."""
+
+    @abstractmethod
+    async def active_instances(self) -> list[str]:
+        """Ids of instances that are not finished or that have messages waiting (for recovery)."""

@@ -1,0 +1,98 @@
+"""The in-memory task hub: for tests on the virtual clock, and `--store memory`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.history import EventType, parse_time
+from ..engine.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message, record_from_start
+from .base import InstanceExistsError, TaskHubStore
+
+
+class MemoryStore(TaskHubStore):
+    """Everything in dicts; lost when the process ends."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, InstanceRecord] = {}
+        self.histories: dict[str, list[dict[str, Any]]] = {}
+        self.inboxes: dict[str, dict[str, Message]] = {}
+
+    async def create_instance(self, record: InstanceRecord, start: Message) -> None:
+        existing = self.records.get(record.instance_id)
+        if existing is not None and not existing.runtime_status.is_terminal:
+            raise InstanceExistsError(record.instance_id)
+        self._reset(record)
+        self.inboxes[record.instance_id][start.message_id] = start
+
+    def _reset(self, record: InstanceRecord) -> None:
+        self.records[record.instance_id] = record.copy()
+        self.histories[record.instance_id] = []
+        self.inboxes[record.instance_id] = {}
+
+    async def send(self, messages: list[Message]) -> None:
+        for message in messages:
+            if message.event["EventType"] == EventType.ExecutionStarted and not self._is_live(
+                message.instance_id
+            ):
+                created = parse_time(message.event["Timestamp"])
+                self._reset(record_from_start(message, created))
+            self.inboxes.setdefault(message.instance_id, {})[message.message_id] = message
+
+    def _is_live(self, instance_id: str) -> bool:
+        record = self.records.get(instance_id)
+        return record is not None and not record.runtime_status.is_terminal
+
+    async def commit(self, commit: EpisodeCommit) -> None:
+        instance_id = commit.record.instance_id
+        self.records[instance_id] = commit.record.copy()
+        history = self.histories.setdefault(instance_id, [])
+        if commit.new_execution:
+            history.clear()
+        history.extend(commit.new_events)
+        inbox = self.inboxes.setdefault(instance_id, {})
+        for message_id in commit.consumed:
+            inbox.pop(message_id, None)
+        await self.send(commit.outbox)
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        record = self.records.get(instance_id)
+        return record.copy() if record else None
+
+    async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
+        return list(self.histories.get(instance_id, []))
+
+    async def get_inbox(self, instance_id: str) -> list[Message]:
+        return list(self.inboxes.get(instance_id, {}).values())
+
+    async def replace_history(self, record: InstanceRecord, history: list[dict[str, Any]]) -> None:
+        self.records[record.instance_id] = record.copy()
+        self.histories[record.instance_id] = list(history)
+
+    async def query(
+        self, query: InstanceQuery, top: int | None, continuation: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        matches = sorted(
+            (r for r in self.records.values() if query.matches(r)),
+            key=lambda r: (r.created_time, r.instance_id),
+        )
+        start = int(continuation or 0)
+        end = len(matches) if top is None else start + top
+        token = str(end) if end < len(matches) else None
+        return [r.copy() for r in matches[start:end]], token
+
+    async def purge(self, instance_ids: list[str]) -> int:
+        deleted = 0
+        for instance_id in instance_ids:
+            if self.records.pop(instance_id, None) is not None:
+                deleted += 1
+            self.histories.pop(instance_id, None)
+            self.inboxes.pop(instance_id, None)
+        return deleted
+
+    async def active_instances(self) -> list[str]:
+        return [
+            i
+            for i, r in self.records.items()
+            if not r.runtime_status.is_terminal or self.inboxes.get(i)
+        ]
+
