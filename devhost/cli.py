@@ -25,12 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--app-dir", default=".", help="folder of function_app.py (default: .)")
     start.add_argument("--port", type=int, default=None, help="HTTP port (default: 7071)")
     start.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    start.add_argument("--store", choices=("memory", "azure"), default="azure",
-                       help="where the task hub lives (default: azure, i.e. AzureWebJobsStorage)")
-    start.add_argument("--cors", default=None,
-                       help="comma-separated allowed origins; '*' allows any")
-    start.add_argument("--cors-credentials", action="store_true",
-                       help="allow credentialed cross-origin requests")
+    start.add_argument(
+        "--store",
+        choices=("memory", "azure"),
+        default="azure",
+        help="where the task hub lives (default: azure, i.e. AzureWebJobsStorage)",
+    )
+    start.add_argument(
+        "--cors", default=None, help="comma-separated allowed origins; '*' allows any"
+    )
+    start.add_argument(
+        "--cors-credentials", action="store_true", help="allow credentialed cross-origin requests"
+    )
     start.add_argument("--web-dir", default=None, help="serve this folder's files at /")
     start.add_argument("--verbose", action="store_true", help="log debug detail")
     return parser
@@ -73,8 +79,14 @@ def start(args: argparse.Namespace) -> int:
     index = index_app(app_dir)
     store = make_store(args.store, settings)
     web_dir = Path(args.web_dir).resolve() if args.web_dir else None
-    host = DevHost(settings, store, Clock(), index=index,
-                   listen=ListenAddress(args.host, settings.port), static_dir=web_dir)
+    host = DevHost(
+        settings,
+        store,
+        Clock(),
+        index=index,
+        listen=ListenAddress(args.host, settings.port),
+        static_dir=web_dir,
+    )
     asyncio.run(serve(host))
     return 0
 

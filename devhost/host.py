@@ -40,11 +40,15 @@ def cors_middleware(origins: list[str], credentials: bool):
     async def middleware(request: web.Request, handler):
         origin = request.headers.get("Origin")
         allowed = origin is not None and (allow_any or origin in origins)
-        if request.method == "OPTIONS" and allowed and \
-                "Access-Control-Request-Method" in request.headers:
+        if (
+            request.method == "OPTIONS"
+            and allowed
+            and "Access-Control-Request-Method" in request.headers
+        ):
             response: web.StreamResponse = web.Response(status=204)
-            response.headers["Access-Control-Allow-Methods"] = \
-                request.headers["Access-Control-Request-Method"]
+            response.headers["Access-Control-Allow-Methods"] = request.headers[
+                "Access-Control-Request-Method"
+            ]
             requested = request.headers.get("Access-Control-Request-Headers")
             if requested:
                 response.headers["Access-Control-Allow-Headers"] = requested
@@ -55,8 +59,9 @@ def cors_middleware(origins: list[str], credentials: bool):
             except web.HTTPException as err:
                 response = err
         if allowed:
-            response.headers["Access-Control-Allow-Origin"] = \
+            response.headers["Access-Control-Allow-Origin"] = (
                 "*" if allow_any and not credentials else origin
+            )
             response.headers["Vary"] = "Origin"
             if credentials:
                 response.headers["Access-Control-Allow-Credentials"] = "true"
@@ -106,21 +111,28 @@ class DevHost:
 
     def build_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[cors_middleware(self.settings.cors_origins, self.settings.cors_credentials)],
+            middlewares=[
+                cors_middleware(self.settings.cors_origins, self.settings.cors_credentials)
+            ],
             client_max_size=100 * 1024 * 1024,
         )
         app.add_routes(ManagementApi(self.engine, self.settings.hub_name).routes())
-        functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
-        prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
-        app.router.add_route("*", f"{prefix}/{{tail:.*}}", functions.handle)
-        if self.static_dir and self.static_dir.is_dir():
-            app.router.add_get("/", self._index_page)
-            app.router.add_static("/", self.static_dir)
+        self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
-    async def _index_page(self, request: web.Request) -> web.StreamResponse:
-        assert self.static_dir
-        return web.FileResponse(self.static_dir / "index.html")
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        """HTTP functions first (routes are case-insensitive), then the static web folder."""
+        if self._functions.match(request.path, request.method) is not None:
+            return await self._functions.handle(request)
+        if self.static_dir and request.method in ("GET", "HEAD"):
+            root = self.static_dir.resolve()
+            wanted = (root / request.path.lstrip("/")).resolve()
+            if wanted.is_dir():
+                wanted = wanted / "index.html"
+            if wanted.is_relative_to(root) and wanted.is_file():
+                return web.FileResponse(wanted)
+        raise web.HTTPNotFound()
 
     async def start(self) -> None:
         await self.engine.start()

@@ -49,7 +49,9 @@ class Route:
             for match in PARAMETER.finditer(segment):
                 body += re.escape(segment[position : match.start()])
                 catch_all, name, constraint, question = match.groups()
-                value = r".*" if catch_all else CONSTRAINTS.get((constraint or "").lower(), r"[^/]+")
+                value = (
+                    r".*" if catch_all else CONSTRAINTS.get((constraint or "").lower(), r"[^/]+")
+                )
                 body += f"(?P<{name}>{value})"
                 optional = optional or bool(question) or bool(catch_all)
                 position = match.end()
@@ -102,8 +104,9 @@ class HttpFunctions:
             result = await self.invoker.call(route.function, http_request)
         except Exception:
             log.exception("Function '%s' failed", route.function.name)
-            return web.json_response({"error": "The function failed; see the host's log."},
-                                     status=500)
+            return web.json_response(
+                {"error": "The function failed; see the host's log."}, status=500
+            )
         return to_aiohttp(result)
 
 

@@ -81,7 +81,9 @@ class ActivityOutcome:
     details: str | None = None
 
 
-async def run_activity(invoker: Invoker, info: FunctionInfo, input_json: str | None) -> ActivityOutcome:
+async def run_activity(
+    invoker: Invoker, info: FunctionInfo, input_json: str | None
+) -> ActivityOutcome:
     """Decode the input and encode the output with the worker's own activity converter."""
     try:
         value = ActivityTriggerConverter.decode(

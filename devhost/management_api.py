@@ -1,4 +1,4 @@
-"""The Durable Functions HTTP API under /runtime/webhooks/durabletask/, as the SDK's client uses it."""
+"""The Durable Functions HTTP API under /runtime/webhooks/durabletask/, used by the SDK's client."""
 
 from __future__ import annotations
 
@@ -122,7 +122,9 @@ class ManagementApi:
             record, _flag(request, "showInput", True), history, _flag(request, "showHistoryOutput")
         )
         status = record.runtime_status
-        if status in (RuntimeStatus.Failed,) and _flag(request, "returnInternalServerErrorOnFailure"):
+        if status in (RuntimeStatus.Failed,) and _flag(
+            request, "returnInternalServerErrorOnFailure"
+        ):
             return _json(body, 500)
         if status.is_terminal:
             return _json(body, 200)

@@ -1,4 +1,4 @@
-"""Host settings from an app folder's host.json and local.settings.json, as `func start` reads them."""
+"""Host settings from host.json and local.settings.json, read as `func start` reads them."""
 
 from __future__ import annotations
 

@@ -55,16 +55,20 @@ class DurableHarness:
         store: TaskHubStore | None = None,
         virtual_clock: bool = True,
         env: dict[str, str] | None = None,
+        cors_origins: list[str] | None = None,
     ) -> None:
         self.app_dir = Path(app_dir)
         self._store = store
         self._virtual = virtual_clock
         self._env = env or {}
+        self._cors = cors_origins
         self.host: DevHost | None = None
 
     def __enter__(self) -> DurableHarness:
         os.environ.update(self._env)
         settings = load_settings(self.app_dir)
+        if self._cors is not None:
+            settings.cors_origins = self._cors
         self.clock = VirtualClock() if self._virtual else Clock()
         self.host = DevHost(
             settings,
@@ -126,8 +130,11 @@ class DurableHarness:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], Any]:
         """A real HTTP request to the host: status, headers and the JSON (or text) body."""
-        data = None if body is None else (body if isinstance(body, bytes) else
-                                          json.dumps(body).encode())
+        data = (
+            None
+            if body is None
+            else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        )
         request = urllib.request.Request(
             self.base_url + path, data=data, method=method, headers=headers or {}
         )

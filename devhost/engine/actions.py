@@ -42,7 +42,7 @@ Path = tuple[int, ...]
 
 
 def leaves(actions: list[dict[str, Any]], start: int = 0) -> Iterator[tuple[Path, dict[str, Any]]]:
-    """Leaf actions from top-level index `start` on, depth first, in the order the SDK numbers them."""
+    """Leaf actions from top-level index `start` on, depth first: the order the SDK numbers them."""
     for index in range(start, len(actions)):
         yield from _walk(actions[index], (index,))
 

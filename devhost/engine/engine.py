@@ -9,6 +9,7 @@ instance is handed to the orchestrator in one replay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -144,8 +145,11 @@ class Engine:
 
     async def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
         if name not in self.index.orchestrators:
-            raise EngineError(400, f"The function '{name}' doesn't exist, is disabled, "
-                                   "or is not an orchestrator function.")
+            raise EngineError(
+                400,
+                f"The function '{name}' doesn't exist, is disabled, "
+                "or is not an orchestrator function.",
+            )
         instance_id = instance_id or new_id()
         start = self._start_message(instance_id, name, input_json, parent=None)
         record = record_from_start(start, self.clock.now())
@@ -168,8 +172,9 @@ class Engine:
         self, instance_id: str, name: str, input_json: str | None, parent: dict | None
     ) -> Message:
         execution_id = new_id()
-        evt = execution_started(self.clock.now(), name, instance_id, execution_id, input_json,
-                                parent)
+        evt = execution_started(
+            self.clock.now(), name, instance_id, execution_id, input_json, parent
+        )
         return Message(new_id(), instance_id, evt, execution_id)
 
     async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
@@ -199,8 +204,9 @@ class Engine:
             record = await self.store.get_instance(instance_id)
             if record is None:
                 raise EngineError(404, f"No instance with ID '{instance_id}' found.")
-            raise EngineError(410, f"Instance '{instance_id}' has already finished "
-                                   f"({record.runtime_status}).")
+            raise EngineError(
+                410, f"Instance '{instance_id}' has already finished ({record.runtime_status})."
+            )
         message = Message(new_id(), instance_id, evt)
         await self.store.send([message])
         orch.inbox.append(message)
@@ -212,16 +218,26 @@ class Engine:
         if record is None:
             raise EngineError(404, f"No instance with ID '{instance_id}' found.")
         if record.runtime_status != RuntimeStatus.Failed:
-            raise EngineError(410, "The rewind operation is only supported on failed "
-                                   "orchestration instances.")
-        failures = {EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed,
-                    EventType.ExecutionCompleted}
+            raise EngineError(
+                410, "The rewind operation is only supported on failed orchestration instances."
+            )
+        failures = {
+            EventType.TaskFailed,
+            EventType.SubOrchestrationInstanceFailed,
+            EventType.ExecutionCompleted,
+        }
         history = await self.store.get_history(instance_id)
         for evt in history:
             if evt["EventType"] == EventType.SubOrchestrationInstanceFailed:
-                child = next((e for e in history if e["EventType"] ==
-                              EventType.SubOrchestrationInstanceCreated and
-                              e["EventId"] == evt["TaskScheduledId"]), None)
+                child = next(
+                    (
+                        e
+                        for e in history
+                        if e["EventType"] == EventType.SubOrchestrationInstanceCreated
+                        and e["EventId"] == evt["TaskScheduledId"]
+                    ),
+                    None,
+                )
                 if child is not None:
                     await self._rewind_child(child["InstanceId"], reason)
         kept = [e for e in history if e["EventType"] not in failures]
@@ -236,10 +252,8 @@ class Engine:
             self._notify(orch)
 
     async def _rewind_child(self, instance_id: str, reason: str) -> None:
-        try:
+        with contextlib.suppress(EngineError):  # the child already left the failed state
             await self.rewind(instance_id, reason)
-        except EngineError:
-            pass  # the child already left the failed state
 
     async def restart(self, instance_id: str, with_new_id: bool) -> str:
         record = await self.store.get_instance(instance_id)
@@ -307,8 +321,9 @@ class Engine:
         info = self.index.orchestrators.get(orch.record.name)
         if info is None:
             return None
-        context = build_context(orch.history, [], orch.record.instance_id,
-                                _parent_id(orch.record), orch.record.input)
+        context = build_context(
+            orch.history, [], orch.record.instance_id, _parent_id(orch.record), orch.record.input
+        )
         return run_orchestrator(info.user_function, context)
 
     def _resume_work(self, orch: Orchestration) -> None:
@@ -367,13 +382,21 @@ class Engine:
             reason = message.event.get("Input")
             record.runtime_status = RuntimeStatus.Terminated
             record.output = to_json_text(reason)
-            events.append(event(EventType.ExecutionCompleted, now,
-                                OrchestrationStatus="Terminated", Result=record.output))
+            events.append(
+                event(
+                    EventType.ExecutionCompleted,
+                    now,
+                    OrchestrationStatus="Terminated",
+                    Result=record.output,
+                )
+            )
             consumed = [m.message_id for m in orch.inbox]
         elif kind == EventType.ExecutionSuspended:
             if record.runtime_status in (RuntimeStatus.Running, RuntimeStatus.Pending):
                 record.runtime_status = RuntimeStatus.Suspended
-        elif kind == EventType.ExecutionResumed and record.runtime_status == RuntimeStatus.Suspended:
+        elif (
+            kind == EventType.ExecutionResumed and record.runtime_status == RuntimeStatus.Suspended
+        ):
             started = any(e["EventType"] == EventType.ExecutionStarted for e in orch.history.events)
             record.runtime_status = RuntimeStatus.Running if started else RuntimeStatus.Pending
         await self._commit(orch, EpisodeCommit(record, events, consumed))
@@ -386,18 +409,23 @@ class Engine:
         info = self.index.orchestrators.get(record.name)
         new_events = [event(EventType.OrchestratorStarted, now), *delivered]
         if info is None:
-            result = ReplayResult(actions=[], is_done=True,
-                                  error=f"The orchestrator function '{record.name}' doesn't exist.")
+            result = ReplayResult(
+                actions=[],
+                is_done=True,
+                error=f"The orchestrator function '{record.name}' doesn't exist.",
+            )
         else:
-            context = build_context(orch.history, new_events, record.instance_id,
-                                    _parent_id(record), record.input)
+            context = build_context(
+                orch.history, new_events, record.instance_id, _parent_id(record), record.input
+            )
             result = run_orchestrator(info.user_function, context)
         plan = orch.planner.plan(result, now, delivered)
         new_events.extend(plan.new_events)
         record.last_updated_time = now
         record.runtime_status = RuntimeStatus.Running
-        record.custom_status = to_json_text(result.custom_status) if result.has_custom_status \
-            else None
+        record.custom_status = (
+            to_json_text(result.custom_status) if result.has_custom_status else None
+        )
         outbox = self._child_starts(orch, plan.work)
         commit = EpisodeCommit(record, new_events, consumed, outbox)
         if plan.outcome is not None:
@@ -413,14 +441,24 @@ class Engine:
         record = orch.record
         for task_id, task in work.children:
             if task.name not in self.index.orchestrators:
-                messages.append(self._to_parent_message(
-                    record.instance_id, record.execution_id, task_id, failed=True,
-                    reason=f"The orchestrator function '{task.name}' doesn't exist.",
-                ))
+                messages.append(
+                    self._to_parent_message(
+                        record.instance_id,
+                        record.execution_id,
+                        task_id,
+                        failed=True,
+                        reason=f"The orchestrator function '{task.name}' doesn't exist.",
+                    )
+                )
                 continue
-            parent = {"Name": record.name, "TaskScheduledId": task_id,
-                      "OrchestrationInstance": {"InstanceId": record.instance_id,
-                                                "ExecutionId": record.execution_id}}
+            parent = {
+                "Name": record.name,
+                "TaskScheduledId": task_id,
+                "OrchestrationInstance": {
+                    "InstanceId": record.instance_id,
+                    "ExecutionId": record.execution_id,
+                },
+            }
             start = self._start_message(task.target, task.name, task.input, parent)
             start.message_id = f"{record.execution_id}:{task_id}"
             messages.append(start)
@@ -429,8 +467,9 @@ class Engine:
     def _finish(self, commit: EpisodeCommit, outcome: Outcome, now: datetime) -> None:
         record = commit.record
         if outcome.status == "ContinuedAsNew":
-            start = self._start_message(record.instance_id, record.name, outcome.continue_input,
-                                        record.parent)
+            start = self._start_message(
+                record.instance_id, record.name, outcome.continue_input, record.parent
+            )
             record.execution_id = start.execution_id
             record.input = outcome.continue_input
             record.output = None
@@ -446,34 +485,54 @@ class Engine:
             record.output = to_json_text(
                 f"Orchestrator function '{record.name}' failed: {outcome.error}"
             )
-        commit.new_events.append(event(
-            EventType.ExecutionCompleted, now, OrchestrationStatus=str(record.runtime_status),
-            Result=record.output,
-        ))
+        commit.new_events.append(
+            event(
+                EventType.ExecutionCompleted,
+                now,
+                OrchestrationStatus=str(record.runtime_status),
+                Result=record.output,
+            )
+        )
         commit.new_events.append(event(EventType.OrchestratorCompleted, now))
         parent = record.parent
         if parent:
             failed = outcome.status != "Completed"
-            commit.outbox.append(self._to_parent_message(
-                parent["OrchestrationInstance"]["InstanceId"],
-                parent["OrchestrationInstance"]["ExecutionId"],
-                parent["TaskScheduledId"],
-                failed=failed,
-                result=record.output,
-                reason=json.loads(record.output) if failed and record.output else None,
-            ))
+            commit.outbox.append(
+                self._to_parent_message(
+                    parent["OrchestrationInstance"]["InstanceId"],
+                    parent["OrchestrationInstance"]["ExecutionId"],
+                    parent["TaskScheduledId"],
+                    failed=failed,
+                    result=record.output,
+                    reason=json.loads(record.output) if failed and record.output else None,
+                )
+            )
 
     def _to_parent_message(
-        self, instance_id: str, execution_id: str, task_id: int, failed: bool,
-        result: str | None = None, reason: str | None = None,
+        self,
+        instance_id: str,
+        execution_id: str,
+        task_id: int,
+        failed: bool,
+        result: str | None = None,
+        reason: str | None = None,
     ) -> Message:
         now = self.clock.now()
         if failed:
-            evt = event(EventType.SubOrchestrationInstanceFailed, now, TaskScheduledId=task_id,
-                        Reason=reason, Details=reason)
+            evt = event(
+                EventType.SubOrchestrationInstanceFailed,
+                now,
+                TaskScheduledId=task_id,
+                Reason=reason,
+                Details=reason,
+            )
         else:
-            evt = event(EventType.SubOrchestrationInstanceCompleted, now, TaskScheduledId=task_id,
-                        Result=result)
+            evt = event(
+                EventType.SubOrchestrationInstanceCompleted,
+                now,
+                TaskScheduledId=task_id,
+                Result=result,
+            )
         return Message(new_id(), instance_id, evt, execution_id)
 
     async def _commit(self, orch: Orchestration, commit: EpisodeCommit) -> None:
@@ -498,6 +557,7 @@ class Engine:
         self, instance_id: str, statuses: set[RuntimeStatus], timeout: float
     ) -> InstanceRecord | None:
         """Wait until the instance has one of `statuses`; its last record either way."""
+
         async def reached() -> InstanceRecord | None:
             async with self._committed:
                 while True:
@@ -527,8 +587,9 @@ class Engine:
         orch = self._active.get(message.instance_id)
         if orch is None and message.event["EventType"] == EventType.ExecutionStarted:
             record = record_from_start(message, self.clock.now())
-            orch = Orchestration(record=record,
-                                 planner=Planner(record.instance_id, record.execution_id))
+            orch = Orchestration(
+                record=record, planner=Planner(record.instance_id, record.execution_id)
+            )
             self._active[record.instance_id] = orch
         if orch is None:
             self._spawn(self._route_after_load(message))
@@ -554,8 +615,9 @@ class Engine:
             for task_id, task in work.children:
                 self._spawn(self._ensure_child(orch, task_id, task))
         for _task_id, task in work.entity_messages:
-            log.warning("entity operation %s on %s is not supported yet", task.name,
-                        task.instance_id)
+            log.warning(
+                "entity operation %s on %s is not supported yet", task.name, task.instance_id
+            )
 
     async def _ensure_child(self, orch: Orchestration, task_id: int, task: PendingTask) -> None:
         """After a restart, start a child whose start message may have been lost."""
@@ -572,23 +634,35 @@ class Engine:
         async with self._activity_slots:
             info = self.index.activities.get(task.name or "")
             if info is None:
-                outcome = failed_activity(task.name or "", LookupError(
-                    f"The function '{task.name}' doesn't exist, is disabled, "
-                    "or is not an activity function."))
+                outcome = failed_activity(
+                    task.name or "",
+                    LookupError(
+                        f"The function '{task.name}' doesn't exist, is disabled, "
+                        "or is not an activity function."
+                    ),
+                )
             else:
                 outcome = await run_activity(self.invoker, info, task.input)
         now = self.clock.now()
         if outcome.ok:
-            evt = event(EventType.TaskCompleted, now, TaskScheduledId=task_id, Result=outcome.result)
+            evt = event(
+                EventType.TaskCompleted, now, TaskScheduledId=task_id, Result=outcome.result
+            )
         else:
-            evt = event(EventType.TaskFailed, now, TaskScheduledId=task_id, Reason=outcome.reason,
-                        Details=outcome.details)
+            evt = event(
+                EventType.TaskFailed,
+                now,
+                TaskScheduledId=task_id,
+                Reason=outcome.reason,
+                Details=outcome.details,
+            )
         await self._deliver(Message(new_id(), instance_id, evt, execution_id))
 
     def _on_timer(self, key: TimerKey, due: datetime) -> None:
         instance_id, execution_id, timer_id = key
-        evt = event(EventType.TimerFired, self.clock.now(), TimerId=timer_id,
-                    FireAt=format_time(due))
+        evt = event(
+            EventType.TimerFired, self.clock.now(), TimerId=timer_id, FireAt=format_time(due)
+        )
         self._spawn(self._deliver(Message(new_id(), instance_id, evt, execution_id)))
 
     async def _deliver(self, message: Message) -> None:
@@ -604,5 +678,3 @@ class Engine:
 def _parent_id(record: InstanceRecord) -> str | None:
     parent = record.parent
     return parent["OrchestrationInstance"]["InstanceId"] if parent else None
-
-

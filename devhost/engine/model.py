@@ -26,7 +26,12 @@ class RuntimeStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset(
-    {RuntimeStatus.Completed, RuntimeStatus.Failed, RuntimeStatus.Canceled, RuntimeStatus.Terminated}
+    {
+        RuntimeStatus.Completed,
+        RuntimeStatus.Failed,
+        RuntimeStatus.Canceled,
+        RuntimeStatus.Terminated,
+    }
 )
 
 

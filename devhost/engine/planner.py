@@ -54,8 +54,12 @@ class PendingTask:
     def retry_fields(self) -> dict[str, Any]:
         """What a retry timer's event keeps of the task it repeats, to rebuild after a restart."""
         return {
-            "Of": self.retry_of, "Kind": int(self.retried_kind or 0), "Name": self.name,
-            "Input": self.input, "InstanceId": self.instance_id, "Options": self.retry,
+            "Of": self.retry_of,
+            "Kind": int(self.retried_kind or 0),
+            "Name": self.name,
+            "Input": self.input,
+            "InstanceId": self.instance_id,
+            "Options": self.retry,
             "Attempt": self.attempt,
         }
 
@@ -165,12 +169,17 @@ class Planner:
 
     @staticmethod
     def _is_retry_step(evt: dict[str, Any], task: PendingTask) -> bool:
-        failed = evt["EventType"] in (EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed)
+        failed = evt["EventType"] in (
+            EventType.TaskFailed,
+            EventType.SubOrchestrationInstanceFailed,
+        )
         return (failed and task.retry is not None) or (task.is_timer and task.retry_of is not None)
 
     # -- turning the SDK's answer into history and work --------------------------------------
 
-    def plan(self, result: ReplayResult, now: datetime, delivered: list[dict[str, Any]]) -> EpisodePlan:
+    def plan(
+        self, result: ReplayResult, now: datetime, delivered: list[dict[str, Any]]
+    ) -> EpisodePlan:
         """New history and work for the events just delivered and the actions just returned."""
         work = Work()
         new_events: list[dict[str, Any]] = []
@@ -247,21 +256,44 @@ class Planner:
             task = PendingTask(kind, fire_at=fire_at, position=path)
             self.tasks[task_id] = task
             new_events.append(
-                event(EventType.TimerCreated, now, task_id, FireAt=action["fireAt"],
-                      Position=list(path))
+                event(
+                    EventType.TimerCreated,
+                    now,
+                    task_id,
+                    FireAt=action["fireAt"],
+                    Position=list(path),
+                )
             )
             work.timers.append((task_id, fire_at))
         elif kind in (ActionType.CallEntity, ActionType.SignalEntity):
-            request_id = str(uuid5(NAMESPACE_URL, f"{self.instance_id}/{self.execution_id}/{task_id}"))
-            task = PendingTask(kind, action.get("operation"), action.get("input"),
-                               instance_id=action.get("instanceId"), target=request_id)
+            request_id = str(
+                uuid5(NAMESPACE_URL, f"{self.instance_id}/{self.execution_id}/{task_id}")
+            )
+            task = PendingTask(
+                kind,
+                action.get("operation"),
+                action.get("input"),
+                instance_id=action.get("instanceId"),
+                target=request_id,
+            )
             if kind == ActionType.CallEntity:
                 self.tasks[request_id] = task
-            request = {"id": request_id, "op": task.name, "signal": kind == ActionType.SignalEntity,
-                       "input": task.input, "parent": self.instance_id}
+            request = {
+                "id": request_id,
+                "op": task.name,
+                "signal": kind == ActionType.SignalEntity,
+                "input": task.input,
+                "parent": self.instance_id,
+            }
             new_events.append(
-                event(EventType.EventSent, now, task_id, InstanceId=task.instance_id,
-                      Name="op", Input=json.dumps(request))
+                event(
+                    EventType.EventSent,
+                    now,
+                    task_id,
+                    InstanceId=task.instance_id,
+                    Name="op",
+                    Input=json.dumps(request),
+                )
             )
             work.entity_messages.append((task_id, task))
 
@@ -305,14 +337,25 @@ class Planner:
             timer_id = self._take_id()
             fire_at = now + delay
             timer = PendingTask(
-                ActionType.CreateTimer, fire_at=fire_at, retry_of=task_id, retried_kind=task.kind,
-                retry=task.retry, attempt=task.attempt, name=task.name, input=task.input,
+                ActionType.CreateTimer,
+                fire_at=fire_at,
+                retry_of=task_id,
+                retried_kind=task.kind,
+                retry=task.retry,
+                attempt=task.attempt,
+                name=task.name,
+                input=task.input,
                 instance_id=task.instance_id,
             )
             self.tasks[timer_id] = timer
             new_events.append(
-                event(EventType.TimerCreated, now, timer_id, FireAt=format_time(fire_at),
-                      Retry=timer.retry_fields())
+                event(
+                    EventType.TimerCreated,
+                    now,
+                    timer_id,
+                    FireAt=format_time(fire_at),
+                    Retry=timer.retry_fields(),
+                )
             )
             work.timers.append((timer_id, fire_at))
             return
@@ -320,8 +363,14 @@ class Planner:
             return  # the SDK fails the task on this timer; nothing more to schedule
         again_id = self._take_id()
         kind = task.retried_kind or ActionType.CallActivityWithRetry
-        again = PendingTask(kind, task.name, task.input, instance_id=task.instance_id,
-                            retry=task.retry, attempt=task.attempt + 1)
+        again = PendingTask(
+            kind,
+            task.name,
+            task.input,
+            instance_id=task.instance_id,
+            retry=task.retry,
+            attempt=task.attempt + 1,
+        )
         if kind == ActionType.CallSubOrchestratorWithRetry:
             self._add_child(again_id, again, now, new_events, work)
         else:
@@ -359,7 +408,7 @@ class Planner:
                     self.tasks[evt["EventId"]] = task
         if result is not None:
             self.top_actions_seen = len(result.actions)
-            for path, action in leaves(result.actions):
+            for _path, action in leaves(result.actions):
                 if action.get("actionType") == ActionType.WaitForExternalEvent:
                     self.waits[action.get("externalEventName") or ""] += 1
 
@@ -369,7 +418,10 @@ class Planner:
         for task_id, task in self.tasks.items():
             if task.is_timer:
                 work.timers.append((task_id, task.fire_at))
-            elif task.kind in (ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry):
+            elif task.kind in (
+                ActionType.CallSubOrchestrator,
+                ActionType.CallSubOrchestratorWithRetry,
+            ):
                 work.children.append((task_id, task))
             elif task.kind in (ActionType.CallEntity, ActionType.SignalEntity):
                 continue
@@ -393,20 +445,38 @@ def _task_from_event(evt: dict[str, Any]) -> PendingTask | None:
         action = ActionType.CallActivityWithRetry if retry else ActionType.CallActivity
         return PendingTask(action, evt.get("Name"), evt.get("Input"), retry=retry, attempt=attempt)
     if kind == EventType.SubOrchestrationInstanceCreated:
-        action = ActionType.CallSubOrchestratorWithRetry if retry else ActionType.CallSubOrchestrator
+        action = (
+            ActionType.CallSubOrchestratorWithRetry if retry else ActionType.CallSubOrchestrator
+        )
         given = None if evt.get("GeneratedId") else evt.get("InstanceId")
-        return PendingTask(action, evt.get("Name"), evt.get("Input"), instance_id=given,
-                           retry=retry, attempt=attempt, target=evt.get("InstanceId"))
+        return PendingTask(
+            action,
+            evt.get("Name"),
+            evt.get("Input"),
+            instance_id=given,
+            retry=retry,
+            attempt=attempt,
+            target=evt.get("InstanceId"),
+        )
     if kind == EventType.TimerCreated:
         fire_at = parse_time(evt["FireAt"])
         spec = evt.get("Retry")
         if spec is None:
             position = evt.get("Position")
-            return PendingTask(ActionType.CreateTimer, fire_at=fire_at,
-                               position=tuple(position) if position is not None else None)
+            return PendingTask(
+                ActionType.CreateTimer,
+                fire_at=fire_at,
+                position=tuple(position) if position is not None else None,
+            )
         return PendingTask(
-            ActionType.CreateTimer, fire_at=fire_at, retry_of=spec["Of"],
-            retried_kind=ActionType(spec["Kind"]), name=spec["Name"], input=spec["Input"],
-            instance_id=spec["InstanceId"], retry=spec["Options"], attempt=spec["Attempt"],
+            ActionType.CreateTimer,
+            fire_at=fire_at,
+            retry_of=spec["Of"],
+            retried_kind=ActionType(spec["Kind"]),
+            name=spec["Name"],
+            input=spec["Input"],
+            instance_id=spec["InstanceId"],
+            retry=spec["Options"],
+            attempt=spec["Attempt"],
         )
     return None

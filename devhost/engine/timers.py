@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from collections.abc import Callable
@@ -65,9 +66,7 @@ class TimerService:
                 continue
             delay = (due - self._clock.now()).total_seconds()
             if delay > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), delay)
-                except TimeoutError:
-                    pass
                 continue
             self.fire_due(self._clock.now())

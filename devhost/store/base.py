@@ -19,10 +19,10 @@ class TaskHubStore(ABC):
     acknowledged and read when an instance is not in memory (status queries, restarts).
     """
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional hook
         """Create what the hub needs (tables, queues); called once at start-up."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
     @abstractmethod

@@ -95,4 +95,3 @@ class MemoryStore(TaskHubStore):
             for i, r in self.records.items()
             if not r.runtime_status.is_terminal or self.inboxes.get(i)
         ]
-

@@ -33,8 +33,9 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
         "body": req.get_body().decode(),
         "url": req.url,
     }
-    return func.HttpResponse(json.dumps(payload), status_code=201, mimetype="application/json",
-                             headers={"X-Echo": "yes"})
+    return func.HttpResponse(
+        json.dumps(payload), status_code=201, mimetype="application/json", headers={"X-Echo": "yes"}
+    )
 
 
 @app.route(route="boom")
@@ -205,8 +206,11 @@ def FlakyChild(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def SubRetry(context: df.DurableOrchestrationContext):
     options = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
-    return (yield context.call_sub_orchestrator_with_retry(
-        "FlakyOrchestrator", options, context.get_input()))
+    return (
+        yield context.call_sub_orchestrator_with_retry(
+            "FlakyOrchestrator", options, context.get_input()
+        )
+    )
 
 
 @app.orchestration_trigger(context_name="context")
@@ -275,3 +279,19 @@ def Waiter(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def Starter(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("StartFromActivity", context.get_input()))
+
+
+@app.orchestration_trigger(context_name="context")
+def ParallelRetry(context: df.DurableOrchestrationContext):
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+    key = context.get_input()
+    results = yield context.task_all(
+        [
+            context.call_activity("Hello", "one"),
+            context.call_activity_with_retry("Flaky", options, key),
+            context.call_activity("Hello", "two"),
+            context.call_activity_with_retry("Flaky", options, key + "-b"),
+        ]
+    )
+    last = yield context.call_activity("Hello", "last")
+    return [*results, last]

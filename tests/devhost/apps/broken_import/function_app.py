@@ -1,0 +1,4 @@
+import azure.functions as func
+import no_such_module_here  # noqa: F401
+
+app = func.FunctionApp()
