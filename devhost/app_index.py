@@ -164,14 +164,15 @@ def _function_info(function: Any) -> FunctionInfo | None:
     )
 
 
-_indexes: dict[int, FunctionIndex] = {}
+_indexes: dict[str, tuple[Any, FunctionIndex]] = {}
 
 
 def index_app(app_dir: str | Path) -> FunctionIndex:
     """The index of an app folder, built once per loaded module (the SDK allows one indexing)."""
     module = load_app(app_dir)
-    index = _indexes.get(id(module))
-    if index is None:
-        index = build_index(find_app_object(module), str(Path(module.__file__).name))
-        _indexes[id(module)] = index
+    cached = _indexes.get(module.__file__)
+    if cached is not None and cached[0] is module:
+        return cached[1]
+    index = build_index(find_app_object(module), str(Path(module.__file__).name))
+    _indexes[module.__file__] = (module, index)
     return index
