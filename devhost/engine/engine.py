@@ -92,7 +92,7 @@ class Engine:
         self._timers = TimerService(clock, self._on_timer)
         self._timer_loop: asyncio.Task | None = None
         self._load_locks: dict[str, asyncio.Lock] = {}
-        self._committed = asyncio.Condition()
+        self._watchers: dict[str, list[asyncio.Future]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -550,26 +550,26 @@ class Engine:
             self._route(message)
         if commit.record.runtime_status.is_terminal:
             self._evict(orch)
-        async with self._committed:
-            self._committed.notify_all()
+        for waiter in self._watchers.pop(commit.record.instance_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def wait_for_status(
         self, instance_id: str, statuses: set[RuntimeStatus], timeout: float
     ) -> InstanceRecord | None:
         """Wait until the instance has one of `statuses`; its last record either way."""
-
-        async def reached() -> InstanceRecord | None:
-            async with self._committed:
-                while True:
-                    record = await self.get_record(instance_id)
-                    if record is not None and record.runtime_status in statuses:
-                        return record
-                    await self._committed.wait()
-
-        try:
-            return await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return await self.get_record(instance_id)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            record = await self.get_record(instance_id)
+            if record is not None and record.runtime_status in statuses:
+                return record
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return record
+            waiter = asyncio.get_running_loop().create_future()
+            self._watchers.setdefault(instance_id, []).append(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, remaining)
 
     def _evict(self, orch: Orchestration) -> None:
         instance_id = orch.record.instance_id
@@ -631,18 +631,23 @@ class Engine:
     async def _run_activity(
         self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
     ) -> None:
-        async with self._activity_slots:
-            info = self.index.activities.get(task.name or "")
-            if info is None:
-                outcome = failed_activity(
-                    task.name or "",
-                    LookupError(
-                        f"The function '{task.name}' doesn't exist, is disabled, "
-                        "or is not an activity function."
-                    ),
-                )
-            else:
+        info = self.index.activities.get(task.name or "")
+        if info is None:
+            outcome = failed_activity(
+                task.name or "",
+                LookupError(
+                    f"The function '{task.name}' doesn't exist, is disabled, "
+                    "or is not an activity function."
+                ),
+            )
+        elif info.is_async:
+            async with self._activity_slots:
                 outcome = await run_activity(self.invoker, info, task.input)
+        else:
+            # Sync activities go straight to the executor, whose size is the concurrency limit:
+            # its threads keep working while an episode holds the loop, so results pile up
+            # for the next episode instead of waiting to be started.
+            outcome = await run_activity(self.invoker, info, task.input)
         now = self.clock.now()
         if outcome.ok:
             evt = event(

@@ -1,0 +1,30 @@
+"""The benchmark's app: the shapes of work the engine benchmark measures."""
+
+import azure.durable_functions as df
+
+app = df.DFApp()
+
+
+@app.activity_trigger(input_name="value")
+def Step(value: int) -> int:
+    return value + 1
+
+
+@app.orchestration_trigger(context_name="context")
+def Chain(context: df.DurableOrchestrationContext):
+    value = 0
+    for _ in range(int(context.get_input())):
+        value = yield context.call_activity("Step", value)
+    return value
+
+
+@app.orchestration_trigger(context_name="context")
+def FanOut(context: df.DurableOrchestrationContext):
+    count = int(context.get_input())
+    results = yield context.task_all([context.call_activity("Step", i) for i in range(count)])
+    return len(results)
+
+
+@app.orchestration_trigger(context_name="context")
+def WaitEvent(context: df.DurableOrchestrationContext):
+    return (yield context.wait_for_external_event("Go"))

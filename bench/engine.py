@@ -1,0 +1,273 @@
+"""Engine benchmark: throughput of the host beside the SDK's own replay floor.
+
+    python -m bench.engine --store memory|azure [--runs N]
+
+Each scenario runs several times on a fresh host; the lines print medians. The floor is the time
+of the bare SDK replays the scenario needs (the SDK's handle called directly with the histories
+of the minimal episodes, no host), so `share` says how much of the SDK's speed the host keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
+from azure.functions import OrchestrationContext
+
+from devhost.clock import Clock
+from devhost.engine.history import EventType
+from devhost.engine.model import RuntimeStatus
+from devhost.engine.replay import HistoryCache, build_context
+from devhost.host import DevHost, ListenAddress
+from devhost.settings import load_settings
+from devhost.store.base import TaskHubStore
+
+APP_DIR = Path(__file__).parent / "app"
+FINISHED = {RuntimeStatus.Completed, RuntimeStatus.Failed}
+DELIVERED = {
+    EventType.OrchestratorStarted,
+    EventType.ExecutionStarted,
+    EventType.TaskCompleted,
+    EventType.TaskFailed,
+    EventType.TimerFired,
+    EventType.EventRaised,
+    EventType.SubOrchestrationInstanceCompleted,
+    EventType.SubOrchestrationInstanceFailed,
+}
+
+Episode = tuple[list[dict[str, Any]], list[dict[str, Any]]]  # (events played, events new)
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# -- the SDK floor ---------------------------------------------------------------------------------
+
+
+def episodes_of(history: list[dict[str, Any]]) -> list[Episode]:
+    """The episodes a history was built from: what each one was given as new."""
+    episodes: list[Episode] = []
+    played: list[dict[str, Any]] = []
+    current: list[dict[str, Any]] | None = None
+    produced: list[dict[str, Any]] = []
+    for evt in history:
+        if evt["EventType"] == EventType.OrchestratorStarted:
+            if current is not None:
+                episodes.append((list(played), current))
+                played += current + produced
+            current, produced = [evt], []
+        elif current is not None and evt["EventType"] in DELIVERED:
+            current.append(evt)
+        else:
+            produced.append(evt)
+    if current is not None:
+        episodes.append((list(played), current))
+    return episodes
+
+
+def merged_after_first(history: list[dict[str, Any]]) -> list[Episode]:
+    """Two episodes: the start, then every result at once (the minimum for one task_all)."""
+    episodes = episodes_of(history)
+    first_played, first_new = episodes[0]
+    second_played = first_new + [e for e in history if e["EventType"] == EventType.TaskScheduled]
+    second_new = [episodes[1][1][0]] + [
+        e for e in history if e["EventType"] in (EventType.TaskCompleted, EventType.TaskFailed)
+    ]
+    return [(first_played, first_new), (second_played, second_new)]
+
+
+def sdk_floor(
+    handle: Callable[[Any], str], instance_id: str, episodes: list[Episode], input_json: str | None
+) -> float:
+    """Seconds the SDK alone takes to replay these episodes (contexts built beforehand)."""
+    contexts = []
+    for played, new in episodes:
+        cache = HistoryCache()
+        cache.extend(played)
+        contexts.append(build_context(cache, new, instance_id, None, input_json))
+    started = time.perf_counter()
+    for context in contexts:
+        try:
+            handle(OrchestrationContext(context))
+        except Exception:  # noqa: BLE001, S112 - a replay that ends the orchestration is fine
+            continue
+    return time.perf_counter() - started
+
+
+# -- hosts -----------------------------------------------------------------------------------------
+
+
+def make_store(kind: str) -> TaskHubStore:
+    if kind == "memory":
+        from devhost.store.memory import MemoryStore
+
+        return MemoryStore()
+    from devhost.store.azure import AzureStore
+
+    return AzureStore(os.environ["AzureWebJobsStorage"], f"Bench{int(time.time() * 1000)}")
+
+
+@contextlib.asynccontextmanager
+async def running_host(store_kind: str) -> AsyncIterator[DevHost]:
+    settings = load_settings(APP_DIR)
+    host = DevHost(settings, make_store(store_kind), Clock(), listen=ListenAddress("127.0.0.1", 0))
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.stop()
+
+
+async def finish(host: DevHost, instance_id: str, timeout: float = 600) -> None:
+    record = await host.engine.wait_for_status(instance_id, FINISHED, timeout)
+    if record is None or record.runtime_status != RuntimeStatus.Completed:
+        raise RuntimeError(f"{instance_id} ended as {record and record.runtime_status}")
+
+
+def handle_of(host: DevHost, name: str) -> Callable[[Any], str]:
+    return host.index.orchestrators[name].user_function
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+
+
+async def sequential(store: str, steps: int = 100) -> tuple[float, float]:
+    async with running_host(store) as host:
+        started = time.perf_counter()
+        instance_id = await host.engine.start_new("Chain", None, str(steps))
+        await finish(host, instance_id)
+        elapsed = time.perf_counter() - started
+        history = await host.engine.get_history(instance_id)
+        floor = sdk_floor(handle_of(host, "Chain"), instance_id, episodes_of(history), str(steps))
+    return steps / elapsed, steps / floor
+
+
+async def fan_out(store: str, count: int = 1000) -> tuple[float, float]:
+    async with running_host(store) as host:
+        started = time.perf_counter()
+        instance_id = await host.engine.start_new("FanOut", None, str(count))
+        await finish(host, instance_id)
+        elapsed = time.perf_counter() - started
+        history = await host.engine.get_history(instance_id)
+        floor = sdk_floor(
+            handle_of(host, "FanOut"), instance_id, merged_after_first(history), str(count)
+        )
+    return count / elapsed, count / floor
+
+
+async def many_instances(store: str, instances: int = 500, steps: int = 5) -> tuple[float, float]:
+    async with running_host(store) as host:
+        started = time.perf_counter()
+        ids = await asyncio.gather(
+            *(host.engine.start_new("Chain", None, str(steps)) for _ in range(instances))
+        )
+        await asyncio.gather(*(finish(host, i) for i in ids))
+        elapsed = time.perf_counter() - started
+        sample = ids[:: max(1, instances // 100)]
+        floor = 0.0
+        for instance_id in sample:
+            history = await host.engine.get_history(instance_id)
+            floor += sdk_floor(
+                handle_of(host, "Chain"), instance_id, episodes_of(history), str(steps)
+            )
+    total = instances * steps
+    return total / elapsed, total / (floor * instances / len(sample))
+
+
+async def event_round_trip(store: str, samples: int = 200) -> list[float]:
+    async with running_host(store) as host:
+        client = df.DurableOrchestrationClient(host.client_json())
+        ids = [await host.engine.start_new("WaitEvent", None, None) for _ in range(samples)]
+        for instance_id in ids:
+            await host.engine.wait_for_status(instance_id, {RuntimeStatus.Running}, 30)
+        await host.engine.wait_idle()
+        times = []
+        for instance_id in ids:
+            started = time.perf_counter()
+            await client.raise_event(instance_id, "Go", 1)
+            await finish(host, instance_id)
+            times.append(time.perf_counter() - started)
+    return times
+
+
+async def timer_lateness(store: str, samples: int = 100) -> list[float]:
+    """How late durable timers fire: TimerFired's time minus the FireAt asked for."""
+    async with running_host(store) as host:
+        engine = host.engine
+        lateness = []
+        fired: dict[str, float] = {}
+        original = engine._on_timer
+
+        def spy(key, due):
+            fired[key[0]] = (engine.clock.now() - due).total_seconds()
+            original(key, due)
+
+        engine._timers._on_fire = spy
+        for _ in range(samples):
+            instance_id = await engine.start_new("Timer", None, "0.05")
+            await finish(host, instance_id)
+            lateness.append(fired[instance_id])
+    return lateness
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def throughput_line(label: str, unit: str, runs: list[tuple[float, float]], target: str) -> str:
+    host = statistics.median(r[0] for r in runs)
+    floor = statistics.median(r[1] for r in runs)
+    share = statistics.median(r[0] / r[1] for r in runs)
+    return (
+        f"{label:<34} host {host:9.1f} {unit}  SDK floor {floor:9.1f} {unit}  "
+        f"share {share:6.1%}  ({len(runs)} runs; {target})"
+    )
+
+
+async def main_async(store: str, runs: int) -> None:
+    log(f"store: {store}; {runs} runs a scenario; medians below")
+    results = []
+    for label, scenario, unit, target in (
+        ("sequential chain of 100", sequential, "steps/s", "target >= 75% of floor"),
+        ("fan-out/fan-in of 1,000", fan_out, "acts/s", "target >= 1,000 acts/s"),
+        ("500 instances x 5-step chain", many_instances, "steps/s", "target >= 70% of floor"),
+    ):
+        measured = []
+        for run in range(runs):
+            log(f"  {label}: run {run + 1}/{runs}")
+            measured.append(await scenario(store))
+        results.append(throughput_line(label, unit, measured, target))
+        print(results[-1], flush=True)
+    log("  external events: 200 round trips")
+    trips = await event_round_trip(store)
+    print(
+        f"{'external event round trip':<34} p50 {percentile(trips, 0.5) * 1000:7.2f} ms  "
+        f"p99 {percentile(trips, 0.99) * 1000:7.2f} ms  ({len(trips)} samples)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__)
+    parser.add_argument("--store", choices=("memory", "azure"), default="memory")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    asyncio.run(main_async(args.store, args.runs))
+
+
+if __name__ == "__main__":
+    main()
