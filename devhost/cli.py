@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .app_index import AppLoadError, index_app
+from .azurite import expand_development_storage
 from .clock import Clock
 from .host import DevHost, ListenAddress
 from .settings import SettingsError, load_settings, parse_cors
@@ -47,9 +48,16 @@ def make_store(kind: str, settings) -> TaskHubStore:
         from .store.memory import MemoryStore
 
         return MemoryStore()
-    raise SettingsError(
-        "--store azure is not available yet in this version of devhost; use --store memory"
-    )
+    from .store.azure import AzureStore
+
+    connection = settings.storage_connection
+    if not connection:
+        raise SettingsError(
+            "AzureWebJobsStorage is not set: put a connection string (or "
+            "'UseDevelopmentStorage=true' for Azurite) in local.settings.json, "
+            "or use --store memory"
+        )
+    return AzureStore(expand_development_storage(connection), settings.hub_name)
 
 
 async def serve(host: DevHost) -> None:

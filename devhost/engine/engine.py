@@ -152,6 +152,7 @@ class Engine:
             )
         instance_id = instance_id or new_id()
         start = self._start_message(instance_id, name, input_json, parent=None)
+        start.stored = True
         record = record_from_start(start, self.clock.now())
         try:
             await self.store.create_instance(record, start)
@@ -175,7 +176,8 @@ class Engine:
         evt = execution_started(
             self.clock.now(), name, instance_id, execution_id, input_json, parent
         )
-        return Message(new_id(), instance_id, evt, execution_id)
+        evt["MessageId"] = message_id = new_id()
+        return Message(message_id, instance_id, evt, execution_id)
 
     async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
         await self._send_control(
@@ -207,7 +209,8 @@ class Engine:
             raise EngineError(
                 410, f"Instance '{instance_id}' has already finished ({record.runtime_status})."
             )
-        message = Message(new_id(), instance_id, evt)
+        evt["MessageId"] = message_id = new_id()
+        message = Message(message_id, instance_id, evt, stored=True)
         await self.store.send([message])
         orch.inbox.append(message)
         self._notify(orch)
@@ -306,16 +309,35 @@ class Engine:
         return orch
 
     async def _read(self, instance_id: str) -> Orchestration | None:
-        record = await self.store.get_instance(instance_id)
-        if record is None or record.runtime_status.is_terminal:
+        """Rebuild a live instance from the store: its state, history and unconsumed inbox."""
+        loaded = await self.store.load(instance_id)
+        if loaded is None or loaded[0].runtime_status.is_terminal:
             return None
-        history = await self.store.get_history(instance_id)
+        record, history, inbox = loaded
         orch = Orchestration(record=record, planner=Planner(instance_id, record.execution_id))
         orch.history.extend(history)
-        orch.inbox = await self.store.get_inbox(instance_id)
+        in_history = {e["MessageId"] for e in history if "MessageId" in e}
+        orch.inbox = [m for m in inbox if m.message_id not in in_history]
+        started = any(e["EventType"] == EventType.ExecutionStarted for e in history)
+        if not started and not any(
+            m.event["EventType"] == EventType.ExecutionStarted for m in orch.inbox
+        ):
+            orch.inbox.insert(0, self._restart_message(record))
         replay = self._dry_replay(orch) if history else None
         orch.planner.rebuild(history, replay)
         return orch
+
+    def _restart_message(self, record: InstanceRecord) -> Message:
+        """The start of an execution whose start message was not kept (continue-as-new)."""
+        evt = execution_started(
+            self.clock.now(),
+            record.name,
+            record.instance_id,
+            record.execution_id,
+            record.input,
+            record.parent,
+        )
+        return Message(new_id(), record.instance_id, evt, record.execution_id)
 
     def _dry_replay(self, orch: Orchestration) -> ReplayResult | None:
         info = self.index.orchestrators.get(orch.record.name)
@@ -460,7 +482,7 @@ class Engine:
                 },
             }
             start = self._start_message(task.target, task.name, task.input, parent)
-            start.message_id = f"{record.execution_id}:{task_id}"
+            start.message_id = start.event["MessageId"] = f"{record.execution_id}:{task_id}"
             messages.append(start)
         return messages
 
@@ -536,7 +558,24 @@ class Engine:
         return Message(new_id(), instance_id, evt, execution_id)
 
     async def _commit(self, orch: Orchestration, commit: EpisodeCommit) -> None:
-        await self.store.commit(commit)
+        consumed = set(commit.consumed)
+        stored = [m.message_id for m in orch.inbox if m.stored and m.message_id in consumed]
+        previous = orch.record
+        commit.status_changed = (
+            previous.runtime_status != commit.record.runtime_status
+            or previous.custom_status != commit.record.custom_status
+            or previous.execution_id != commit.record.execution_id
+        )
+        await self.store.commit(
+            EpisodeCommit(
+                commit.record,
+                commit.new_events,
+                stored,
+                [],
+                commit.new_execution,
+                commit.status_changed,
+            )
+        )
         orch.record = commit.record
         if commit.new_execution:
             self._timers.cancel_instance(commit.record.instance_id)
@@ -544,10 +583,15 @@ class Engine:
             orch.history.clear()
         else:
             orch.history.extend(commit.new_events)
-        gone = set(commit.consumed)
-        orch.inbox = [m for m in orch.inbox if m.message_id not in gone]
+        orch.inbox = [m for m in orch.inbox if m.message_id not in consumed]
         for message in commit.outbox:
-            self._route(message)
+            if (
+                message.event["EventType"] == EventType.ExecutionStarted
+                and message.instance_id != commit.record.instance_id
+            ):
+                await self._create_child(message)
+            else:
+                self._route(message)
         if commit.record.runtime_status.is_terminal:
             self._evict(orch)
         for waiter in self._watchers.pop(commit.record.instance_id, ()):
@@ -619,14 +663,36 @@ class Engine:
                 "entity operation %s on %s is not supported yet", task.name, task.instance_id
             )
 
+    async def _create_child(self, start: Message) -> None:
+        """Store a child's start, unless the same child (same parent task) already exists."""
+        record = record_from_start(start, self.clock.now())
+        existing = await self.store.create_child(record, start)
+        if existing is None:
+            start.stored = True
+            self._route(start)
+        elif existing.runtime_status.is_terminal:
+            self._route(self._child_outcome(existing))
+
     async def _ensure_child(self, orch: Orchestration, task_id: int, task: PendingTask) -> None:
-        """After a restart, start a child whose start message may have been lost."""
-        if await self.store.get_instance(task.target or "") is not None:
-            return
-        messages = self._child_starts(orch, Work(children=[(task_id, task)]))
-        await self.store.send(messages)
-        for message in messages:
-            self._route(message)
+        """After a restart: create a child that was never stored, or hand over its outcome."""
+        for message in self._child_starts(orch, Work(children=[(task_id, task)])):
+            if message.event["EventType"] == EventType.ExecutionStarted:
+                await self._create_child(message)
+            else:
+                self._route(message)
+
+    def _child_outcome(self, child: InstanceRecord) -> Message:
+        parent = child.parent or {}
+        instance = parent.get("OrchestrationInstance") or {}
+        failed = child.runtime_status != RuntimeStatus.Completed
+        return self._to_parent_message(
+            instance.get("InstanceId", ""),
+            instance.get("ExecutionId", ""),
+            parent.get("TaskScheduledId", -1),
+            failed=failed,
+            result=child.output,
+            reason=json.loads(child.output) if failed and child.output else None,
+        )
 
     async def _run_activity(
         self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
@@ -671,11 +737,10 @@ class Engine:
         self._spawn(self._deliver(Message(new_id(), instance_id, evt, execution_id)))
 
     async def _deliver(self, message: Message) -> None:
-        """Store a result for a live instance, then hand it over; results for finished ones go."""
+        """Hand a result to its live instance; results for finished executions are dropped."""
         orch = await self._load(message.instance_id)
         if orch is None or orch.record.execution_id != message.execution_id:
             return
-        await self.store.send([message])
         orch.inbox.append(message)
         self._notify(orch)
 

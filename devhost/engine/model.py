@@ -56,8 +56,11 @@ class InstanceRecord:
 
 @dataclass
 class Message:
-    """An event for an instance's inbox, stored before anyone is told it was accepted.
+    """An event for an instance's inbox.
 
+    What a client was told is accepted (starts, raised events, control messages) is `stored`
+    before the answer; results of activities, timers and children are kept in memory only, as
+    the history that scheduled them is enough to produce them again after a crash.
     `execution_id` ties task results to the execution that scheduled them, so results of an
     execution that continued as new are dropped; external events and control messages carry None.
     """
@@ -66,17 +69,23 @@ class Message:
     instance_id: str
     event: dict[str, Any]
     execution_id: str | None = None
+    stored: bool = False
 
 
 @dataclass
 class EpisodeCommit:
-    """Everything one episode changes for one instance, applied by the store as one unit."""
+    """Everything one episode changes for one instance, applied by the store as one unit.
+
+    `consumed` are ids of stored inbox messages now in history; `outbox` is handed to other
+    instances in memory after the commit (children are created through the store first).
+    """
 
     record: InstanceRecord
     new_events: list[dict[str, Any]]
     consumed: list[str]
     outbox: list[Message] = field(default_factory=list)
     new_execution: bool = False
+    status_changed: bool = True
 
 
 @dataclass
@@ -113,4 +122,14 @@ def record_from_start(start: Message, created: datetime) -> InstanceRecord:
         execution_id=evt["OrchestrationInstance"]["ExecutionId"],
         input=evt.get("Input"),
         parent=parent,
+    )
+
+
+def same_parent_task(a: InstanceRecord, b: InstanceRecord) -> bool:
+    """Whether two records are the same child: started by the same task of the same execution."""
+    if not a.parent or not b.parent:
+        return False
+    return (
+        a.parent.get("TaskScheduledId") == b.parent.get("TaskScheduledId")
+        and a.parent["OrchestrationInstance"] == b.parent["OrchestrationInstance"]
     )

@@ -30,8 +30,17 @@ class TaskHubStore(ABC):
         """Store a new instance and its start message; raise InstanceExistsError if it is live."""
 
     @abstractmethod
+    async def create_child(self, record: InstanceRecord, start: Message) -> InstanceRecord | None:
+        """Store a sub-orchestration's start, idempotently.
+
+        If an instance with this id was already started by the same parent task (a replay after
+        a crash), nothing is written and that instance's record is returned; a finished instance
+        of another parent is replaced; None means the child was created.
+        """
+
+    @abstractmethod
     async def send(self, messages: list[Message]) -> None:
-        """Append messages to their instances' inboxes."""
+        """Append messages to their (live) instances' inboxes."""
 
     @abstractmethod
     async def commit(self, commit: EpisodeCommit) -> None:
@@ -44,7 +53,10 @@ class TaskHubStore(ABC):
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    async def get_inbox(self, instance_id: str) -> list[Message]: ...
+    async def load(
+        self, instance_id: str
+    ) -> tuple[InstanceRecord, list[dict[str, Any]], list[Message]] | None:
+        """An instance's authoritative state, current history and stored inbox, for recovery."""
 
     @abstractmethod
     async def replace_history(self, record: InstanceRecord, history: list[dict[str, Any]]) -> None:

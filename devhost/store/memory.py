@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.history import EventType, parse_time
-from ..engine.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message, record_from_start
+from ..engine.model import (
+    EpisodeCommit,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    same_parent_task,
+)
 from .base import InstanceExistsError, TaskHubStore
 
 
@@ -29,18 +34,19 @@ class MemoryStore(TaskHubStore):
         self.histories[record.instance_id] = []
         self.inboxes[record.instance_id] = {}
 
+    async def create_child(self, record: InstanceRecord, start: Message) -> InstanceRecord | None:
+        existing = self.records.get(record.instance_id)
+        if existing is not None and (
+            same_parent_task(existing, record) or not existing.runtime_status.is_terminal
+        ):
+            return existing.copy()
+        self._reset(record)
+        self.inboxes[record.instance_id][start.message_id] = start
+        return None
+
     async def send(self, messages: list[Message]) -> None:
         for message in messages:
-            if message.event["EventType"] == EventType.ExecutionStarted and not self._is_live(
-                message.instance_id
-            ):
-                created = parse_time(message.event["Timestamp"])
-                self._reset(record_from_start(message, created))
             self.inboxes.setdefault(message.instance_id, {})[message.message_id] = message
-
-    def _is_live(self, instance_id: str) -> bool:
-        record = self.records.get(instance_id)
-        return record is not None and not record.runtime_status.is_terminal
 
     async def commit(self, commit: EpisodeCommit) -> None:
         instance_id = commit.record.instance_id
@@ -52,7 +58,6 @@ class MemoryStore(TaskHubStore):
         inbox = self.inboxes.setdefault(instance_id, {})
         for message_id in commit.consumed:
             inbox.pop(message_id, None)
-        await self.send(commit.outbox)
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         record = self.records.get(instance_id)
@@ -61,8 +66,14 @@ class MemoryStore(TaskHubStore):
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
         return list(self.histories.get(instance_id, []))
 
-    async def get_inbox(self, instance_id: str) -> list[Message]:
-        return list(self.inboxes.get(instance_id, {}).values())
+    async def load(
+        self, instance_id: str
+    ) -> tuple[InstanceRecord, list[dict[str, Any]], list[Message]] | None:
+        record = self.records.get(instance_id)
+        if record is None:
+            return None
+        history = list(self.histories.get(instance_id, []))
+        return record.copy(), history, list(self.inboxes.get(instance_id, {}).values())
 
     async def replace_history(self, record: InstanceRecord, history: list[dict[str, Any]]) -> None:
         self.records[record.instance_id] = record.copy()

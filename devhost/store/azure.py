@@ -1,0 +1,658 @@
+"""The task hub in Azure Storage tables (Azurite locally, or a real account).
+
+Layout, for a hub named H (readable in Storage Explorer):
+- `HInstances`: one row per instance (PartitionKey = instance id): the status the API serves.
+- `HHistory`: one partition per instance (PartitionKey = instance id) holding
+  - `state`: the instance's authoritative status row, with `Next`, the number of history
+    events of the current execution;
+  - `h00000000`, `h00000001`, ...: one row per history event (`Event` holds the JSON);
+  - `i<time>-<message id>`: the stored inbox (starts, raised events, control messages).
+
+An episode is committed by one entity-group transaction on the instance's partition: the new
+event rows, the deletion of the inbox rows they consumed, and the `state` row updated under its
+ETag. An episode with more than fits in one transaction writes its event rows first (rows past
+`Next` are invisible until `state` moves) and commits with the `state` update, so a reader never
+sees half an episode. The `Instances` row is a projection written after the commit (and before
+a new instance exists); recovery reads `state`, which wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from ..engine.model import (
+    EpisodeCommit,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    RuntimeStatus,
+    same_parent_task,
+)
+from .base import InstanceExistsError, TaskHubStore
+
+log = logging.getLogger("devhost.store")
+T = TypeVar("T")
+
+STATE_KEY = "state"
+CHUNK = 30_000  # characters per string property (the service allows 64 KiB of UTF-16)
+BATCH_ROWS = 100
+BATCH_BYTES = 3_500_000
+LEASE_SECONDS = 30
+LIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
+
+
+class HubInUseError(Exception):
+    """Another host holds this task hub's lease."""
+
+
+class CommitConflictError(Exception):
+    """The state row changed under us: another process wrote this instance."""
+
+
+def _put_text(entity: dict[str, Any], name: str, text: str | None) -> None:
+    if text is None:
+        return
+    for index in range(0, max(len(text), 1), CHUNK):
+        key = name if index == 0 else f"{name}_{index // CHUNK}"
+        entity[key] = text[index : index + CHUNK]
+
+
+def _get_text(entity: dict[str, Any], name: str) -> str | None:
+    if name not in entity:
+        return None
+    parts = [entity[name]]
+    index = 1
+    while f"{name}_{index}" in entity:
+        parts.append(entity[f"{name}_{index}"])
+        index += 1
+    return "".join(parts)
+
+
+def _record_entity(record: InstanceRecord, row_key: str) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": record.instance_id,
+        "RowKey": row_key,
+        "Name": record.name,
+        "RuntimeStatus": str(record.runtime_status),
+        "CreatedTime": record.created_time,
+        "LastUpdatedTime": record.last_updated_time,
+        "ExecutionId": record.execution_id,
+    }
+    _put_text(entity, "Input", record.input)
+    _put_text(entity, "Output", record.output)
+    _put_text(entity, "CustomStatus", record.custom_status)
+    if record.parent:
+        entity["Parent"] = json.dumps(record.parent)
+    return entity
+
+
+def _record_from(entity: dict[str, Any]) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=entity["PartitionKey"],
+        name=entity["Name"],
+        runtime_status=RuntimeStatus(entity["RuntimeStatus"]),
+        created_time=_utc(entity["CreatedTime"]),
+        last_updated_time=_utc(entity["LastUpdatedTime"]),
+        execution_id=entity["ExecutionId"],
+        input=_get_text(entity, "Input"),
+        output=_get_text(entity, "Output"),
+        custom_status=_get_text(entity, "CustomStatus"),
+        parent=json.loads(entity["Parent"]) if entity.get("Parent") else None,
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    moment = datetime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=UTC,
+    )
+    return moment
+
+
+def _event_entity(instance_id: str, execution_id: str, seq: int, evt: dict) -> dict[str, Any]:
+    entity = {
+        "PartitionKey": instance_id,
+        "RowKey": f"h{seq:08d}",
+        "ExecutionId": execution_id,
+        "EventType": _event_name(evt["EventType"]),
+    }
+    _put_text(entity, "Event", json.dumps(evt, separators=(",", ":")))
+    return entity
+
+
+def _event_name(number: int) -> str:
+    from ..engine.history import EventType
+
+    return EventType(number).name
+
+
+def _message_entity(message: Message, row_key: str) -> dict[str, Any]:
+    entity = {
+        "PartitionKey": message.instance_id,
+        "RowKey": row_key,
+        "MessageId": message.message_id,
+        "ExecutionId": message.execution_id or "",
+    }
+    _put_text(entity, "Event", json.dumps(message.event, separators=(",", ":")))
+    return entity
+
+
+def _message_from(entity: dict[str, Any]) -> Message:
+    return Message(
+        message_id=entity["MessageId"],
+        instance_id=entity["PartitionKey"],
+        event=json.loads(_get_text(entity, "Event") or "{}"),
+        execution_id=entity.get("ExecutionId") or None,
+        stored=True,
+    )
+
+
+def _is_outage(err: BaseException) -> bool:
+    if isinstance(err, ServiceRequestError | ServiceResponseError | ConnectionError | OSError):
+        return True
+    return isinstance(err, HttpResponseError) and (err.status_code or 0) >= 500
+
+
+def _size(entity: dict[str, Any]) -> int:
+    return sum(len(v) if isinstance(v, str) else 16 for v in entity.values())
+
+
+class _State:
+    """What the store remembers of an instance's `state` row between commits."""
+
+    def __init__(self, etag: str | None, next_seq: int, execution_id: str) -> None:
+        self.etag = etag
+        self.next_seq = next_seq
+        self.execution_id = execution_id
+
+
+class AzureStore(TaskHubStore):
+    def __init__(self, connection_string: str, hub: str, owner: str | None = None) -> None:
+        if not hub.isalnum() or not hub[0].isalpha() or not 3 <= len(hub) <= 45:
+            raise ValueError(
+                f"Task hub name {hub!r} must be 3 to 45 letters and digits, starting with a letter"
+            )
+        self.connection_string = connection_string
+        self.hub = hub
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._service: TableServiceClient | None = None
+        self._instances: TableClient
+        self._history: TableClient
+        self._leases: TableClient
+        self._states: dict[str, _State] = {}
+        self._inbox_keys: dict[str, str] = {}
+        self._lease_task: asyncio.Task | None = None
+        self._lease_etag: str | None = None
+        self._outage_logged = False
+        self._sequence = 0
+
+    # -- connection, retries and the lease ------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        return self._service.url if self._service else "storage"
+
+    async def _retry(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a storage call, waiting out outages (Azurite stopped, network down)."""
+        delay = 0.2
+        while True:
+            try:
+                result = await operation()
+            except (ResourceExistsError, ResourceNotFoundError, TableTransactionError):
+                raise
+            except Exception as err:  # noqa: BLE001 - classified below
+                if not _is_outage(err):
+                    raise
+                log.warning(
+                    "Storage at %s is unreachable (%s); retrying in %.1fs",
+                    self.endpoint,
+                    type(err).__name__,
+                    delay,
+                )
+                self._outage_logged = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._outage_logged:
+                log.warning("Storage at %s is reachable again", self.endpoint)
+                self._outage_logged = False
+            return result
+
+    async def open(self) -> None:
+        self._service = TableServiceClient.from_connection_string(
+            self.connection_string, retry_total=0
+        )
+        tables = {}
+        for suffix in ("Instances", "History", "Leases"):
+            name = f"{self.hub}{suffix}"
+            await self._retry(lambda name=name: self._service.create_table_if_not_exists(name))
+            tables[suffix] = self._service.get_table_client(name)
+        self._instances, self._history, self._leases = (
+            tables["Instances"],
+            tables["History"],
+            tables["Leases"],
+        )
+        await self._acquire_lease()
+        self._lease_task = asyncio.create_task(self._renew_lease())
+
+    async def close(self) -> None:
+        if self._lease_task:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+            await self._release_lease()
+        if self._service:
+            await self._service.close()
+
+    def _lease_entity(self) -> dict[str, Any]:
+        expires = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
+        return {
+            "PartitionKey": "lease",
+            "RowKey": self.hub,
+            "Owner": self.owner,
+            "ExpiresAt": expires,
+        }
+
+    async def _acquire_lease(self) -> None:
+        """One host per hub: take the lease, or refuse with who holds it."""
+        try:
+            result = await self._retry(lambda: self._leases.create_entity(self._lease_entity()))
+            self._lease_etag = result.get("etag")
+            return
+        except ResourceExistsError:
+            pass
+        current = await self._retry(lambda: self._leases.get_entity("lease", self.hub))
+        expires = _utc(current["ExpiresAt"])
+        holder = current["Owner"]
+        if holder != self.owner and expires > datetime.now(UTC) and _holder_alive(holder):
+            raise HubInUseError(
+                f"task hub '{self.hub}' is in use by another host ({holder}) until "
+                f"{expires:%H:%M:%S} UTC; stop it, or give this host another hubName"
+            )
+        result = await self._retry(
+            lambda: self._leases.update_entity(
+                self._lease_entity(),
+                mode=UpdateMode.REPLACE,
+                etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        )
+        self._lease_etag = result.get("etag")
+
+    async def _renew_lease(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                result = await self._retry(
+                    lambda: self._leases.update_entity(
+                        self._lease_entity(),
+                        mode=UpdateMode.REPLACE,
+                        etag=self._lease_etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                )
+                self._lease_etag = result.get("etag")
+            except HttpResponseError:
+                log.critical("Lost the lease of task hub '%s' to another host; stopping", self.hub)
+                os._exit(3)
+
+    async def _release_lease(self) -> None:
+        try:
+            await self._leases.delete_entity(
+                "lease",
+                self.hub,
+                etag=self._lease_etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except Exception:  # noqa: BLE001 - best effort; the lease expires anyway
+            log.debug("lease not released", exc_info=True)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _inbox_key(self, message: Message) -> str:
+        self._sequence += 1
+        key = f"i{time.time_ns():020d}{self._sequence % 1000:03d}-{message.message_id}"
+        self._inbox_keys[message.message_id] = key
+        return key
+
+    async def create_instance(self, record: InstanceRecord, start: Message) -> None:
+        existing = await self._read_state(record.instance_id)
+        if existing is not None and not existing[0].runtime_status.is_terminal:
+            raise InstanceExistsError(record.instance_id)
+        await self._create(record, start, existing)
+
+    async def create_child(self, record: InstanceRecord, start: Message) -> InstanceRecord | None:
+        existing = await self._read_state(record.instance_id)
+        if existing is not None and (
+            same_parent_task(existing[0], record) or not existing[0].runtime_status.is_terminal
+        ):
+            return existing[0]
+        await self._create(record, start, existing)
+        return None
+
+    async def _create(
+        self,
+        record: InstanceRecord,
+        start: Message,
+        existing: tuple[InstanceRecord, str, int] | None,
+    ) -> None:
+        """Instance row first (so recovery finds it), then state and start in one transaction."""
+        await self._retry(
+            lambda: self._instances.upsert_entity(
+                _record_entity(record, ""), mode=UpdateMode.REPLACE
+            )
+        )
+        if existing is not None:
+            await self._delete_partition(record.instance_id, keep_state=True)
+        state = _record_entity(record, STATE_KEY)
+        state["Next"] = 0
+        state_op = (
+            ("create", state)
+            if existing is None
+            else (
+                "update",
+                state,
+                {
+                    "mode": UpdateMode.REPLACE,
+                    "etag": existing[1],
+                    "match_condition": MatchConditions.IfNotModified,
+                },
+            )
+        )
+        operations = [state_op, ("upsert", _message_entity(start, self._inbox_key(start)))]
+        try:
+            result = await self._retry(lambda: self._history.submit_transaction(operations))
+        except TableTransactionError as err:
+            winner = await self._read_state(record.instance_id)  # a racing start won
+            if winner is not None:
+                await self._repair_projection(winner[0])
+            raise InstanceExistsError(record.instance_id) from err
+        self._states[record.instance_id] = _State(result[0].get("etag"), 0, record.execution_id)
+
+    async def send(self, messages: list[Message]) -> None:
+        for message in messages:
+            entity = _message_entity(message, self._inbox_key(message))
+            await self._retry(lambda entity=entity: self._history.upsert_entity(entity))
+
+    async def commit(self, commit: EpisodeCommit) -> None:
+        record = commit.record
+        instance_id = record.instance_id
+        state = self._states.get(instance_id)
+        if state is None:
+            loaded = await self._read_state(instance_id)
+            state = (
+                _State(loaded[1], loaded[2], record.execution_id)
+                if loaded
+                else _State(None, 0, record.execution_id)
+            )
+        first = 0 if commit.new_execution else state.next_seq
+        rows = [
+            (
+                "upsert",
+                _event_entity(instance_id, record.execution_id, first + i, evt),
+                {"mode": UpdateMode.REPLACE},
+            )
+            for i, evt in enumerate(commit.new_events)
+        ]
+        deletes = [
+            ("delete", {"PartitionKey": instance_id, "RowKey": self._inbox_keys.pop(mid)})
+            for mid in commit.consumed
+            if mid in self._inbox_keys
+        ]
+        state_entity = _record_entity(record, STATE_KEY)
+        state_entity["Next"] = first + len(commit.new_events)
+        state_op = (
+            "update",
+            state_entity,
+            {
+                "mode": UpdateMode.REPLACE,
+                "etag": state.etag,
+                "match_condition": MatchConditions.IfNotModified,
+            },
+        )
+        final = [state_op]
+        pending = rows + deletes
+        while (
+            pending
+            and len(final) < BATCH_ROWS
+            and _size(pending[-1][1]) + sum(_size(op[1]) for op in final) < BATCH_BYTES
+        ):
+            final.append(pending.pop())
+        early_rows = [op for op in pending if op[0] == "upsert"]
+        late_deletes = [op for op in pending if op[0] == "delete"]
+        for batch in _batches(early_rows):
+            await self._retry(lambda batch=batch: self._history.submit_transaction(batch))
+        try:
+            result = await self._retry(lambda: self._history.submit_transaction(final))
+        except TableTransactionError as err:
+            raise CommitConflictError(
+                f"instance '{instance_id}' was changed by another writer"
+            ) from err
+        self._states[instance_id] = _State(
+            result[0].get("etag"), state_entity["Next"], record.execution_id
+        )
+        for batch in _batches(late_deletes):
+            await self._retry(lambda batch=batch: self._history.submit_transaction(batch))
+        if commit.status_changed or record.runtime_status.is_terminal:
+            await self._retry(
+                lambda: self._instances.upsert_entity(
+                    _record_entity(record, ""), mode=UpdateMode.REPLACE
+                )
+            )
+        if record.runtime_status.is_terminal:
+            self._states.pop(instance_id, None)
+
+    async def replace_history(self, record: InstanceRecord, history: list[dict[str, Any]]) -> None:
+        loaded = await self._read_state(record.instance_id)
+        self._states[record.instance_id] = _State(
+            loaded[1] if loaded else None, 0, record.execution_id
+        )
+        await self.commit(EpisodeCommit(record, history, [], new_execution=True))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def _read_state(self, instance_id: str) -> tuple[InstanceRecord, str, int] | None:
+        """The state row: the record, its ETag and the count of current history events."""
+        try:
+            entity = await self._retry(lambda: self._history.get_entity(instance_id, STATE_KEY))
+        except ResourceNotFoundError:
+            return None
+        return _record_from(entity), entity.metadata["etag"], int(entity.get("Next", 0))
+
+    async def _partition(self, instance_id: str) -> list[dict[str, Any]]:
+        async def read() -> list[dict[str, Any]]:
+            rows = []
+            async for entity in self._history.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": instance_id}
+            ):
+                rows.append(entity)
+            return rows
+
+        return await self._retry(read)
+
+    async def load(
+        self, instance_id: str
+    ) -> tuple[InstanceRecord, list[dict[str, Any]], list[Message]] | None:
+        rows = await self._partition(instance_id)
+        state = next((r for r in rows if r["RowKey"] == STATE_KEY), None)
+        if state is None:
+            return None
+        record = _record_from(state)
+        history = self._events(rows, state)
+        inbox = []
+        for row in rows:
+            if row["RowKey"].startswith("i"):
+                message = _message_from(row)
+                self._inbox_keys[message.message_id] = row["RowKey"]
+                inbox.append(message)
+        self._states[instance_id] = _State(
+            state.metadata["etag"], int(state.get("Next", 0)), record.execution_id
+        )
+        await self._repair_projection(record)
+        return record, history, inbox
+
+    @staticmethod
+    def _events(rows: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
+        count = int(state.get("Next", 0))
+        events = [
+            r
+            for r in rows
+            if r["RowKey"].startswith("h")
+            and r.get("ExecutionId") == state["ExecutionId"]
+            and int(r["RowKey"][1:]) < count
+        ]
+        events.sort(key=lambda r: r["RowKey"])
+        return [json.loads(_get_text(r, "Event") or "{}") for r in events]
+
+    async def _repair_projection(self, record: InstanceRecord) -> None:
+        """After a crash the Instances row may lag the state row; state wins."""
+        current = await self.get_instance(record.instance_id)
+        if (
+            current is None
+            or current.runtime_status != record.runtime_status
+            or current.execution_id != record.execution_id
+        ):
+            await self._retry(
+                lambda: self._instances.upsert_entity(
+                    _record_entity(record, ""), mode=UpdateMode.REPLACE
+                )
+            )
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        try:
+            entity = await self._retry(lambda: self._instances.get_entity(instance_id, ""))
+        except ResourceNotFoundError:
+            return None
+        return _record_from(entity)
+
+    async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
+        rows = await self._partition(instance_id)
+        state = next((r for r in rows if r["RowKey"] == STATE_KEY), None)
+        return self._events(rows, state) if state is not None else []
+
+    async def query(
+        self, query: InstanceQuery, top: int | None, continuation: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        clauses, parameters = ["RowKey eq @rk"], {"rk": ""}
+        if query.runtime_status:
+            names = sorted(str(s) for s in query.runtime_status)
+            terms = []
+            for index, name in enumerate(names):
+                parameters[f"s{index}"] = name
+                terms.append(f"RuntimeStatus eq @s{index}")
+            clauses.append("( " + " or ".join(terms) + " )")  # the SDK splits parameters on spaces
+        if query.created_from:
+            parameters["from"] = query.created_from
+            clauses.append("CreatedTime ge @from")
+        if query.created_to:
+            parameters["to"] = query.created_to
+            clauses.append("CreatedTime le @to")
+        if query.instance_id_prefix:
+            parameters["lo"] = query.instance_id_prefix
+            parameters["hi"] = query.instance_id_prefix + "\uffff"
+            clauses.append("PartitionKey ge @lo and PartitionKey lt @hi")
+        token = json.loads(base64.urlsafe_b64decode(continuation)) if continuation else None
+
+        async def read() -> tuple[list[InstanceRecord], Any]:
+            pages = self._instances.query_entities(
+                " and ".join(clauses), parameters=parameters, results_per_page=top or 1000
+            ).by_page(continuation_token=token)
+            records = []
+            async for page in pages:
+                async for entity in page:
+                    records.append(_record_from(entity))
+                break
+            return records, pages.continuation_token
+
+        records, next_token = await self._retry(read)
+        encoded = (
+            base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode()
+            if next_token
+            else None
+        )
+        return records, encoded
+
+    async def purge(self, instance_ids: list[str]) -> int:
+        deleted = 0
+        for instance_id in instance_ids:
+            try:
+                await self._retry(lambda iid=instance_id: self._instances.delete_entity(iid, ""))
+                deleted += 1
+            except ResourceNotFoundError:
+                pass
+            await self._delete_partition(instance_id, keep_state=False)
+            self._states.pop(instance_id, None)
+        return deleted
+
+    async def _delete_partition(self, instance_id: str, keep_state: bool) -> None:
+        rows = await self._partition(instance_id)
+        operations = [
+            ("delete", {"PartitionKey": instance_id, "RowKey": r["RowKey"]})
+            for r in rows
+            if not (keep_state and r["RowKey"] == STATE_KEY)
+        ]
+        for batch in _batches(operations):
+            await self._retry(lambda batch=batch: self._history.submit_transaction(batch))
+
+    async def active_instances(self) -> list[str]:
+        records, token = [], None
+        while True:
+            page, token = await self.query(
+                InstanceQuery(runtime_status={RuntimeStatus(s) for s in LIVE}), 1000, token
+            )
+            records.extend(page)
+            if not token:
+                return [r.instance_id for r in records]
+
+
+def _batches(operations: list) -> list[list]:
+    batches, current, size = [], [], 0
+    for operation in operations:
+        entity_size = _size(operation[1])
+        if current and (len(current) >= BATCH_ROWS or size + entity_size > BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(operation)
+        size += entity_size
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _holder_alive(holder: str) -> bool:
+    """A lease held by a process of this machine that no longer exists can be taken at once."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
