@@ -14,6 +14,7 @@ from .azurite import expand_development_storage
 from .clock import Clock
 from .host import DevHost, ListenAddress
 from .settings import SettingsError, load_settings, parse_cors
+from .store.azure import HubInUseError
 from .store.base import TaskHubStore
 
 log = logging.getLogger("devhost")
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             return start(args)
-    except (AppLoadError, SettingsError) as err:
+    except (AppLoadError, SettingsError, HubInUseError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
         return 2
     except OSError as err:

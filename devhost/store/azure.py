@@ -23,6 +23,7 @@ import base64
 import json
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -317,9 +318,13 @@ class AzureStore(TaskHubStore):
                     )
                 )
                 self._lease_etag = result.get("etag")
-            except HttpResponseError:
-                log.critical("Lost the lease of task hub '%s' to another host; stopping", self.hub)
-                os._exit(3)
+            except (HttpResponseError, ResourceNotFoundError):
+                try:  # the row changed or vanished (storage restored); take it again if free
+                    await self._acquire_lease()
+                except HubInUseError as err:
+                    log.critical("Lost the lease: %s. Stopping.", err)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
 
     async def _release_lease(self) -> None:
         try:

@@ -1,0 +1,38 @@
+"""An app for the crash tests: activities, timers, sub-orchestrations and events in flight."""
+
+import os
+from datetime import timedelta
+
+import azure.durable_functions as df
+
+app = df.DFApp()
+
+
+@app.activity_trigger(input_name="key")
+def Record(key: str) -> str:
+    """Leaves a line per run, so the test can see that every activity ran at least once."""
+    with open(os.environ["CRASH_LOG"], "a", encoding="utf-8") as log:
+        log.write(key + "\n")
+    return key
+
+
+@app.orchestration_trigger(context_name="context")
+def Side(context: df.DurableOrchestrationContext):
+    key = context.get_input()
+    first = yield context.call_activity("Record", f"{key}:side")
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=1))
+    return first
+
+
+@app.orchestration_trigger(context_name="context")
+def Quest(context: df.DurableOrchestrationContext):
+    key = context.instance_id
+    first = yield context.call_activity("Record", f"{key}:a")
+    fan = yield context.task_all(
+        [context.call_activity("Record", f"{key}:f{i}") for i in range(int(context.get_input()))]
+    )
+    child = yield context.call_sub_orchestrator("Side", key)
+    yield context.create_timer(context.current_utc_datetime + timedelta(seconds=1))
+    event = yield context.wait_for_external_event("Go")
+    last = yield context.call_activity("Record", f"{key}:b")
+    return {"a": first, "fan": len(fan), "child": child, "event": event, "b": last}

@@ -1,0 +1,244 @@
+"""Crash safety on Azure Storage: the host process is really killed (SIGKILL) and started again."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from devhost.azurite import Azurite, free_port
+from devhost.store.azure import AzureStore
+from devhost.testing import DurableHarness
+
+CRASH_APP = Path(__file__).parent / "apps" / "crash"
+WEBHOOKS = "/runtime/webhooks/durabletask"
+
+
+class HostProcess:
+    """`python -m devhost start` on the crash app, started and killed by the test."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        self.env = env
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.log_path, "a")  # noqa: SIM115 - the child process owns it
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devhost",
+                "start",
+                "--app-dir",
+                str(CRASH_APP),
+                "--store",
+                "azure",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"host exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                self.request("GET", f"{WEBHOOKS}/instances/ping")
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("host did not answer")
+
+    def kill(self) -> None:
+        assert self.process
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=30)
+
+    def request(self, method: str, path: str, body=None) -> tuple[int, object]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as err:
+            raw = err.read()
+            return err.code, json.loads(raw) if raw else None
+
+
+@pytest.fixture
+def crash_env(azurite, hub_name, tmp_path):
+    env = dict(os.environ)
+    env.update(
+        AzureWebJobsStorage=azurite.connection_string,
+        CRASH_HUB=hub_name,
+        CRASH_LOG=str(tmp_path / "activities.log"),
+    )
+    return env
+
+
+def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path):
+    rng = random.Random(7)
+    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host.start()
+    instances = [f"quest-{i}" for i in range(6)]
+    accepted_events = set()
+    try:
+        for instance_id in instances:
+            code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Quest/{instance_id}", 120)
+            assert code == 202
+        for round_number in range(8):
+            time.sleep(rng.uniform(0.05, 0.6))  # let work get under way, then kill mid-flight
+            if round_number >= 3:
+                for instance_id in instances:
+                    if instance_id not in accepted_events and rng.random() < 0.5:
+                        code, _ = host.request(
+                            "POST", f"{WEBHOOKS}/instances/{instance_id}/raiseEvent/Go", "go"
+                        )
+                        if code == 202:
+                            accepted_events.add(instance_id)
+            host.kill()
+            host.start()
+        for instance_id in instances:
+            if instance_id not in accepted_events:
+                code, _ = host.request(
+                    "POST", f"{WEBHOOKS}/instances/{instance_id}/raiseEvent/Go", "go"
+                )
+                assert code == 202
+        deadline = time.monotonic() + 60
+        pending = set(instances)
+        while pending and time.monotonic() < deadline:
+            for instance_id in list(pending):
+                code, body = host.request("GET", f"{WEBHOOKS}/instances/{instance_id}")
+                if code == 200:
+                    pending.discard(instance_id)
+            time.sleep(0.1)
+        assert not pending, f"not finished: {pending}"
+
+        for instance_id in instances:
+            code, status = host.request(
+                "GET", f"{WEBHOOKS}/instances/{instance_id}?showHistory=true&showHistoryOutput=true"
+            )
+            assert status["runtimeStatus"] == "Completed", status
+            assert status["output"] == {
+                "a": f"{instance_id}:a",
+                "fan": 120,
+                "child": f"{instance_id}:side",
+                "event": "go",
+                "b": f"{instance_id}:b",
+            }
+            kinds = Counter(e["EventType"] for e in status["historyEvents"])
+            assert kinds["ExecutionStarted"] == 1
+            assert kinds["EventRaised"] == 1, "the event was recorded more or less than once"
+            assert kinds["TaskCompleted"] == 122, "an activity result was recorded twice"
+            assert kinds["SubOrchestrationInstanceCompleted"] == 1
+            assert kinds["TimerFired"] == 1
+    finally:
+        host.stop()
+
+    runs = Counter(Path(crash_env["CRASH_LOG"]).read_text().split())
+    for instance_id in instances:
+        for key in ["a", "b", "side", *(f"f{i}" for i in range(120))]:
+            assert runs[f"{instance_id}:{key}"] >= 1, f"{instance_id}:{key} never ran"
+
+
+def test_timers_that_came_due_while_the_host_was_down_fire_on_restart(crash_env, tmp_path):
+    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host.start()
+    try:
+        code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Side/sleeper", "nap")
+        assert code == 202
+        deadline = time.monotonic() + 30
+        while (
+            "nap:side" not in Path(crash_env["CRASH_LOG"]).read_text(errors="ignore")
+            if Path(crash_env["CRASH_LOG"]).exists()
+            else True
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        host.kill()
+        time.sleep(1.5)  # the host is down while the 1 s timer comes due
+        host.start()
+        deadline = time.monotonic() + 30
+        while True:
+            code, status = host.request("GET", f"{WEBHOOKS}/instances/sleeper")
+            if code == 200:
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        assert status["output"] == "nap:side"
+    finally:
+        host.stop()
+
+
+def test_a_second_host_on_the_same_hub_is_refused(crash_env, tmp_path):
+    first = HostProcess(crash_env, free_port(), tmp_path / "first.log")
+    first.start()
+    try:
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "devhost",
+                "start",
+                "--app-dir",
+                str(CRASH_APP),
+                "--store",
+                "azure",
+                "--port",
+                str(free_port()),
+            ],
+            env=crash_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2
+        assert "is in use by another host" in second.stderr
+        code, _ = first.request("GET", f"{WEBHOOKS}/instances/anything")
+        assert code == 404  # the first host still serves
+    finally:
+        first.stop()
+
+
+def test_storage_outage_makes_the_host_wait_and_retry(tmp_path, hub_name, caplog):
+    patterns = Path(__file__).parent / "apps" / "patterns"
+    storage = Azurite(tmp_path / "azurite").start()
+    try:
+        store = AzureStore(storage.connection_string, hub_name)
+        with DurableHarness(patterns, store=store, virtual_clock=False) as host:
+            instance_id = host.run(host.client.start_new("Timer", None, 1))
+            host.wait_for(instance_id, statuses=("Running",))
+            storage.stop()  # Azurite saves its data when stopped; a SIGKILL would lose it
+            with caplog.at_level("WARNING", logger="devhost.store"):
+                deadline = time.monotonic() + 30
+                while not any("unreachable" in r.getMessage() for r in caplog.records):
+                    assert time.monotonic() < deadline, "no outage was logged"
+                    time.sleep(0.05)
+                storage.start()
+                status = host.wait_for(instance_id, timeout=60)
+            assert status.runtime_status.value == "Completed" and status.output >= 1.0
+            assert any("reachable again" in r.getMessage() for r in caplog.records)
+    finally:
+        storage.stop()
