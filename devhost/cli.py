@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import signal
 import sys
 from pathlib import Path
 
 from .app_index import AppLoadError, index_app
-from .azurite import expand_development_storage
+from .azurite import (
+    DEFAULT_PORTS,
+    Azurite,
+    AzuriteError,
+    answers,
+    connection_string,
+    expand_development_storage,
+)
 from .clock import Clock
 from .host import DevHost, ListenAddress
 from .settings import SettingsError, load_settings, parse_cors
@@ -41,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument("--web-dir", default=None, help="serve this folder's files at /")
     start.add_argument("--verbose", action="store_true", help="log debug detail")
+    up = commands.add_parser(
+        "up", parents=[], help="start Azurite if needed, then the app with web/ at / (make run)"
+    )
+    for action in start._actions[1:]:
+        up._add_action(action)
     return parser
 
 
@@ -74,6 +87,32 @@ async def serve(host: DevHost) -> None:
     finally:
         print("Stopping...", flush=True)
         await host.stop()
+
+
+def up(args: argparse.Namespace) -> int:
+    """Everything `make run` needs: settings file, Azurite unless one answers, the host."""
+    app_dir = Path(args.app_dir).resolve()
+    settings_file = app_dir / "local.settings.json"
+    example = app_dir / "local.settings.json.example"
+    if not settings_file.exists() and example.exists():
+        shutil.copyfile(example, settings_file)
+        print(f"Created {settings_file.name} from {example.name}", flush=True)
+    if args.web_dir is None and (app_dir / "web").is_dir():
+        args.web_dir = str(app_dir / "web")
+    azurite = None
+    if args.store == "azure":
+        settings = load_settings(app_dir)
+        if expand_development_storage(
+            settings.storage_connection
+        ) == connection_string() and not answers("127.0.0.1", DEFAULT_PORTS[2]):
+            print("Starting Azurite (data in .azurite/) ...", flush=True)
+            azurite = Azurite(app_dir / ".azurite", ports=DEFAULT_PORTS).start()
+    try:
+        return start(args)
+    finally:
+        if azurite is not None:
+            print("Stopping Azurite", flush=True)
+            azurite.stop()
 
 
 def start(args: argparse.Namespace) -> int:
@@ -110,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             return start(args)
-    except (AppLoadError, SettingsError, HubInUseError) as err:
+        if args.command == "up":
+            return up(args)
+    except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
         return 2
     except OSError as err:

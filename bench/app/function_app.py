@@ -1,5 +1,7 @@
 """The benchmark's app: the shapes of work the engine benchmark measures."""
 
+from datetime import timedelta
+
 import azure.durable_functions as df
 
 app = df.DFApp()
@@ -28,3 +30,9 @@ def FanOut(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def WaitEvent(context: df.DurableOrchestrationContext):
     return (yield context.wait_for_external_event("Go"))
+
+
+@app.orchestration_trigger(context_name="context")
+def Nap(context: df.DurableOrchestrationContext):
+    yield context.create_timer(context.current_utc_datetime + timedelta(milliseconds=200))
+    return "rested"
