@@ -1,11 +1,188 @@
-"""The Durable Dungeon function app (a minimal stand-in until the game lands)."""
+"""The Durable Dungeon: HTTP client functions, and the blueprints of activities and workflows."""
+
+import contextlib
+import json
+import uuid
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities import bp as activities
+from dungeon import workflows
+from dungeon.names import InvalidNameError, validate_name
+from dungeon.narration import Narrator
+from dungeon.repository import ConflictError, GameRepository, UniverseNotReadyError
+from dungeon.rules import ActionError, check_request, perform
+from dungeon.settings import GameSettings, storage_connection
+from orchestrators import bp as orchestrators
+
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(activities)
+app.register_functions(orchestrators)
+
+ACTION_ATTEMPTS = 5
 
 
-@app.route(route="health", methods=["GET"])
-def health(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse('{"status": "ok"}', mimetype="application/json")
+def reply(body: object, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def error(status: int, message: str) -> func.HttpResponse:
+    return reply({"error": message}, status)
+
+
+def json_body(req: func.HttpRequest) -> dict:
+    try:
+        body = req.get_json()
+    except ValueError:
+        raise ActionError(400, "The body must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise ActionError(400, "The body must be a JSON object.")
+    return body
+
+
+def repository() -> GameRepository:
+    return GameRepository.shared(storage_connection())
+
+
+@app.route(route="NewUser", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def new_user(req: func.HttpRequest, client: df.DurableOrchestrationClient):
+    """Claims the name, then starts the universe's creation and the user's monitor."""
+    try:
+        name = validate_name(json_body(req).get("name"))
+    except (ActionError, InvalidNameError) as err:
+        return error(400, str(err))
+    settings = GameSettings.from_environment()
+    game = {**settings.to_input(), "name": name, "seed": settings.seed or uuid.uuid4().hex}
+    if not await repository().claim_user(name):
+        return error(409, f"The name '{name}' is taken.")
+    started = {}
+    try:
+        for workflow in (workflows.PARALLEL, workflows.USER_MONITOR):
+            instance_id = workflows.instance_id(workflow, name)
+            await client.start_new(workflow, instance_id, game)
+            started[workflow] = client.get_client_response_links(req, instance_id)
+    except Exception:
+        for workflow in started:
+            await client.terminate(workflows.instance_id(workflow, name), "NewUser failed")
+        await repository().release_user(name)
+        raise
+    return reply({"name": name, "workflows": started}, 202)
+
+
+@app.route(route="ConfirmUser", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def confirm_user(req: func.HttpRequest, client: df.DurableOrchestrationClient):
+    try:
+        name = validate_name(json_body(req).get("name"))
+    except (ActionError, InvalidNameError) as err:
+        return error(400, str(err))
+    if await repository().get_user(name) is None:
+        return error(404, f"There is no user named '{name}'.")
+    instance_id = workflows.instance_id(workflows.CONFIRMATION, name)
+    status = await client.get_status(instance_id)
+    running = status and status.runtime_status == df.OrchestrationRuntimeStatus.Running
+    if not running:
+        return error(409, f"No confirmation is waiting for {name}.")
+    try:
+        await client.raise_event(instance_id, workflows.APPROVAL_EVENT, True)
+    except Exception:
+        return error(409, f"No confirmation is waiting for {name}.")
+    return reply({"name": name, "message": f"{name} is confirmed."}, 202)
+
+
+@app.route(route="CheckStatus/{username}/{workflow}", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def check_status(req: func.HttpRequest, client: df.DurableOrchestrationClient):
+    username, workflow = req.route_params["username"], req.route_params["workflow"]
+    if workflow not in workflows.ALL:
+        return error(400, f"Unknown workflow '{workflow}': use one of {', '.join(workflows.ALL)}.")
+    try:
+        name = validate_name(username)
+    except InvalidNameError as err:
+        return error(400, str(err))
+    status = await client.get_status(workflows.instance_id(workflow, name))
+    if not status or status.runtime_status is None:
+        return error(404, f"There is no {workflow} for {name}.")
+    runtime = status.runtime_status.value
+    return reply(
+        {
+            "created": status.created_time.isoformat(),
+            "status": "Running" if runtime == "ContinuedAsNew" else runtime,
+            "workflow": workflow,
+            "instanceId": status.instance_id,
+            "lastUpdated": status.last_updated_time.isoformat()
+            if status.last_updated_time
+            else None,
+            "customStatus": status.custom_status,
+            "output": status.output,
+        }
+    )
+
+
+@app.route(route="GameStatus/{username}", methods=["GET"])
+async def game_status(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        name = validate_name(req.route_params["username"])
+    except InvalidNameError as err:
+        return error(400, str(err))
+    try:
+        loaded = await repository().load_game(name)
+    except UniverseNotReadyError:
+        return error(404, f"The universe of {name} is still being created.")
+    if loaded is None:
+        return error(404, f"There is no user named '{name}'.")
+    return reply(loaded.state.to_json())
+
+
+@app.route(route="GameLog/{username}", methods=["GET"])
+async def game_log(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        name = validate_name(req.route_params["username"])
+    except InvalidNameError as err:
+        return error(400, str(err))
+    if await repository().get_user(name) is None:
+        return error(404, f"There is no user named '{name}'.")
+    return reply(await repository().read_log(name))
+
+
+@app.route(route="Action", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
+    """Apply `get` or `kill`; two racing actions are serialized by the User row's ETag."""
+    narrator = Narrator.shared(storage_connection())
+    try:
+        body = json_body(req)
+        name = validate_name(body.get("name"))
+        verb, target = check_request(body.get("action"), body.get("target"))
+    except (ActionError, InvalidNameError) as err:
+        return error(getattr(err, "status", 400), str(err))
+    for _ in range(ACTION_ATTEMPTS):
+        try:
+            loaded = await repository().load_game(name)
+        except UniverseNotReadyError:
+            return error(400, f"{name} is not in the dungeon yet.")
+        if loaded is None:
+            return error(404, f"There is no user named '{name}'.")
+        try:
+            outcome = perform(loaded.state, verb, target, body.get("with"))
+        except ActionError as err:
+            await narrator.say(name, f"{name} tried to {verb} the {target}, but: {err}")
+            return error(err.status, str(err))
+        try:
+            await repository().save_game(loaded)
+            break
+        except ConflictError:
+            continue
+    else:
+        return error(409, f"{name} is doing too much at once; try again.")
+    await narrator.say(name, outcome.message)
+    for event in outcome.events:
+        try:
+            await client.raise_event(
+                workflows.instance_id(workflows.GAME_MONITOR, name), event, True
+            )
+        except Exception:  # noqa: BLE001 - a finished or missing game monitor is no error here
+            pass
+    return reply({"message": outcome.message})

@@ -1,0 +1,1 @@
+"""The Durable Dungeon's domain: names, model, rules, universe generation, storage, narration."""

@@ -1,0 +1,297 @@
+"""Game entities in Azure Table Storage (tables and keys as the game contract fixes them).
+
+Every query is a point read or a partition query with the key passed as a parameter: a name
+is never pasted into a filter string. Updates are ETag-checked; all of a player's actions go
+through their User row first, so two racing actions are serialized there and none is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+
+from .model import GameState, Item, Monster, Room, User, join_items, split_items
+
+USER, MONSTER, ROOM, INVENTORY, LOG = "User", "Monster", "Room", "Inventory", "Log"
+TABLES = (USER, MONSTER, ROOM, INVENTORY, LOG)
+PARTITION_QUERY = "PartitionKey eq @pk"
+
+
+class ConflictError(Exception):
+    """Someone else changed the row first; read again and retry."""
+
+
+class UniverseNotReadyError(Exception):
+    """The user exists but their monster, room or items do not yet."""
+
+
+def user_partition(name: str) -> str:
+    return name[0].upper()
+
+
+def _user(entity: dict[str, Any]) -> User:
+    return User(
+        entity["RowKey"],
+        bool(entity.get("IsAlive", True)),
+        entity.get("CurrentRoom", ""),
+        split_items(entity.get("InventoryItems")),
+    )
+
+
+def _user_entity(user: User) -> dict[str, Any]:
+    return {
+        "PartitionKey": user_partition(user.name),
+        "RowKey": user.name,
+        "IsAlive": user.is_alive,
+        "CurrentRoom": user.current_room,
+        "InventoryItems": join_items(user.inventory_items),
+    }
+
+
+def _monster(entity: dict[str, Any]) -> Monster:
+    return Monster(
+        entity["RowKey"],
+        bool(entity.get("IsAlive", True)),
+        entity.get("CurrentRoom", ""),
+        split_items(entity.get("InventoryItems")),
+    )
+
+
+def _monster_entity(user: str, monster: Monster) -> dict[str, Any]:
+    return {
+        "PartitionKey": user,
+        "RowKey": monster.name,
+        "IsAlive": monster.is_alive,
+        "CurrentRoom": monster.current_room,
+        "InventoryItems": join_items(monster.inventory_items),
+    }
+
+
+def _room(entity: dict[str, Any]) -> Room:
+    return Room(
+        entity["RowKey"],
+        entity.get("Description", ""),
+        entity.get("Monster", ""),
+        split_items(entity.get("InventoryItems")),
+    )
+
+
+def _room_entity(user: str, room: Room) -> dict[str, Any]:
+    return {
+        "PartitionKey": user,
+        "RowKey": room.name,
+        "Description": room.description,
+        "Monster": room.monster,
+        "InventoryItems": join_items(room.inventory_items),
+    }
+
+
+def _item(entity: dict[str, Any]) -> Item:
+    return Item(
+        entity["RowKey"],
+        entity.get("Room", ""),
+        entity.get("Monster", ""),
+        bool(entity.get("IsTreasure", False)),
+    )
+
+
+def _item_entity(user: str, item: Item) -> dict[str, Any]:
+    return {
+        "PartitionKey": user,
+        "RowKey": item.name,
+        "Room": item.room,
+        "Monster": item.monster,
+        "IsTreasure": item.is_treasure,
+    }
+
+
+@dataclass
+class LoadedGame:
+    state: GameState
+    user_etag: str
+
+
+class GameRepository:
+    """One per event loop (the async clients belong to the loop that made them)."""
+
+    _by_loop: dict[tuple[int, str], GameRepository] = {}
+
+    def __init__(self, connection: str) -> None:
+        self.service = TableServiceClient.from_connection_string(connection)
+        self.tables = {name: self.service.get_table_client(name) for name in TABLES}
+        self._ready = False
+
+    @classmethod
+    def shared(cls, connection: str) -> GameRepository:
+        key = (id(asyncio.get_running_loop()), connection)
+        repository = cls._by_loop.get(key)
+        if repository is None:
+            repository = cls._by_loop[key] = cls(connection)
+        return repository
+
+    async def _table(self, name: str) -> TableClient:
+        if not self._ready:
+            for table in TABLES:
+                await self.service.create_table_if_not_exists(table)
+            self._ready = True
+        return self.tables[name]
+
+    async def _insert(self, table: str, entity: dict[str, Any]) -> bool:
+        """Insert a row; False if it was already there (which activities count as success)."""
+        try:
+            await (await self._table(table)).create_entity(entity)
+            return True
+        except ResourceExistsError:
+            return False
+
+    async def _partition(self, table: str, partition: str) -> list[dict[str, Any]]:
+        client = await self._table(table)
+        return [
+            e async for e in client.query_entities(PARTITION_QUERY, parameters={"pk": partition})
+        ]
+
+    async def _get(self, table: str, partition: str, row: str) -> dict[str, Any] | None:
+        try:
+            return await (await self._table(table)).get_entity(partition, row)
+        except ResourceNotFoundError:
+            return None
+
+    # -- creating a universe ------------------------------------------------------------------
+
+    async def claim_user(self, name: str) -> bool:
+        """Create the user's row; False if the name is taken (racing claims: one wins)."""
+        return await self._insert(USER, _user_entity(User(name)))
+
+    async def release_user(self, name: str) -> None:
+        await (await self._table(USER)).delete_entity(user_partition(name), name)
+
+    async def create_user(self, name: str) -> None:
+        await self._insert(USER, _user_entity(User(name)))
+
+    async def create_monster(self, user: str, name: str) -> None:
+        await self._insert(MONSTER, _monster_entity(user, Monster(name)))
+
+    async def create_room(self, user: str, name: str, description: str) -> None:
+        await self._insert(ROOM, _room_entity(user, Room(name, description)))
+
+    async def create_item(self, user: str, name: str, is_treasure: bool) -> None:
+        await self._insert(INVENTORY, _item_entity(user, Item(name, is_treasure=is_treasure)))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def get_user(self, name: str) -> User | None:
+        entity = await self._get(USER, user_partition(name), name)
+        return _user(entity) if entity else None
+
+    async def load_game(self, name: str) -> LoadedGame | None:
+        """The whole game of a user; None if unknown; UniverseNotReadyError if half made."""
+        user_entity = await self._get(USER, user_partition(name), name)
+        if user_entity is None:
+            return None
+        rooms, monsters, items = await asyncio.gather(
+            self._partition(ROOM, name),
+            self._partition(MONSTER, name),
+            self._partition(INVENTORY, name),
+        )
+        if not rooms or not monsters or len(items) < 2:
+            raise UniverseNotReadyError(name)
+        state = GameState(
+            user=_user(user_entity),
+            room=_room(rooms[0]),
+            monster=_monster(monsters[0]),
+            items={e["RowKey"]: _item(e) for e in items},
+        )
+        return LoadedGame(state, user_entity.metadata["etag"])
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def save_game(self, loaded: LoadedGame) -> None:
+        """The User row under its ETag first (the per-player lock), then the rest."""
+        user = loaded.state.user
+        try:
+            await (await self._table(USER)).update_entity(
+                _user_entity(user),
+                mode=UpdateMode.REPLACE,
+                etag=loaded.user_etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError as err:
+            raise ConflictError(user.name) from err
+        state = loaded.state
+        await asyncio.gather(
+            (await self._table(ROOM)).upsert_entity(
+                _room_entity(user.name, state.room), mode=UpdateMode.REPLACE
+            ),
+            (await self._table(MONSTER)).upsert_entity(
+                _monster_entity(user.name, state.monster), mode=UpdateMode.REPLACE
+            ),
+            *[
+                (await self._table(INVENTORY)).upsert_entity(
+                    _item_entity(user.name, item), mode=UpdateMode.REPLACE
+                )
+                for item in state.items.values()
+            ],
+        )
+
+    async def _modify(
+        self, table: str, partition: str, row: str, change: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Read-modify-write under the row's ETag, again while someone else wins."""
+        client = await self._table(table)
+        while True:
+            entity = await client.get_entity(partition, row)
+            change(entity)
+            try:
+                await client.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return
+            except ResourceModifiedError:
+                continue
+
+    async def place_user(self, user: str, room: str) -> None:
+        await self._modify(USER, user_partition(user), user, lambda e: e.update(CurrentRoom=room))
+
+    async def kill_user(self, user: str) -> None:
+        await self._modify(USER, user_partition(user), user, lambda e: e.update(IsAlive=False))
+
+    async def place_item_in_room(self, user: str, item: str, room: str) -> None:
+        await self._modify(INVENTORY, user, item, lambda e: e.update(Room=room, Monster=""))
+        await self._modify(ROOM, user, room, lambda e: _add_item(e, item))
+
+    async def place_monster_in_room(self, user: str, monster: str, room: str) -> None:
+        await self._modify(MONSTER, user, monster, lambda e: e.update(CurrentRoom=room))
+        await self._modify(ROOM, user, room, lambda e: e.update(Monster=monster))
+
+    async def place_item_on_monster(self, user: str, item: str, monster: str) -> None:
+        await self._modify(INVENTORY, user, item, lambda e: e.update(Monster=monster, Room=""))
+        await self._modify(MONSTER, user, monster, lambda e: _add_item(e, item))
+
+    # -- the log -------------------------------------------------------------------------------
+
+    async def append_log(self, user: str, at: str, key: str, text: str) -> None:
+        """One narration line; the same key written twice is the same row."""
+        entity = {"PartitionKey": user, "RowKey": f"{at}|{key}", "Time": at, "Text": text}
+        await (await self._table(LOG)).upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    async def read_log(self, user: str) -> list[dict[str, str]]:
+        rows = await self._partition(LOG, user)
+        rows.sort(key=lambda e: e["RowKey"])
+        return [{"time": e["Time"], "text": e["Text"]} for e in rows]
+
+
+def _add_item(entity: dict[str, Any], item: str) -> None:
+    items = split_items(entity.get("InventoryItems"))
+    if item not in items:
+        items.append(item)
+    entity["InventoryItems"] = join_items(items)

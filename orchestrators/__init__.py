@@ -1,0 +1,170 @@
+"""Orchestrator functions: deterministic. Time, ids and settings come from the context and
+the input the client put together; every narration line is an activity."""
+
+from datetime import timedelta
+
+import azure.durable_functions as df
+
+from dungeon import workflows
+
+bp = df.Blueprint()
+
+
+class Story:
+    """Narration lines of one orchestration, each with the time and a key that replay keeps."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, user: str) -> None:
+        self.context = context
+        self.user = user
+        self.count = 0
+
+    def job(self, **fields) -> dict:
+        """An activity's input, with the `at` and `key` its narration line will carry."""
+        self.count += 1
+        at = self.context.current_utc_datetime.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return {
+            "user": self.user,
+            "at": at,
+            "key": f"{self.context.instance_id}~{self.count:03d}",
+            **fields,
+        }
+
+    def say(self, text: str):
+        return self.context.call_activity("Narrate", self.job(text=text))
+
+
+def _minutes(seconds: float) -> str:
+    if seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+@bp.orchestration_trigger(context_name="context")
+def RunUserParallelWorkflow(context: df.DurableOrchestrationContext):
+    """Fan-out/fan-in: the user's universe is created in parallel, then confirmation."""
+    game = context.get_input()
+    story = Story(context, game["name"])
+    seed = game["seed"]
+    _, monster, room, items = yield context.task_all(
+        [
+            context.call_activity("CreateUser", story.job()),
+            context.call_activity("CreateMonster", story.job(seed=seed)),
+            context.call_activity("CreateRoom", story.job(seed=seed)),
+            context.call_activity("CreateInventory", story.job(seed=seed)),
+        ]
+    )
+    universe = {"monster": monster, "room": room["name"], **items}
+    return (
+        yield context.call_sub_orchestrator(
+            workflows.CONFIRMATION,
+            {**game, "universe": universe},
+            workflows.instance_id(workflows.CONFIRMATION, game["name"]),
+        )
+    )
+
+
+@bp.orchestration_trigger(context_name="context")
+def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
+    """Human interaction: a durable timer races the ApprovalTask event."""
+    game = context.get_input()
+    name = game["name"]
+    story = Story(context, name)
+    window = float(game["confirm_seconds"])
+    deadline = context.current_utc_datetime + timedelta(seconds=window)
+    context.set_custom_status({"state": "waiting", "deadline": deadline.isoformat()})
+    yield story.say(f"{name} has {_minutes(window)} to confirm, or will die.")
+    timer = context.create_timer(deadline)
+    approval = context.wait_for_external_event(workflows.APPROVAL_EVENT)
+    winner = yield context.task_any([approval, timer])
+    if winner == approval:
+        timer.cancel()
+    if winner == approval and approval.result is True:
+        context.set_custom_status({"state": "confirmed", "deadline": deadline.isoformat()})
+        yield story.say(f"{name} has confirmed and enters the dungeon!")
+        yield context.call_activity(
+            "StartWorkflow",
+            {
+                "workflow": workflows.SEQUENTIAL,
+                "instanceId": workflows.instance_id(workflows.SEQUENTIAL, name),
+                "input": game,
+            },
+        )
+        outcome = "confirmed"
+    else:
+        context.set_custom_status({"state": "expired", "deadline": deadline.isoformat()})
+        reason = "declined" if winner == approval else "did not confirm in time"
+        yield story.say(f"{name} {reason}.")
+        yield context.call_activity("KillUser", story.job())
+        outcome = "dead"
+    yield story.say(f"The confirmation workflow for {name} is complete.")
+    return outcome
+
+
+@bp.orchestration_trigger(context_name="context")
+def RunUserSequentialWorkflow(context: df.DurableOrchestrationContext):
+    """Async sequential: the dungeon is arranged in order, then the game monitor starts."""
+    game = context.get_input()
+    name = game["name"]
+    world = game["universe"]
+    story = Story(context, name)
+    yield context.call_activity("PlaceUserInRoom", story.job(room=world["room"]))
+    yield context.call_activity(
+        "PlaceInventoryInRoom", story.job(item=world["weapon"], room=world["room"])
+    )
+    yield context.call_activity(
+        "PlaceMonsterInRoom", story.job(monster=world["monster"], room=world["room"])
+    )
+    yield context.call_activity(
+        "PlaceInventoryOnMonster", story.job(item=world["treasure"], monster=world["monster"])
+    )
+    yield context.call_activity(
+        "StartWorkflow",
+        {
+            "workflow": workflows.GAME_MONITOR,
+            "instanceId": workflows.instance_id(workflows.GAME_MONITOR, name),
+            "input": {"name": name, "universe": world},
+        },
+    )
+    return "arranged"
+
+
+@bp.orchestration_trigger(context_name="context")
+def UserMonitorWorkflow(context: df.DurableOrchestrationContext):
+    """Long-running monitor, one check a generation: continue-as-new keeps history bounded."""
+    state = context.get_input()
+    name = state["name"]
+    story = Story(context, name)
+    interval = float(state["monitor_interval_seconds"])
+    if "expires" not in state:
+        lifetime = timedelta(minutes=float(state["monitor_lifetime_minutes"]))
+        state["expires"] = (context.current_utc_datetime + lifetime).isoformat()
+        yield story.say(f"The monitor watches {name} every {interval:g} seconds.")
+    done = yield context.call_activity("MonitorUser", {"user": name})
+    if done:
+        yield story.say(f"Monitoring of {name} is done.")
+        return "done"
+    next_check = context.current_utc_datetime + timedelta(seconds=interval)
+    if next_check.isoformat() > state["expires"]:
+        yield story.say(f"The monitor for {name} timed out.")
+        yield story.say(f"Monitoring of {name} is done.")
+        return "timed out"
+    yield context.create_timer(next_check)
+    context.continue_as_new(state)
+    return None
+
+
+@bp.orchestration_trigger(context_name="context")
+def GameMonitorWorkflow(context: df.DurableOrchestrationContext):
+    """External event correlation: the game is won when both events have happened."""
+    game = context.get_input()
+    name = game["name"]
+    story = Story(context, name)
+    yield context.task_all(
+        [
+            context.wait_for_external_event(workflows.KILL_MONSTER_EVENT),
+            context.wait_for_external_event(workflows.GOT_TREASURE_EVENT),
+        ]
+    )
+    yield story.say(f"{name} has won the game!")
+    return "won"
