@@ -179,10 +179,9 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
         return error(409, f"{name} is doing too much at once; try again.")
     await narrator.say(name, outcome.message)
     for event in outcome.events:
-        try:
+        # A finished or missing game monitor is no error for the player.
+        with contextlib.suppress(Exception):
             await client.raise_event(
                 workflows.instance_id(workflows.GAME_MONITOR, name), event, True
             )
-        except Exception:  # noqa: BLE001 - a finished or missing game monitor is no error here
-            pass
     return reply({"message": outcome.message})
