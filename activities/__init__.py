@@ -15,6 +15,10 @@ from dungeon.settings import storage_connection
 bp = df.Blueprint()
 
 
+def with_article(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def _repository() -> GameRepository:
     return GameRepository.shared(storage_connection())
 
@@ -55,7 +59,9 @@ async def CreateInventory(job: dict) -> dict:
     await repository.create_item(job["user"], weapon, is_treasure=False)
     await repository.create_item(job["user"], treasure, is_treasure=True)
     await _say(
-        job, f"Somewhere in the dark lie a {weapon} and a {treasure}.", f"{job['key']}:items"
+        job,
+        f"Somewhere in the dark lie {with_article(weapon)} and {with_article(treasure)}.",
+        f"{job['key']}:items",
     )
     return {"weapon": weapon, "treasure": treasure}
 
@@ -69,7 +75,9 @@ async def PlaceUserInRoom(job: dict) -> None:
 @bp.activity_trigger(input_name="job")
 async def PlaceInventoryInRoom(job: dict) -> None:
     await _repository().place_item_in_room(job["user"], job["item"], job["room"])
-    await _say(job, f"A {job['item']} lies on the floor of the {job['room']}.")
+    await _say(
+        job, f"{with_article(job['item']).capitalize()} lies on the floor of the {job['room']}."
+    )
 
 
 @bp.activity_trigger(input_name="job")
@@ -81,7 +89,7 @@ async def PlaceMonsterInRoom(job: dict) -> None:
 @bp.activity_trigger(input_name="job")
 async def PlaceInventoryOnMonster(job: dict) -> None:
     await _repository().place_item_on_monster(job["user"], job["item"], job["monster"])
-    await _say(job, f"The {job['monster']} clutches a {job['item']}.")
+    await _say(job, f"The {job['monster']} clutches {with_article(job['item'])}.")
 
 
 @bp.activity_trigger(input_name="job")
@@ -96,11 +104,22 @@ async def MonitorUser(job: dict) -> bool:
     loaded = await _repository().load_game(job["user"])
     if loaded is None:
         return True
+    return (not loaded.state.user.is_alive) or loaded.state.treasure_taken
+
+
+@bp.activity_trigger(input_name="job")
+async def GameProgress(job: dict) -> dict:
+    """What the game monitor would have heard of before it started."""
+    loaded = await _repository().load_game(job["user"])
     state = loaded.state
-    holds_treasure = any(
-        state.items[name].is_treasure for name in state.user.inventory_items if name in state.items
-    )
-    return (not state.user.is_alive) or holds_treasure
+    return {
+        "monsterKilled": not state.monster.is_alive,
+        "treasureTaken": any(
+            state.items[name].is_treasure
+            for name in state.user.inventory_items
+            if name in state.items
+        ),
+    }
 
 
 @bp.activity_trigger(input_name="job")

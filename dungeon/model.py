@@ -87,6 +87,12 @@ class GameState:
     monster: Monster
     items: dict[str, Item]
 
+    @property
+    def treasure_taken(self) -> bool:
+        return any(
+            self.items[name].is_treasure for name in self.user.inventory_items if name in self.items
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "user": self.user.to_json(),

@@ -28,6 +28,7 @@ class Narrator:
         self.queue = QueueClient.from_connection_string(connection, QUEUE)
         self.repository = GameRepository.shared(connection)
         self._ready = False
+        self._creating = asyncio.Lock()
 
     @classmethod
     def shared(cls, connection: str) -> Narrator:
@@ -44,9 +45,11 @@ class Narrator:
         at = at or now_text()
         key = key or uuid.uuid4().hex
         if not self._ready:
-            with contextlib.suppress(ResourceExistsError):
-                await self.queue.create_queue()
-            self._ready = True
+            async with self._creating:
+                if not self._ready:
+                    with contextlib.suppress(ResourceExistsError):
+                        await self.queue.create_queue()
+                    self._ready = True
         message = json.dumps({"time": at, "user": user, "text": text})
         await asyncio.gather(
             self.queue.send_message(message), self.repository.append_log(user, at, key, text)

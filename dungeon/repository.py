@@ -127,6 +127,7 @@ class GameRepository:
         self.service = TableServiceClient.from_connection_string(connection)
         self.tables = {name: self.service.get_table_client(name) for name in TABLES}
         self._ready = False
+        self._creating = asyncio.Lock()
 
     @classmethod
     def shared(cls, connection: str) -> GameRepository:
@@ -138,9 +139,11 @@ class GameRepository:
 
     async def _table(self, name: str) -> TableClient:
         if not self._ready:
-            for table in TABLES:
-                await self.service.create_table_if_not_exists(table)
-            self._ready = True
+            async with self._creating:
+                if not self._ready:
+                    for table in TABLES:
+                        await self.service.create_table_if_not_exists(table)
+                    self._ready = True
         return self.tables[name]
 
     async def _insert(self, table: str, entity: dict[str, Any]) -> bool:

@@ -156,15 +156,24 @@ def UserMonitorWorkflow(context: df.DurableOrchestrationContext):
 
 @bp.orchestration_trigger(context_name="context")
 def GameMonitorWorkflow(context: df.DurableOrchestrationContext):
-    """External event correlation: the game is won when both events have happened."""
+    """External event correlation: the game is won when both events have happened.
+
+    Improve: a player may act before this instance exists (it starts after the dungeon is
+    arranged), so it first asks what has already happened and waits only for the rest.
+    """
     game = context.get_input()
     name = game["name"]
     story = Story(context, name)
-    yield context.task_all(
-        [
-            context.wait_for_external_event(workflows.KILL_MONSTER_EVENT),
-            context.wait_for_external_event(workflows.GOT_TREASURE_EVENT),
-        ]
-    )
+    progress = yield context.call_activity("GameProgress", {"user": name})
+    waits = [
+        context.wait_for_external_event(event)
+        for event, done in (
+            (workflows.KILL_MONSTER_EVENT, progress["monsterKilled"]),
+            (workflows.GOT_TREASURE_EVENT, progress["treasureTaken"]),
+        )
+        if not done
+    ]
+    if waits:
+        yield context.task_all(waits)
     yield story.say(f"{name} has won the game!")
     return "won"

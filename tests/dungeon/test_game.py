@@ -25,6 +25,14 @@ def test_a_whole_game_is_won(game, player):
     assert f"{player} has won the game!" in game.log(player)
 
 
+def test_the_game_monitor_hears_of_what_happened_before_it_started(game, player):
+    game.win(player)
+    monitor = workflows.instance_id(workflows.GAME_MONITOR, player)
+    game.host.run(game.host.client.purge_instance_history(monitor))
+    game.host.run(game.host.client.start_new(workflows.GAME_MONITOR, monitor, {"name": player}))
+    assert game.host.wait_for(monitor).output == "won"
+
+
 def test_game_status_shapes(game, player):
     state = game.start_and_confirm(player)
     assert set(state) == {"user", "room", "monster", "inventory"}
