@@ -111,14 +111,9 @@ async def MonitorUser(job: dict) -> bool:
 async def GameProgress(job: dict) -> dict:
     """What the game monitor would have heard of before it started."""
     loaded = await _repository().load_game(job["user"])
-    state = loaded.state
     return {
-        "monsterKilled": not state.monster.is_alive,
-        "treasureTaken": any(
-            state.items[name].is_treasure
-            for name in state.user.inventory_items
-            if name in state.items
-        ),
+        "monsterKilled": not loaded.state.monster.is_alive,
+        "treasureTaken": loaded.state.treasure_taken,
     }
 
 
