@@ -11,7 +11,7 @@ from aiohttp import web
 from .client_binding import WEBHOOK_PATH, management_urls
 from .engine.engine import Engine, EngineError
 from .engine.model import InstanceQuery, RuntimeStatus
-from .status import status_json
+from .status import api_time, status_json
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 
@@ -93,6 +93,11 @@ class ManagementApi:
             web.post(f"{base}/instances/{{instance_id}}/resume", self.resume),
             web.post(f"{base}/instances/{{instance_id}}/rewind", self.rewind),
             web.post(f"{base}/instances/{{instance_id}}/restart", self.restart),
+            web.get(f"{base}/entities", self.list_entities),
+            web.get(f"{base}/entities/", self.list_entities),
+            web.get(f"{base}/entities/{{name}}", self.list_entities),
+            web.get(f"{base}/entities/{{name}}/{{key}}", self.get_entity),
+            web.post(f"{base}/entities/{{name}}/{{key}}", self.signal_entity),
         ]
 
     def _origin(self, request: web.Request) -> str:
@@ -159,7 +164,49 @@ class ManagementApi:
         records, next_token = await self.engine.query(query, top, token)
         show_input = _flag(request, "showInput")
         headers = {CONTINUATION_HEADER: next_token} if next_token else None
-        return _json([status_json(r, show_input) for r in records], 200, headers)
+        orchestrations = [r for r in records if not r.is_entity]
+        return _json([status_json(r, show_input) for r in orchestrations], 200, headers)
+
+    async def get_entity(self, request: web.Request) -> web.Response:
+        name, key = request.match_info["name"], request.match_info["key"]
+        record = await self.engine.read_entity(name, key)
+        if record is None:
+            return _json({"Message": f"Entity @{name}@{key} has no state."}, 404)
+        return _json(json.loads(record.entity_state or "null"))
+
+    async def signal_entity(self, request: web.Request) -> web.Response:
+        name, key = request.match_info["name"], request.match_info["key"]
+        try:
+            input_json = await payload_json(request)
+            await self.engine.signal_entity(name, key, request.query.get("op", ""), input_json)
+        except EngineError as err:
+            return _error(err.status, str(err))
+        return web.Response(status=202)
+
+    async def list_entities(self, request: web.Request) -> web.Response:
+        """Entities with state, of one name or all: the docs' entity query."""
+        name = request.match_info.get("name")
+        prefix = f"@{name.lower()}@" if name else "@"
+        top_text = request.query.get("top")
+        top = int(top_text) if top_text and top_text.isdigit() and int(top_text) > 0 else None
+        records, next_token = await self.engine.query(
+            InstanceQuery(instance_id_prefix=prefix), top, request.headers.get(CONTINUATION_HEADER)
+        )
+        fetch_state = _flag(request, "fetchState")
+        body = []
+        for record in records:
+            if record.entity_state is None:
+                continue
+            entity_name, _, key = record.instance_id[1:].partition("@")
+            item: dict[str, Any] = {
+                "entityId": {"name": entity_name, "key": key},
+                "lastOperationTime": api_time(record.last_updated_time),
+            }
+            if fetch_state:
+                item["state"] = json.loads(record.entity_state)
+            body.append(item)
+        headers = {CONTINUATION_HEADER: next_token} if next_token else None
+        return _json(body, 200, headers)
 
     async def purge_one(self, request: web.Request) -> web.Response:
         deleted = await self.engine.purge([request.match_info["instance_id"]])

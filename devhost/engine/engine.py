@@ -22,6 +22,14 @@ from ..app_index import FunctionIndex
 from ..clock import Clock, VirtualClock
 from ..invoke import Invoker, failed_activity, run_activity
 from ..store.base import InstanceExistsError, TaskHubStore
+from .entities import (
+    EntityRequest,
+    remember,
+    request_message,
+    response_message,
+    run_operations,
+    scheduler_id,
+)
 from .history import EventType, event, execution_started, format_time
 from .model import (
     EpisodeCommit,
@@ -29,6 +37,7 @@ from .model import (
     InstanceRecord,
     Message,
     RuntimeStatus,
+    is_entity_id,
     record_from_start,
 )
 from .planner import Outcome, PendingTask, Planner, Work
@@ -63,6 +72,16 @@ class Orchestration:
     force_episode: bool = False
 
 
+@dataclass
+class EntityRuntime:
+    """An entity in memory: its state row and the requests waiting for it."""
+
+    record: InstanceRecord
+    inbox: list[Message] = field(default_factory=list)
+    scheduled: bool = False
+    busy: bool = False
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -86,6 +105,8 @@ class Engine:
         self.clock = clock
         self.invoker = invoker
         self._active: dict[str, Orchestration] = {}
+        self._entities: dict[str, EntityRuntime] = {}
+        self._entity_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._activity_slots = asyncio.Semaphore(max_activities)
         self._episode_slots = asyncio.Semaphore(max_orchestrations)
@@ -99,6 +120,9 @@ class Engine:
     async def start(self) -> None:
         await self.store.open()
         for instance_id in await self.store.active_instances():
+            if is_entity_id(instance_id):
+                self._notify_entity(await self._entity(instance_id))
+                continue
             orch = await self._load(instance_id)
             if orch is not None:
                 self._resume_work(orch)
@@ -291,6 +315,102 @@ class Engine:
                 finished.append(instance_id)
         return await self.store.purge(finished)
 
+    # -- entities ----------------------------------------------------------------------------
+
+    def _entity_function(self, name: str):
+        info = self.index.entities.get(name.lower())
+        return info.user_function if info else None
+
+    async def signal_entity(
+        self, name: str, key: str, operation: str, input_json: str | None
+    ) -> None:
+        if self._entity_function(name) is None:
+            raise EngineError(404, f"No entity function named '{name}' exists.")
+        if not key or not operation:
+            raise EngineError(400, "An entity signal needs a key and an operation (op=...).")
+        request = EntityRequest(new_id(), operation, True, input_json)
+        await self._send_to_entity(
+            request_message(scheduler_id(name, key), request, self.clock.now())
+        )
+
+    async def read_entity(self, name: str, key: str) -> InstanceRecord | None:
+        """The entity's record if it has state; None if it has none (or never existed)."""
+        entity_id = scheduler_id(name, key)
+        runtime = self._entities.get(entity_id)
+        record = runtime.record if runtime else await self.store.get_instance(entity_id)
+        return record.copy() if record is not None and record.entity_state is not None else None
+
+    async def _entity(self, entity_id: str) -> EntityRuntime:
+        """The entity in memory, read from the store, or created on its first request."""
+        runtime = self._entities.get(entity_id)
+        if runtime is not None:
+            return runtime
+        async with self._entity_lock:
+            runtime = self._entities.get(entity_id)
+            if runtime is None:
+                loaded = await self.store.load(entity_id)
+                if loaded is None:
+                    now = self.clock.now()
+                    record = InstanceRecord(
+                        entity_id,
+                        entity_id[1:].partition("@")[0],
+                        RuntimeStatus.Running,
+                        now,
+                        now,
+                        "entity",
+                    )
+                    await self.store.ensure_entity(record)
+                    runtime = EntityRuntime(record)
+                else:
+                    runtime = EntityRuntime(loaded[0], loaded[2])
+                self._entities[entity_id] = runtime
+        return runtime
+
+    async def _send_to_entity(self, message: Message) -> None:
+        runtime = await self._entity(message.instance_id)
+        await self.store.send([message])
+        runtime.inbox.append(message)
+        self._notify_entity(runtime)
+
+    def _notify_entity(self, runtime: EntityRuntime) -> None:
+        if runtime.scheduled or runtime.busy or not runtime.inbox:
+            return
+        runtime.scheduled = True
+        self._spawn(self._process_entity(runtime))
+
+    async def _process_entity(self, runtime: EntityRuntime) -> None:
+        """Every waiting request in one batch, one operation at a time, then one commit."""
+        runtime.scheduled = False
+        runtime.busy = True
+        try:
+            while runtime.inbox:
+                batch = list(runtime.inbox)
+                record = runtime.record.copy()
+                seen = set(record.recent_requests)
+                requests = []
+                for message in batch:
+                    request = EntityRequest.from_message(message)
+                    if request.id not in seen:
+                        seen.add(request.id)
+                        requests.append(request)
+                outcomes = run_operations(self._entity_function(record.name), record, requests)
+                now = self.clock.now()
+                record.last_updated_time = now
+                remember(record, [r.id for r in requests])
+                responses = [m for m in (response_message(o, now) for o in outcomes) if m]
+                if responses:
+                    await self.store.send(responses)
+                consumed = [m.message_id for m in batch]
+                await self.store.commit(EpisodeCommit(record, [], consumed, status_changed=True))
+                runtime.record = record
+                done = set(consumed)
+                runtime.inbox = [m for m in runtime.inbox if m.message_id not in done]
+                for message in responses:
+                    self._route(message)
+        finally:
+            runtime.busy = False
+        self._notify_entity(runtime)
+
     # -- loading and recovery ----------------------------------------------------------------
 
     async def _load(self, instance_id: str) -> Orchestration | None:
@@ -449,6 +569,10 @@ class Engine:
             to_json_text(result.custom_status) if result.has_custom_status else None
         )
         outbox = self._child_starts(orch, plan.work)
+        for entity_id, request in plan.work.entity_messages:
+            # Sent before the commit: a crash in between replays the episode, which sends the
+            # same request id again, and the entity drops the repeat.
+            await self._send_to_entity(request_message(entity_id, request, now))
         commit = EpisodeCommit(record, new_events, consumed, outbox)
         if plan.outcome is not None:
             self._finish(commit, plan.outcome, now)
@@ -658,10 +782,6 @@ class Engine:
         if ensure_children:
             for task_id, task in work.children:
                 self._spawn(self._ensure_child(orch, task_id, task))
-        for _task_id, task in work.entity_messages:
-            log.warning(
-                "entity operation %s on %s is not supported yet", task.name, task.instance_id
-            )
 
     async def _create_child(self, start: Message) -> None:
         """Store a child's start, unless the same child (same parent task) already exists."""

@@ -49,9 +49,22 @@ class InstanceRecord:
     output: str | None = None
     custom_status: str | None = None
     parent: dict[str, Any] | None = None
+    entity_state: str | None = None
+    recent_requests: list[str] = field(default_factory=list)
 
     def copy(self) -> InstanceRecord:
-        return InstanceRecord(**vars(self))
+        values = vars(self).copy()
+        values["recent_requests"] = list(self.recent_requests)
+        return InstanceRecord(**values)
+
+    @property
+    def is_entity(self) -> bool:
+        return is_entity_id(self.instance_id)
+
+
+def is_entity_id(instance_id: str) -> bool:
+    """Entities have the scheduler ids of the SDK: @name@key."""
+    return instance_id.startswith("@")
 
 
 @dataclass

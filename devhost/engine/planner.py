@@ -20,6 +20,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from .actions import NUMBERED, ActionType, Path, at_path, leaves
+from .entities import EntityRequest
 from .history import EventType, completion_target, event, format_time, parse_time
 from .model import Message
 from .replay import ReplayResult
@@ -76,7 +77,7 @@ class Work:
     timers: list[tuple[int, datetime]] = field(default_factory=list)
     canceled_timers: list[int] = field(default_factory=list)
     children: list[tuple[int, PendingTask]] = field(default_factory=list)
-    entity_messages: list[tuple[int, PendingTask]] = field(default_factory=list)
+    entity_messages: list[tuple[str, EntityRequest]] = field(default_factory=list)
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Planner:
         retry_step = None
         for evt in delivered:
             target = self._target_of(evt)
-            if evt["EventType"] == EventType.EventRaised:
+            if evt["EventType"] == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
                 continue
             task = self.tasks.pop(target, None) if target is not None else None
             if task is not None and self._is_retry_step(evt, task):
@@ -278,13 +279,14 @@ class Planner:
             )
             if kind == ActionType.CallEntity:
                 self.tasks[request_id] = task
-            request = {
-                "id": request_id,
-                "op": task.name,
-                "signal": kind == ActionType.SignalEntity,
-                "input": task.input,
-                "parent": self.instance_id,
-            }
+            request = EntityRequest(
+                request_id,
+                task.name or "",
+                kind == ActionType.SignalEntity,
+                task.input,
+                self.instance_id,
+                self.execution_id,
+            )
             new_events.append(
                 event(
                     EventType.EventSent,
@@ -292,10 +294,10 @@ class Planner:
                     task_id,
                     InstanceId=task.instance_id,
                     Name="op",
-                    Input=json.dumps(request),
+                    Input=request.to_json(),
                 )
             )
-            work.entity_messages.append((task_id, task))
+            work.entity_messages.append((task.instance_id or "", request))
 
     def _add_activity(
         self, task_id: int, task: PendingTask, now: datetime, new_events: list, work: Work

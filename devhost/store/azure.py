@@ -106,6 +106,9 @@ def _record_entity(record: InstanceRecord, row_key: str) -> dict[str, Any]:
     _put_text(entity, "CustomStatus", record.custom_status)
     if record.parent:
         entity["Parent"] = json.dumps(record.parent)
+    _put_text(entity, "EntityState", record.entity_state)
+    if record.recent_requests:
+        entity["RecentRequests"] = json.dumps(record.recent_requests)
     return entity
 
 
@@ -121,6 +124,8 @@ def _record_from(entity: dict[str, Any]) -> InstanceRecord:
         output=_get_text(entity, "Output"),
         custom_status=_get_text(entity, "CustomStatus"),
         parent=json.loads(entity["Parent"]) if entity.get("Parent") else None,
+        entity_state=_get_text(entity, "EntityState"),
+        recent_requests=json.loads(entity.get("RecentRequests") or "[]"),
     )
 
 
@@ -403,6 +408,22 @@ class AzureStore(TaskHubStore):
                 await self._repair_projection(winner[0])
             raise InstanceExistsError(record.instance_id) from err
         self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
+
+    async def ensure_entity(self, record: InstanceRecord) -> None:
+        if await self._read_state(record.instance_id) is not None:
+            return
+        await self._retry(
+            lambda: self._instances.upsert_entity(
+                _record_entity(record, ""), mode=UpdateMode.REPLACE
+            )
+        )
+        state = _record_entity(record, STATE_KEY)
+        state["Next"] = 0
+        try:
+            result = await self._retry(lambda: self._batch.submit([("insert", state, None)]))
+            self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
+        except BatchRejectedError:
+            self._states.pop(record.instance_id, None)  # created meanwhile; read on commit
 
     async def send(self, messages: list[Message]) -> None:
         for message in messages:

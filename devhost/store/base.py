@@ -39,6 +39,10 @@ class TaskHubStore(ABC):
         """
 
     @abstractmethod
+    async def ensure_entity(self, record: InstanceRecord) -> None:
+        """Create an entity's state row on its first request, unless it exists."""
+
+    @abstractmethod
     async def send(self, messages: list[Message]) -> None:
         """Append messages to their (live) instances' inboxes."""
 

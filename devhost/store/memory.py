@@ -44,6 +44,10 @@ class MemoryStore(TaskHubStore):
         self.inboxes[record.instance_id][start.message_id] = start
         return None
 
+    async def ensure_entity(self, record: InstanceRecord) -> None:
+        if record.instance_id not in self.records:
+            self._reset(record)
+
     async def send(self, messages: list[Message]) -> None:
         for message in messages:
             self.inboxes.setdefault(message.instance_id, {})[message.message_id] = message

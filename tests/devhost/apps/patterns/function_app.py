@@ -295,3 +295,41 @@ def ParallelRetry(context: df.DurableOrchestrationContext):
     )
     last = yield context.call_activity("Hello", "last")
     return [*results, last]
+
+
+# -- entities -----------------------------------------------------------------------------------
+
+
+@app.entity_trigger(context_name="context")
+def Tally(context: df.DurableEntityContext):
+    state = context.get_state(lambda: {"total": 0, "seen": []})
+    operation = context.operation_name
+    if operation == "add":
+        value = context.get_input()
+        state["total"] += value
+        state["seen"].append(value)
+    elif operation == "get":
+        context.set_result(state["total"])
+    elif operation == "explode":
+        state["total"] = -1000
+        context.set_state(state)
+        raise ValueError("the counter exploded")
+    elif operation == "delete":
+        context.destruct_on_exit()
+        return
+    context.set_state(state)
+
+
+@app.orchestration_trigger(context_name="context")
+def TallyUser(context: df.DurableOrchestrationContext):
+    counter = df.EntityId("Tally", context.get_input())
+    for value in (1, 2, 3):
+        context.signal_entity(counter, "add", value)
+    total = yield context.call_entity(counter, "get")
+    try:
+        yield context.call_entity(counter, "explode")
+        failure = None
+    except Exception as err:
+        failure = str(err)
+    after = yield context.call_entity(counter, "get")
+    return {"total": total, "failure": failure, "after": after}
