@@ -36,3 +36,8 @@ def WaitEvent(context: df.DurableOrchestrationContext):
 def Nap(context: df.DurableOrchestrationContext):
     yield context.create_timer(context.current_utc_datetime + timedelta(milliseconds=200))
     return "rested"
+
+
+@app.entity_trigger(context_name="context")
+def Counter(context: df.DurableEntityContext):
+    context.set_state(context.get_state(lambda: 0) + context.get_input())

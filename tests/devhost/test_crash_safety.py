@@ -242,3 +242,35 @@ def test_storage_outage_makes_the_host_wait_and_retry(tmp_path, hub_name, caplog
             assert any("reachable again" in r.getMessage() for r in caplog.records)
     finally:
         storage.stop()
+
+
+def test_entity_signals_answered_202_are_applied_exactly_once(crash_env, tmp_path):
+    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host.start()
+    acked = ambiguous = 0
+    path = f"{WEBHOOKS}/entities/Tally/kills?op=add"
+    try:
+        rng = random.Random(11)
+        for _ in range(5):
+            deadline = time.monotonic() + rng.uniform(0.2, 0.8)
+            while time.monotonic() < deadline:  # signal as fast as we can, then kill mid-stream
+                try:
+                    code, _ = host.request("POST", path, 1)
+                    acked += code == 202
+                except ConnectionRefusedError:
+                    pass
+                except OSError:
+                    ambiguous += 1  # the host died with this request in flight
+            host.kill()
+            host.start()
+        deadline = time.monotonic() + 30
+        while True:
+            code, state = host.request("GET", f"{WEBHOOKS}/entities/Tally/kills")
+            if code == 200 and state >= acked:
+                break
+            assert time.monotonic() < deadline, (code, state, acked)
+            time.sleep(0.05)
+        assert acked > 20
+        assert acked <= state <= acked + ambiguous, (state, acked, ambiguous)
+    finally:
+        host.stop()

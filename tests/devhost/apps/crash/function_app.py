@@ -36,3 +36,8 @@ def Quest(context: df.DurableOrchestrationContext):
     event = yield context.wait_for_external_event("Go")
     last = yield context.call_activity("Record", f"{key}:b")
     return {"a": first, "fan": len(fan), "child": child, "event": event, "b": last}
+
+
+@app.entity_trigger(context_name="context")
+def Tally(context: df.DurableEntityContext):
+    context.set_state(context.get_state(lambda: 0) + context.get_input())
