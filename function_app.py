@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import bp as activities
-from dungeon import workflows
+from dungeon import stats, workflows
 from dungeon.names import InvalidNameError, validate_name
 from dungeon.narration import Narrator
 from dungeon.repository import ConflictError, GameRepository, UniverseNotReadyError
@@ -145,6 +145,23 @@ async def game_log(req: func.HttpRequest) -> func.HttpResponse:
     if await repository().get_user(name) is None:
         return error(404, f"There is no user named '{name}'.")
     return reply(await repository().read_log(name))
+
+
+@app.entity_trigger(context_name="context", entity_name=stats.COUNTER_ENTITY)
+def user_counter(context: df.DurableEntityContext) -> None:
+    """The aggregator: counts users created, confirmed, dead and winners."""
+    if context.operation_name == "get":
+        context.set_result(context.get_state(stats.empty))
+        return
+    context.set_state(stats.count(context.get_state(stats.empty), context.operation_name))
+
+
+@app.route(route="Stats", methods=["GET"])
+@app.durable_client_input(client_name="client")
+async def get_stats(req: func.HttpRequest, client: df.DurableOrchestrationClient):
+    response = await client.read_entity_state(df.EntityId(stats.COUNTER_ENTITY, stats.COUNTER_KEY))
+    counts = response.entity_state if response.entity_exists else None
+    return reply({**stats.empty(), **(counts or {})})
 
 
 @app.route(route="Action", methods=["POST"])

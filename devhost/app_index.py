@@ -17,6 +17,12 @@ ACTIVITY_TRIGGER = "activityTrigger"
 ENTITY_TRIGGER = "entityTrigger"
 DURABLE_CLIENT = "durableClient"
 SUPPORTED_TRIGGERS = (HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, ENTITY_TRIGGER)
+# The decorators' optional names ("Name of ... Function"), which replace the method's name.
+NAME_PROPERTIES = {
+    ORCHESTRATION_TRIGGER: "orchestration",
+    ACTIVITY_TRIGGER: "activity",
+    ENTITY_TRIGGER: "entityName",
+}
 
 
 class AppLoadError(Exception):
@@ -153,7 +159,7 @@ def _function_info(function: Any) -> FunctionInfo | None:
     params = inspect.signature(user_function).parameters
     binding_names = {b["name"] for b in bindings}
     return FunctionInfo(
-        name=function.get_function_name(),
+        name=trigger.get(NAME_PROPERTIES.get(trigger["type"], "")) or function.get_function_name(),
         trigger_type=trigger["type"],
         trigger_param=trigger["name"],
         user_function=user_function,

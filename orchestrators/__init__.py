@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import azure.durable_functions as df
 
-from dungeon import workflows
+from dungeon import stats, workflows
 
 bp = df.Blueprint()
+USER_COUNTER = df.EntityId(stats.COUNTER_ENTITY, stats.COUNTER_KEY)
 
 
 class Story:
@@ -55,6 +56,7 @@ def RunUserParallelWorkflow(context: df.DurableOrchestrationContext):
         ]
     )
     universe = {"monster": monster, "room": room["name"], **items}
+    context.signal_entity(USER_COUNTER, "created")
     return (
         yield context.call_sub_orchestrator(
             workflows.CONFIRMATION,
@@ -81,6 +83,7 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
         timer.cancel()
     if winner == approval and approval.result is True:
         context.set_custom_status({"state": "confirmed", "deadline": deadline.isoformat()})
+        context.signal_entity(USER_COUNTER, "confirmed")
         yield story.say(f"{name} has confirmed and enters the dungeon!")
         yield context.call_activity(
             "StartWorkflow",
@@ -96,6 +99,7 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
         reason = "declined" if winner == approval else "did not confirm in time"
         yield story.say(f"{name} {reason}.")
         yield context.call_activity("KillUser", story.job())
+        context.signal_entity(USER_COUNTER, "dead")
         outcome = "dead"
     yield story.say(f"The confirmation workflow for {name} is complete.")
     return outcome
@@ -175,5 +179,6 @@ def GameMonitorWorkflow(context: df.DurableOrchestrationContext):
     ]
     if waits:
         yield context.task_all(waits)
+    context.signal_entity(USER_COUNTER, "winner")
     yield story.say(f"{name} has won the game!")
     return "won"

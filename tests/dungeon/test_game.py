@@ -242,3 +242,15 @@ def test_console_messages_of_a_whole_game_in_order(game, player, azurite):
     # The Log keeps the same lines (ordered by time, which mixes the harness's virtual clock
     # with the wall clock of HTTP functions, so compare as a multiset here).
     assert sorted(texts) == sorted(game.log(player))
+
+
+def test_stats_count_games_won_and_timed_out(game, player):
+    assert game.get("Stats")[2] == {"created": 0, "confirmed": 0, "dead": 0, "winners": 0}
+    game.win(player + "a")
+    game.win(player + "b")
+    assert game.new_user(player + "c")[0] == 202
+    game.host.idle()
+    game.host.advance(seconds=120)
+    code, _, counts = game.get("Stats")
+    assert code == 200
+    assert counts == {"created": 3, "confirmed": 2, "dead": 1, "winners": 2}
