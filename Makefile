@@ -6,7 +6,7 @@ STORE ?= azure
 
 .PHONY: setup run test lint bench clean
 
-setup: $(VENV)/.stamp-deps node_modules/.stamp-npm local.settings.json
+setup: $(VENV)/.stamp-deps node_modules/.stamp-npm local.settings.json /usr/bin/chromium
 
 $(VENV)/.stamp-deps: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ node_modules/.stamp-npm: package.json package-lock.json
 
 local.settings.json:
 	cp local.settings.json.example local.settings.json
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download is not reachable).
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 run: setup
 	$(PY) -m devhost up --port 7071 --store $(STORE)

@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import bp as activities
-from dungeon import stats, workflows
+from dungeon import openapi, stats, workflows
 from dungeon.names import InvalidNameError, validate_name
 from dungeon.narration import Narrator
 from dungeon.repository import ConflictError, GameRepository, UniverseNotReadyError
@@ -162,6 +162,11 @@ async def get_stats(req: func.HttpRequest, client: df.DurableOrchestrationClient
     response = await client.read_entity_state(df.EntityId(stats.COUNTER_ENTITY, stats.COUNTER_KEY))
     counts = response.entity_state if response.entity_exists else None
     return reply({**stats.empty(), **(counts or {})})
+
+
+@app.route(route="openapi.json", methods=["GET"])
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return reply(openapi.document())
 
 
 @app.route(route="Action", methods=["POST"])

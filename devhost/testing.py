@@ -56,12 +56,14 @@ class DurableHarness:
         virtual_clock: bool = True,
         env: dict[str, str] | None = None,
         cors_origins: list[str] | None = None,
+        static_dir: str | Path | None = None,
     ) -> None:
         self.app_dir = Path(app_dir)
         self._store = store
         self._virtual = virtual_clock
         self._env = env or {}
         self._cors = cors_origins
+        self._static_dir = Path(static_dir) if static_dir else None
         self.host: DevHost | None = None
 
     def __enter__(self) -> DurableHarness:
@@ -75,6 +77,7 @@ class DurableHarness:
             self._store or MemoryStore(),
             self.clock,
             listen=ListenAddress("127.0.0.1", 0),
+            static_dir=self._static_dir,
         )
         self.run(self.host.start())
         self.client = df.DurableOrchestrationClient(self.host.client_json())

@@ -22,6 +22,6 @@ def validate_name(value: object) -> str:
         raise InvalidNameError("The name must be at most 32 characters long.")
     if not NAME_PATTERN.fullmatch(name):
         raise InvalidNameError(
-            "The name may contain only letters, digits, spaces and the characters . _ -"
+            f"The name '{name}' may contain only letters, digits, spaces and the characters . _ -"
         )
     return name
