@@ -41,6 +41,11 @@ def json_body(req: func.HttpRequest) -> dict:
     return body
 
 
+def name_from_body(req: func.HttpRequest) -> str:
+    """The validated `name` of a JSON body; ActionError or InvalidNameError say what is wrong."""
+    return validate_name(json_body(req).get("name"))
+
+
 def repository() -> GameRepository:
     return GameRepository.shared(storage_connection())
 
@@ -50,7 +55,7 @@ def repository() -> GameRepository:
 async def new_user(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     """Claims the name, then starts the universe's creation and the user's monitor."""
     try:
-        name = validate_name(json_body(req).get("name"))
+        name = name_from_body(req)
     except (ActionError, InvalidNameError) as err:
         return error(400, str(err))
     settings = GameSettings.from_environment()
@@ -75,7 +80,7 @@ async def new_user(req: func.HttpRequest, client: df.DurableOrchestrationClient)
 @app.durable_client_input(client_name="client")
 async def confirm_user(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     try:
-        name = validate_name(json_body(req).get("name"))
+        name = name_from_body(req)
     except (ActionError, InvalidNameError) as err:
         return error(400, str(err))
     if await repository().get_user(name) is None:

@@ -15,7 +15,9 @@ def join_items(items: list[str]) -> str:
 
 
 @dataclass
-class User:
+class Creature:
+    """A user or a monster: alive or not, in a room, holding items."""
+
     name: str
     is_alive: bool = True
     current_room: str = ""
@@ -30,20 +32,12 @@ class User:
         }
 
 
-@dataclass
-class Monster:
-    name: str
-    is_alive: bool = True
-    current_room: str = ""
-    inventory_items: list[str] = field(default_factory=list)
+class User(Creature):
+    """The player."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "isAlive": self.is_alive,
-            "currentRoom": self.current_room,
-            "inventoryItems": join_items(self.inventory_items),
-        }
+
+class Monster(Creature):
+    """The monster stalking the player."""
 
 
 @dataclass

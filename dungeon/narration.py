@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
+from .clients import per_loop
 from .repository import GameRepository
 
 QUEUE = "console"
@@ -22,8 +23,6 @@ def now_text() -> str:
 
 
 class Narrator:
-    _by_loop: dict[tuple[int, str], Narrator] = {}
-
     def __init__(self, connection: str) -> None:
         self.queue = QueueClient.from_connection_string(connection, QUEUE)
         self.repository = GameRepository.shared(connection)
@@ -32,11 +31,7 @@ class Narrator:
 
     @classmethod
     def shared(cls, connection: str) -> Narrator:
-        key = (id(asyncio.get_running_loop()), connection)
-        narrator = cls._by_loop.get(key)
-        if narrator is None:
-            narrator = cls._by_loop[key] = cls(connection)
-        return narrator
+        return per_loop(cls, connection)
 
     async def say(
         self, user: str, text: str, at: str | None = None, key: str | None = None

@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from .clients import per_loop
 from .model import GameState, Item, Monster, Room, User, join_items, split_items
 
 USER, MONSTER, ROOM, INVENTORY, LOG = "User", "Monster", "Room", "Inventory", "Log"
@@ -121,8 +122,6 @@ class LoadedGame:
 class GameRepository:
     """One per event loop (the async clients belong to the loop that made them)."""
 
-    _by_loop: dict[tuple[int, str], GameRepository] = {}
-
     def __init__(self, connection: str) -> None:
         self.service = TableServiceClient.from_connection_string(connection)
         self.tables = {name: self.service.get_table_client(name) for name in TABLES}
@@ -131,11 +130,7 @@ class GameRepository:
 
     @classmethod
     def shared(cls, connection: str) -> GameRepository:
-        key = (id(asyncio.get_running_loop()), connection)
-        repository = cls._by_loop.get(key)
-        if repository is None:
-            repository = cls._by_loop[key] = cls(connection)
-        return repository
+        return per_loop(cls, connection)
 
     async def _table(self, name: str) -> TableClient:
         if not self._ready:

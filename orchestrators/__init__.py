@@ -34,6 +34,18 @@ class Story:
         return self.context.call_activity("Narrate", self.job(text=text))
 
 
+def start_workflow(context: df.DurableOrchestrationContext, workflow: str, game: dict):
+    """Start a workflow as its own instance (not a child), through an activity."""
+    return context.call_activity(
+        "StartWorkflow",
+        {
+            "workflow": workflow,
+            "instanceId": workflows.instance_id(workflow, game["name"]),
+            "input": game,
+        },
+    )
+
+
 def _minutes(seconds: float) -> str:
     if seconds % 60 == 0:
         minutes = int(seconds // 60)
@@ -85,14 +97,7 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
         context.set_custom_status({"state": "confirmed", "deadline": deadline.isoformat()})
         context.signal_entity(USER_COUNTER, "confirmed")
         yield story.say(f"{name} has confirmed and enters the dungeon!")
-        yield context.call_activity(
-            "StartWorkflow",
-            {
-                "workflow": workflows.SEQUENTIAL,
-                "instanceId": workflows.instance_id(workflows.SEQUENTIAL, name),
-                "input": game,
-            },
-        )
+        yield start_workflow(context, workflows.SEQUENTIAL, game)
         outcome = "confirmed"
     else:
         context.set_custom_status({"state": "expired", "deadline": deadline.isoformat()})
@@ -122,14 +127,7 @@ def RunUserSequentialWorkflow(context: df.DurableOrchestrationContext):
     yield context.call_activity(
         "PlaceInventoryOnMonster", story.job(item=world["treasure"], monster=world["monster"])
     )
-    yield context.call_activity(
-        "StartWorkflow",
-        {
-            "workflow": workflows.GAME_MONITOR,
-            "instanceId": workflows.instance_id(workflows.GAME_MONITOR, name),
-            "input": {"name": name, "universe": world},
-        },
-    )
+    yield start_workflow(context, workflows.GAME_MONITOR, {"name": name, "universe": world})
     return "arranged"
 
 
