@@ -58,26 +58,24 @@ class FunctionIndex:
 
     functions: dict[str, FunctionInfo] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    http: dict[str, FunctionInfo] = field(init=False)
+    orchestrators: dict[str, FunctionInfo] = field(init=False)
+    activities: dict[str, FunctionInfo] = field(init=False)
+    entities: dict[str, FunctionInfo] = field(init=False)
 
     def of_type(self, trigger_type: str) -> dict[str, FunctionInfo]:
         return {n: f for n, f in self.functions.items() if f.trigger_type == trigger_type}
 
-    @property
-    def http(self) -> dict[str, FunctionInfo]:
-        return self.of_type(HTTP_TRIGGER)
+    def __post_init__(self) -> None:
+        self.reclassify()
 
-    @property
-    def orchestrators(self) -> dict[str, FunctionInfo]:
-        return self.of_type(ORCHESTRATION_TRIGGER)
-
-    @property
-    def activities(self) -> dict[str, FunctionInfo]:
-        return self.of_type(ACTIVITY_TRIGGER)
-
-    @property
-    def entities(self) -> dict[str, FunctionInfo]:
-        """Entities by lower-cased name: the SDK lower-cases entity names in their ids."""
-        return {n.lower(): f for n, f in self.of_type(ENTITY_TRIGGER).items()}
+    def reclassify(self) -> None:
+        """Group the functions by trigger once; the engine looks them up on every episode."""
+        self.http = self.of_type(HTTP_TRIGGER)
+        self.orchestrators = self.of_type(ORCHESTRATION_TRIGGER)
+        self.activities = self.of_type(ACTIVITY_TRIGGER)
+        # Entities by lower-cased name: the SDK lower-cases entity names in their ids.
+        self.entities = {n.lower(): f for n, f in self.of_type(ENTITY_TRIGGER).items()}
 
 
 def _describe_exception(err: BaseException, app_dir: Path) -> str:
@@ -146,6 +144,7 @@ def build_index(app: Any, app_file: str = "function_app.py") -> FunctionIndex:
         if info.name in index.functions:
             raise AppLoadError(f"{app_file}: two functions are named {info.name!r}")
         index.functions[info.name] = info
+    index.reclassify()
     return index
 
 

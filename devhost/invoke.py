@@ -7,7 +7,7 @@ import functools
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,18 +59,26 @@ class Invoker:
     app_dir: str
     client_json: Callable[[], str]
 
-    async def call(self, info: FunctionInfo, trigger_value: Any) -> Any:
+    def arguments(self, info: FunctionInfo, trigger_value: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {info.trigger_param: trigger_value}
         if info.client_param:
             kwargs[info.client_param] = self.client_json()
         if info.accepts_context:
             kwargs["context"] = InvocationContext(info.name, self.app_dir)
+        return kwargs
+
+    async def call(self, info: FunctionInfo, trigger_value: Any) -> Any:
+        kwargs = self.arguments(info, trigger_value)
         if info.is_async:
             return await info.user_function(**kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self.executor, functools.partial(info.user_function, **kwargs)
         )
+
+    def submit_activity(self, info: FunctionInfo, input_json: str | None) -> Future:
+        """A sync activity run whole on the executor (decoding and encoding included)."""
+        return self.executor.submit(run_sync_activity, info, self.arguments, input_json)
 
 
 @dataclass
@@ -81,18 +89,32 @@ class ActivityOutcome:
     details: str | None = None
 
 
+def _decode_input(input_json: str | None) -> Any:
+    datum = meta.Datum(type="json", value=input_json if input_json is not None else "null")
+    return ActivityTriggerConverter.decode(datum, trigger_metadata=None)
+
+
+def _encoded(output: Any) -> ActivityOutcome:
+    encoded = ActivityTriggerConverter.encode(output, expected_type=None)
+    return ActivityOutcome(ok=True, result=encoded.value)
+
+
 async def run_activity(
     invoker: Invoker, info: FunctionInfo, input_json: str | None
 ) -> ActivityOutcome:
     """Decode the input and encode the output with the worker's own activity converter."""
     try:
-        value = ActivityTriggerConverter.decode(
-            meta.Datum(type="json", value=input_json if input_json is not None else "null"),
-            trigger_metadata=None,
-        )
-        output = await invoker.call(info, value)
-        encoded = ActivityTriggerConverter.encode(output, expected_type=None)
-        return ActivityOutcome(ok=True, result=encoded.value)
+        return _encoded(await invoker.call(info, _decode_input(input_json)))
+    except Exception as err:  # noqa: BLE001 - an activity failure is reported to its orchestrator
+        return failed_activity(info.name, err)
+
+
+def run_sync_activity(
+    info: FunctionInfo, arguments: Callable[..., dict[str, Any]], input_json: str | None
+) -> ActivityOutcome:
+    """The thread-side twin of run_activity, for sync functions."""
+    try:
+        return _encoded(info.user_function(**arguments(info, _decode_input(input_json))))
     except Exception as err:  # noqa: BLE001 - an activity failure is reported to its orchestrator
         return failed_activity(info.name, err)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..app_index import FunctionIndex
 from ..clock import Clock, VirtualClock
-from ..invoke import Invoker, failed_activity, run_activity
+from ..invoke import ActivityOutcome, Invoker, failed_activity, run_activity
 from ..store.base import InstanceExistsError, TaskHubStore
 from .entities import (
     EntityRequest,
@@ -114,6 +114,8 @@ class Engine:
         self._timer_loop: asyncio.Task | None = None
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._watchers: dict[str, list[asyncio.Future]] = {}
+        self._running_activities = 0  # started and not yet handed to their instance
+        self._drained: asyncio.Future | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -150,8 +152,12 @@ class Engine:
 
     async def wait_idle(self) -> None:
         """Until no episode, activity or delivery is under way (timers may still be pending)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        while self._tasks or self._running_activities:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks))
+                continue
+            self._drained = self._drained or asyncio.get_running_loop().create_future()
+            await self._drained
 
     async def advance(self, delta: timedelta) -> None:
         """Move the virtual clock, firing due timers in order and settling after each."""
@@ -774,7 +780,7 @@ class Engine:
     def _start_work(self, orch: Orchestration, work: Work, ensure_children: bool) -> None:
         record = orch.record
         for task_id, task in work.activities:
-            self._spawn(self._run_activity(record.instance_id, record.execution_id, task_id, task))
+            self._start_activity(record.instance_id, record.execution_id, task_id, task)
         for task_id, due in work.timers:
             self._timers.arm((record.instance_id, record.execution_id, task_id), due)
         for task_id in work.canceled_timers:
@@ -814,9 +820,30 @@ class Engine:
             reason=json.loads(child.output) if failed and child.output else None,
         )
 
+    def _start_activity(
+        self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
+    ) -> None:
+        info = self.index.activities.get(task.name or "")
+        if info is None or info.is_async:
+            self._running_activities += 1
+            self._spawn(self._run_activity(instance_id, execution_id, task_id, task))
+            return
+        # Sync activities go straight to the executor, whose size is the concurrency limit: its
+        # threads keep working while an episode holds the loop, so results pile up for the next
+        # episode; the result comes back through one callback, with no task of its own.
+        self._running_activities += 1
+        future = self.invoker.submit_activity(info, task.input)
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(
+            lambda done: loop.call_soon_threadsafe(
+                self._activity_done, instance_id, execution_id, task_id, done.result()
+            )
+        )
+
     async def _run_activity(
         self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
     ) -> None:
+        """Async activities (and unknown names) run on the loop, within the activity limit."""
         info = self.index.activities.get(task.name or "")
         if info is None:
             outcome = failed_activity(
@@ -826,14 +853,14 @@ class Engine:
                     "or is not an activity function."
                 ),
             )
-        elif info.is_async:
+        else:
             async with self._activity_slots:
                 outcome = await run_activity(self.invoker, info, task.input)
-        else:
-            # Sync activities go straight to the executor, whose size is the concurrency limit:
-            # its threads keep working while an episode holds the loop, so results pile up
-            # for the next episode instead of waiting to be started.
-            outcome = await run_activity(self.invoker, info, task.input)
+        self._activity_done(instance_id, execution_id, task_id, outcome)
+
+    def _activity_done(
+        self, instance_id: str, execution_id: str, task_id: int, outcome: ActivityOutcome
+    ) -> None:
         now = self.clock.now()
         if outcome.ok:
             evt = event(
@@ -847,7 +874,18 @@ class Engine:
                 Reason=outcome.reason,
                 Details=outcome.details,
             )
-        await self._deliver(Message(new_id(), instance_id, evt, execution_id))
+        message = Message(new_id(), instance_id, evt, execution_id)
+        orch = self._active.get(instance_id)
+        if orch is None:
+            self._spawn(self._deliver(message))
+        elif orch.record.execution_id == execution_id:
+            orch.inbox.append(message)
+            self._notify(orch)
+        self._running_activities -= 1
+        if not self._running_activities and self._drained is not None:
+            if not self._drained.done():
+                self._drained.set_result(None)
+            self._drained = None
 
     def _on_timer(self, key: TimerKey, due: datetime) -> None:
         instance_id, execution_id, timer_id = key

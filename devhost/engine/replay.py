@@ -37,17 +37,24 @@ class HistoryCache:
     events: list[dict[str, Any]] = field(default_factory=list)
     played_json: list[str] = field(default_factory=list)
 
-    def extend(self, events: list[dict[str, Any]]) -> None:
+    def extend(self, events: list[dict[str, Any]], serialized: list[str] | None = None) -> None:
+        """Add events; `serialized` is their JSON without IsPlayed, if already made."""
         self.events.extend(events)
-        self.played_json.extend(_event_json(e, True) for e in events)
+        texts = serialized or [_event_text(e) for e in events]
+        self.played_json.extend(_with_played(text, True) for text in texts)
 
     def clear(self) -> None:
         self.events.clear()
         self.played_json.clear()
 
 
-def _event_json(evt: dict[str, Any], played: bool) -> str:
-    return json.dumps({**evt, "IsPlayed": played}, separators=(",", ":"))
+def _event_text(evt: dict[str, Any]) -> str:
+    return json.dumps(evt, separators=(",", ":"))
+
+
+def _with_played(text: str, played: bool) -> str:
+    """An event's JSON with IsPlayed added, without serializing it again."""
+    return f'{text[:-1]},"IsPlayed":{"true" if played else "false"}}}'
 
 
 def build_context(
@@ -57,7 +64,9 @@ def build_context(
     parent_instance_id: str | None,
     input_json: str | None,
 ) -> str:
-    history = ",".join([*cache.played_json, *(_event_json(e, False) for e in new_events)])
+    history = ",".join(
+        [*cache.played_json, *(_with_played(_event_text(e), False) for e in new_events)]
+    )
     head = json.dumps(
         {
             "instanceId": instance_id,
