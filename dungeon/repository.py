@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -18,11 +18,12 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from .clients import per_loop
-from .model import GameState, Item, Monster, Room, User, join_items, split_items
+from .model import Creature, GameState, Item, Monster, Room, User, join_items, split_items
 
 USER, MONSTER, ROOM, INVENTORY, LOG = "User", "Monster", "Room", "Inventory", "Log"
 TABLES = (USER, MONSTER, ROOM, INVENTORY, LOG)
 PARTITION_QUERY = "PartitionKey eq @pk"
+C = TypeVar("C", bound=Creature)
 
 
 class ConflictError(Exception):
@@ -37,42 +38,40 @@ def user_partition(name: str) -> str:
     return name[0].upper()
 
 
-def _user(entity: dict[str, Any]) -> User:
-    return User(
+def _creature(entity: dict[str, Any], kind: type[C]) -> C:
+    return kind(
         entity["RowKey"],
         bool(entity.get("IsAlive", True)),
         entity.get("CurrentRoom", ""),
         split_items(entity.get("InventoryItems")),
     )
+
+
+def _creature_entity(partition: str, creature: Creature) -> dict[str, Any]:
+    return {
+        "PartitionKey": partition,
+        "RowKey": creature.name,
+        "IsAlive": creature.is_alive,
+        "CurrentRoom": creature.current_room,
+        "InventoryItems": join_items(creature.inventory_items),
+    }
+
+
+def _user(entity: dict[str, Any]) -> User:
+    return _creature(entity, User)
 
 
 def _user_entity(user: User) -> dict[str, Any]:
-    return {
-        "PartitionKey": user_partition(user.name),
-        "RowKey": user.name,
-        "IsAlive": user.is_alive,
-        "CurrentRoom": user.current_room,
-        "InventoryItems": join_items(user.inventory_items),
-    }
+    return _creature_entity(user_partition(user.name), user)
 
 
 def _monster(entity: dict[str, Any]) -> Monster:
-    return Monster(
-        entity["RowKey"],
-        bool(entity.get("IsAlive", True)),
-        entity.get("CurrentRoom", ""),
-        split_items(entity.get("InventoryItems")),
-    )
+    return _creature(entity, Monster)
 
 
 def _monster_entity(user: str, monster: Monster) -> dict[str, Any]:
-    return {
-        "PartitionKey": user,
-        "RowKey": monster.name,
-        "IsAlive": monster.is_alive,
-        "CurrentRoom": monster.current_room,
-        "InventoryItems": join_items(monster.inventory_items),
-    }
+    """A monster's row lives in its user's partition."""
+    return _creature_entity(user, monster)
 
 
 def _room(entity: dict[str, Any]) -> Room:

@@ -22,6 +22,22 @@ CRASH_APP = Path(__file__).parent / "apps" / "crash"
 WEBHOOKS = "/runtime/webhooks/durabletask"
 
 
+def host_command(port: int) -> list[str]:
+    """`python -m devhost start` on the crash app's hub in Azurite."""
+    return [
+        sys.executable,
+        "-m",
+        "devhost",
+        "start",
+        "--app-dir",
+        str(CRASH_APP),
+        "--store",
+        "azure",
+        "--port",
+        str(port),
+    ]
+
+
 class HostProcess:
     """`python -m devhost start` on the crash app, started and killed by the test."""
 
@@ -38,18 +54,7 @@ class HostProcess:
     def start(self, timeout: float = 60) -> None:
         log = open(self.log_path, "a")  # noqa: SIM115 - the child process owns it
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devhost",
-                "start",
-                "--app-dir",
-                str(CRASH_APP),
-                "--store",
-                "azure",
-                "--port",
-                str(self.port),
-            ],
+            host_command(self.port),
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -197,18 +202,7 @@ def test_a_second_host_on_the_same_hub_is_refused(crash_env, tmp_path):
     first.start()
     try:
         second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "devhost",
-                "start",
-                "--app-dir",
-                str(CRASH_APP),
-                "--store",
-                "azure",
-                "--port",
-                str(free_port()),
-            ],
+            host_command(free_port()),
             env=crash_env,
             capture_output=True,
             text=True,
