@@ -113,6 +113,10 @@ def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path
         for instance_id in instances:
             code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Quest/{instance_id}", 120)
             assert code == 202
+        loopers = ["looper-1", "looper-2"]
+        for instance_id in loopers:
+            code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Looper/{instance_id}", 150)
+            assert code == 202
         for round_number in range(8):
             time.sleep(rng.uniform(0.05, 0.6))  # let work get under way, then kill mid-flight
             if round_number >= 3:
@@ -132,7 +136,7 @@ def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path
                 )
                 assert code == 202
         deadline = time.monotonic() + 60
-        pending = set(instances)
+        pending = set(instances) | set(loopers)
         while pending and time.monotonic() < deadline:
             for instance_id in list(pending):
                 code, body = host.request("GET", f"{WEBHOOKS}/instances/{instance_id}")
@@ -141,6 +145,9 @@ def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path
             time.sleep(0.1)
         assert not pending, f"not finished: {pending}"
 
+        for instance_id in loopers:
+            code, status = host.request("GET", f"{WEBHOOKS}/instances/{instance_id}")
+            assert status["output"] == "looped", status
         for instance_id in instances:
             code, status = host.request(
                 "GET", f"{WEBHOOKS}/instances/{instance_id}?showHistory=true&showHistoryOutput=true"
@@ -163,6 +170,8 @@ def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path
         host.stop()
 
     runs = Counter(Path(crash_env["CRASH_LOG"]).read_text().split())
+    for instance_id in loopers:
+        assert all(runs[f"{instance_id}:{n}"] >= 1 for n in range(1, 151))
     for instance_id in instances:
         for key in ["a", "b", "side", *(f"f{i}" for i in range(120))]:
             assert runs[f"{instance_id}:{key}"] >= 1, f"{instance_id}:{key} never ran"

@@ -41,3 +41,14 @@ def Quest(context: df.DurableOrchestrationContext):
 @app.entity_trigger(context_name="context")
 def Tally(context: df.DurableEntityContext):
     context.set_state(context.get_state(lambda: 0) + context.get_input())
+
+
+@app.orchestration_trigger(context_name="context")
+def Looper(context: df.DurableOrchestrationContext):
+    """Continues as new until it has counted down, one activity a generation."""
+    remaining = int(context.get_input())
+    if remaining == 0:
+        return "looped"
+    yield context.call_activity("Record", f"{context.instance_id}:{remaining}")
+    context.continue_as_new(remaining - 1)
+    return None
