@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -115,6 +116,9 @@ class Engine:
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._watchers: dict[str, list[asyncio.Future]] = {}
         self._running_activities = 0  # started and not yet handed to their instance
+        self._finished: list[tuple] = []  # sync activity results, from executor threads
+        self._finished_lock = threading.Lock()
+        self._drain_scheduled = False
         self._drained: asyncio.Future | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -835,10 +839,27 @@ class Engine:
         future = self.invoker.submit_activity(info, task.input)
         loop = asyncio.get_running_loop()
         future.add_done_callback(
-            lambda done: loop.call_soon_threadsafe(
-                self._activity_done, instance_id, execution_id, task_id, done.result()
+            lambda done: self._finished_in_thread(
+                loop, (instance_id, execution_id, task_id, done.result())
             )
         )
+
+    def _finished_in_thread(self, loop: asyncio.AbstractEventLoop, result: tuple) -> None:
+        """Called on an executor thread: queue the result, waking the loop once per burst."""
+        with self._finished_lock:
+            self._finished.append(result)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        loop.call_soon_threadsafe(self._drain_finished)
+
+    def _drain_finished(self) -> None:
+        with self._finished_lock:
+            results = self._finished
+            self._finished = []
+            self._drain_scheduled = False
+        for result in results:
+            self._activity_done(*result)
 
     async def _run_activity(
         self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
