@@ -36,16 +36,28 @@ class HistoryCache:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     played_json: list[str] = field(default_factory=list)
+    _made: dict[int, str] = field(default_factory=dict)  # JSON of events offered as new
 
-    def extend(self, events: list[dict[str, Any]], serialized: list[str] | None = None) -> None:
-        """Add events; `serialized` is their JSON without IsPlayed, if already made."""
+    def new_event_json(self, evt: dict[str, Any]) -> str:
+        """An event offered to the SDK as new; its JSON is kept for when it joins history."""
+        text = self._made[id(evt)] = _event_text(evt)
+        return _with_played(text, False)
+
+    def forget_new(self) -> None:
+        """Drop JSON kept for events of an episode that never joined history."""
+        self._made.clear()
+
+    def extend(self, events: list[dict[str, Any]]) -> None:
         self.events.extend(events)
-        texts = serialized or [_event_text(e) for e in events]
-        self.played_json.extend(_with_played(text, True) for text in texts)
+        for evt in events:
+            text = self._made.pop(id(evt), None) or _event_text(evt)
+            self.played_json.append(_with_played(text, True))
+        self._made.clear()
 
     def clear(self) -> None:
         self.events.clear()
         self.played_json.clear()
+        self._made.clear()
 
 
 def _event_text(evt: dict[str, Any]) -> str:
@@ -64,9 +76,8 @@ def build_context(
     parent_instance_id: str | None,
     input_json: str | None,
 ) -> str:
-    history = ",".join(
-        [*cache.played_json, *(_with_played(_event_text(e), False) for e in new_events)]
-    )
+    cache.forget_new()
+    history = ",".join([*cache.played_json, *(cache.new_event_json(e) for e in new_events)])
     head = json.dumps(
         {
             "instanceId": instance_id,
