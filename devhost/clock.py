@@ -8,16 +8,12 @@ from datetime import UTC, datetime
 class Clock:
     """The engine's only source of time: orchestration timestamps, timers, created times."""
 
-    virtual = False
-
     def now(self) -> datetime:
         return datetime.now(UTC)
 
 
 class VirtualClock(Clock):
     """Time stands still until `set` moves it forward; timers fire as the engine advances it."""
-
-    virtual = True
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime.now(UTC)

@@ -123,8 +123,9 @@ class DevHost:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         """HTTP functions first (routes are case-insensitive), then the static web folder."""
-        if self._functions.match(request.path, request.method) is not None:
-            return await self._functions.handle(request)
+        found = self._functions.match(request.path, request.method)
+        if found is not None:
+            return await self._functions.handle(request, found)
         if self.static_dir and request.method in ("GET", "HEAD"):
             root = self.static_dir.resolve()
             wanted = (root / request.path.lstrip("/")).resolve()

@@ -85,10 +85,10 @@ class HttpFunctions:
             return route, params
         return False if path_matched else None
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        found = self.match(request.path, request.method)
-        if found is None:
-            raise web.HTTPNotFound()
+    async def handle(
+        self, request: web.Request, found: tuple[Route, dict[str, str]] | bool
+    ) -> web.StreamResponse:
+        """Call the matched function; `found` is what match() said of this request."""
         if found is False:
             raise web.HTTPMethodNotAllowed(request.method, [])
         route, params = found

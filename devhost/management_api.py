@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +29,12 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
     return default if value is None else value.lower() == "true"
 
 
+def _top(request: web.Request) -> int | None:
+    """The page size asked for with ?top=, if it is a positive number."""
+    text = request.query.get("top", "")
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
 def _time(value: str | None, name: str) -> datetime | None:
     if not value:
         return None
@@ -40,8 +46,6 @@ def _time(value: str | None, name: str) -> datetime | None:
             content_type="application/json",
         ) from None
     if moment.tzinfo is None:
-        from datetime import UTC
-
         moment = moment.replace(tzinfo=UTC)
     return moment
 
@@ -158,8 +162,7 @@ class ManagementApi:
 
     async def list_instances(self, request: web.Request) -> web.Response:
         query = self._query(request)
-        top_text = request.query.get("top")
-        top = int(top_text) if top_text and top_text.isdigit() and int(top_text) > 0 else None
+        top = _top(request)
         token = request.headers.get(CONTINUATION_HEADER)
         records, next_token = await self.engine.query(query, top, token)
         show_input = _flag(request, "showInput")
@@ -187,8 +190,7 @@ class ManagementApi:
         """Entities with state, of one name or all: the docs' entity query."""
         name = request.match_info.get("name")
         prefix = f"@{name.lower()}@" if name else "@"
-        top_text = request.query.get("top")
-        top = int(top_text) if top_text and top_text.isdigit() and int(top_text) > 0 else None
+        top = _top(request)
         records, next_token = await self.engine.query(
             InstanceQuery(instance_id_prefix=prefix), top, request.headers.get(CONTINUATION_HEADER)
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import threading
@@ -700,16 +701,8 @@ class Engine:
             or previous.custom_status != commit.record.custom_status
             or previous.execution_id != commit.record.execution_id
         )
-        await self.store.commit(
-            EpisodeCommit(
-                commit.record,
-                commit.new_events,
-                stored,
-                [],
-                commit.new_execution,
-                commit.status_changed,
-            )
-        )
+        # The store deletes the stored messages it consumed; the outbox stays in memory.
+        await self.store.commit(dataclasses.replace(commit, consumed=stored, outbox=[]))
         orch.record = commit.record
         if commit.new_execution:
             self._timers.cancel_instance(commit.record.instance_id)

@@ -42,6 +42,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from ..engine.history import EventType
 from ..engine.model import (
     EpisodeCommit,
     InstanceQuery,
@@ -130,17 +131,9 @@ def _record_from(entity: dict[str, Any]) -> InstanceRecord:
 
 
 def _utc(value: datetime) -> datetime:
-    moment = datetime(
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-        tzinfo=UTC,
-    )
-    return moment
+    """A plain UTC datetime from the SDK's datetime subclass."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(aware.timestamp(), UTC)
 
 
 def _event_entity(instance_id: str, execution_id: str, seq: int, evt: dict) -> dict[str, Any]:
@@ -155,8 +148,6 @@ def _event_entity(instance_id: str, execution_id: str, seq: int, evt: dict) -> d
 
 
 def _event_name(number: int) -> str:
-    from ..engine.history import EventType
-
     return EventType(number).name
 
 
@@ -426,9 +417,14 @@ class AzureStore(TaskHubStore):
             self._states.pop(record.instance_id, None)  # created meanwhile; read on commit
 
     async def send(self, messages: list[Message]) -> None:
-        for message in messages:
-            entity = _message_entity(message, self._inbox_key(message))
-            await self._retry(lambda entity=entity: self._history.upsert_entity(entity))
+        """Inbox rows, written at once; their keys, made here in order, keep the order."""
+        entities = [_message_entity(m, self._inbox_key(m)) for m in messages]
+        await asyncio.gather(
+            *(
+                self._retry(lambda entity=entity: self._history.upsert_entity(entity))
+                for entity in entities
+            )
+        )
 
     async def commit(self, commit: EpisodeCommit) -> None:
         record = commit.record
