@@ -3,6 +3,8 @@
 import contextlib
 import json
 import uuid
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -11,7 +13,12 @@ from activities import bp as activities
 from dungeon import openapi, stats, workflows
 from dungeon.names import InvalidNameError, validate_name
 from dungeon.narration import Narrator
-from dungeon.repository import ConflictError, GameRepository, UniverseNotReadyError
+from dungeon.repository import (
+    CONFIRMED,
+    ConflictError,
+    GameRepository,
+    UniverseNotReadyError,
+)
 from dungeon.rules import ActionError, check_request, perform
 from dungeon.settings import GameSettings, storage_connection
 from orchestrators import bp as orchestrators
@@ -34,7 +41,7 @@ def error(status: int, message: str) -> func.HttpResponse:
 def json_body(req: func.HttpRequest) -> dict:
     try:
         body = req.get_json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to read
         raise ActionError(400, "The body must be a JSON object.") from None
     if not isinstance(body, dict):
         raise ActionError(400, "The body must be a JSON object.")
@@ -48,6 +55,14 @@ def name_from_body(req: func.HttpRequest) -> str:
 
 def repository() -> GameRepository:
     return GameRepository.shared(storage_connection())
+
+
+def response_links(
+    client: df.DurableOrchestrationClient, req: func.HttpRequest, instance_id: str
+) -> dict[str, str]:
+    """The SDK's management URLs, with the instance id percent-encoded (names have spaces)."""
+    links = client.get_client_response_links(req, quote(instance_id, safe=""))
+    return {**links, "id": instance_id}
 
 
 @app.route(route="NewUser", methods=["POST"])
@@ -67,7 +82,7 @@ async def new_user(req: func.HttpRequest, client: df.DurableOrchestrationClient)
         for workflow in (workflows.PARALLEL, workflows.USER_MONITOR):
             instance_id = workflows.instance_id(workflow, name)
             await client.start_new(workflow, instance_id, game)
-            started[workflow] = client.get_client_response_links(req, instance_id)
+            started[workflow] = response_links(client, req, instance_id)
     except Exception:
         for workflow in started:
             await client.terminate(workflows.instance_id(workflow, name), "NewUser failed")
@@ -79,22 +94,32 @@ async def new_user(req: func.HttpRequest, client: df.DurableOrchestrationClient)
 @app.route(route="ConfirmUser", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def confirm_user(req: func.HttpRequest, client: df.DurableOrchestrationClient):
+    """Records the confirmation (durably, once), then tells the workflow if it is listening.
+
+    The window opens with NewUser's 202 and closes when the confirmation workflow's timer
+    fires; until then a confirmation is kept in the Confirmation table, where the workflow
+    looks for it when it starts and again when its timer fires.
+    """
     try:
         name = name_from_body(req)
     except (ActionError, InvalidNameError) as err:
         return error(400, str(err))
-    if await repository().get_user(name) is None:
+    user = await repository().get_user(name)
+    if user is None:
         return error(404, f"There is no user named '{name}'.")
-    instance_id = workflows.instance_id(workflows.CONFIRMATION, name)
-    status = await client.get_status(instance_id)
-    running = status and status.runtime_status == df.OrchestrationRuntimeStatus.Running
-    if not running:
-        return error(409, f"No confirmation is waiting for {name}.")
-    try:
-        await client.raise_event(instance_id, workflows.APPROVAL_EVENT, True)
-    except Exception:
-        return error(409, f"No confirmation is waiting for {name}.")
-    return reply({"name": name, "message": f"{name} is confirmed."}, 202)
+    if not user.is_alive:
+        return error(409, f"{user.name} is dead.")
+    earlier = await repository().record_confirmation(user.name)
+    if earlier == CONFIRMED:
+        return error(409, f"{user.name} has already confirmed.")
+    if earlier is not None:
+        return error(409, f"The confirmation window of {user.name} has closed.")
+    # Not yet started, or already finished: the recorded confirmation is found by the workflow.
+    with contextlib.suppress(Exception):
+        await client.raise_event(
+            workflows.instance_id(workflows.CONFIRMATION, name), workflows.APPROVAL_EVENT, True
+        )
+    return reply({"name": user.name, "message": f"{user.name} is confirmed."}, 202)
 
 
 @app.route(route="CheckStatus/{username}/{workflow}", methods=["GET"])
@@ -107,9 +132,10 @@ async def check_status(req: func.HttpRequest, client: df.DurableOrchestrationCli
         name = validate_name(username)
     except InvalidNameError as err:
         return error(400, str(err))
-    status = await client.get_status(workflows.instance_id(workflow, name))
+    instance_id = workflows.instance_id(workflow, name)
+    status = await client.get_status(instance_id)
     if not status or status.runtime_status is None:
-        return error(404, f"There is no {workflow} for {name}.")
+        return await not_started(workflow, name, instance_id)
     runtime = status.runtime_status.value
     return reply(
         {
@@ -122,6 +148,26 @@ async def check_status(req: func.HttpRequest, client: df.DurableOrchestrationCli
             else None,
             "customStatus": status.custom_status,
             "output": status.output,
+        }
+    )
+
+
+async def not_started(workflow: str, name: str, instance_id: str) -> func.HttpResponse:
+    """A workflow of a living player's game that has not started yet is Pending: it will."""
+    user = await repository().get_user(name)
+    if user is None:
+        return error(404, f"There is no {workflow} for {name}: there is no such user.")
+    if not user.is_alive:
+        return error(404, f"There is no {workflow} for {user.name}, and {user.name} is dead.")
+    return reply(
+        {
+            "created": datetime.now(UTC).isoformat(),
+            "status": "Pending",
+            "workflow": workflow,
+            "instanceId": instance_id,
+            "lastUpdated": None,
+            "customStatus": None,
+            "output": None,
         }
     )
 
@@ -177,25 +223,33 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="Action", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
-    """Apply `get` or `kill`; two racing actions are serialized by the User row's ETag."""
-    narrator = Narrator.shared(storage_connection())
+    """Apply `get` or `kill`; two racing actions are serialized by the User row's ETag.
+
+    Only what happened is narrated: a refused action answers its player alone, so nobody can
+    fill another player's story with their own text.
+    """
     try:
         body = json_body(req)
         name = validate_name(body.get("name"))
-        verb, target = check_request(body.get("action"), body.get("target"))
+        request = check_request(body.get("action"), body.get("target"), body.get("with"))
     except (ActionError, InvalidNameError) as err:
         return error(getattr(err, "status", 400), str(err))
     for _ in range(ACTION_ATTEMPTS):
         try:
             loaded = await repository().load_game(name)
         except UniverseNotReadyError:
-            return error(400, f"{name} is not in the dungeon yet.")
+            if await repository().confirmation_state(name) == CONFIRMED:
+                return error(400, f"The dungeon of {name} is still being made: try again soon.")
+            return error(400, f"{name} is not in the dungeon yet: confirm first.")
         if loaded is None:
             return error(404, f"There is no user named '{name}'.")
         try:
-            outcome = perform(loaded.state, verb, target, body.get("with"))
+            confirmed = (
+                bool(loaded.state.user.current_room)
+                or await repository().confirmation_state(name) == CONFIRMED
+            )
+            outcome = perform(loaded.state, request, confirmed)
         except ActionError as err:
-            await narrator.say(name, f"{name} tried to {verb} the {target}, but: {err}")
             return error(err.status, str(err))
         try:
             await repository().save_game(loaded)
@@ -204,7 +258,8 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
             continue
     else:
         return error(409, f"{name} is doing too much at once; try again.")
-    await narrator.say(name, outcome.message)
+    user = loaded.state.user.name
+    await Narrator.shared(storage_connection()).say(user, outcome.message)
     for event in outcome.events:
         # A finished or missing game monitor is no error for the player.
         with contextlib.suppress(Exception):

@@ -9,7 +9,7 @@ import azure.durable_functions as df
 
 from dungeon import universe
 from dungeon.narration import Narrator
-from dungeon.repository import GameRepository
+from dungeon.repository import CONFIRMED, GameRepository
 from dungeon.settings import storage_connection
 
 bp = df.Blueprint()
@@ -90,6 +90,21 @@ async def PlaceMonsterInRoom(job: dict) -> None:
 async def PlaceInventoryOnMonster(job: dict) -> None:
     await _repository().place_item_on_monster(job["user"], job["item"], job["monster"])
     await _say(job, f"The {job['monster']} clutches {with_article(job['item'])}.")
+
+
+@bp.activity_trigger(input_name="job")
+async def ConfirmationRecorded(job: dict) -> bool:
+    """True if ConfirmUser recorded a confirmation before the workflow began to wait."""
+    return await _repository().confirmation_state(job["user"]) == CONFIRMED
+
+
+@bp.activity_trigger(input_name="job")
+async def SettleConfirmation(job: dict) -> bool:
+    """Decide the window once: True if the player confirmed (now or before), else closed."""
+    if job["approved"]:
+        await _repository().record_confirmation(job["user"])
+        return True
+    return await _repository().close_confirmation(job["user"])
 
 
 @bp.activity_trigger(input_name="job")

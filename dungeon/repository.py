@@ -3,6 +3,14 @@
 Every query is a point read or a partition query with the key passed as a parameter: a name
 is never pasted into a filter string. Updates are ETag-checked; all of a player's actions go
 through their User row first, so two racing actions are serialized there and none is lost.
+
+Keys use the player's case-free key (`names.player_key`): "Pat" and "PAT" are one row, and the
+User row keeps the name as first typed in `Name`. Every method takes a name in any case.
+
+`Confirmation` (PartitionKey = player key, RowKey "window") decides the confirmation window: its
+one row is inserted once, as `State` "confirmed" by ConfirmUser or "expired" by the workflow
+when its timer fires, and never changes. Whichever insert lands first wins, so a confirmation
+answered with 202 is never overruled by the timer, and none is lost while no workflow listens.
 """
 
 from __future__ import annotations
@@ -19,9 +27,13 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 
 from .clients import per_loop
 from .model import Creature, GameState, Item, Monster, Room, User, join_items, split_items
+from .names import player_key
 
 USER, MONSTER, ROOM, INVENTORY, LOG = "User", "Monster", "Room", "Inventory", "Log"
-TABLES = (USER, MONSTER, ROOM, INVENTORY, LOG)
+CONFIRMATION = "Confirmation"
+TABLES = (USER, MONSTER, ROOM, INVENTORY, LOG, CONFIRMATION)
+WINDOW_ROW = "window"
+CONFIRMED, EXPIRED = "confirmed", "expired"
 PARTITION_QUERY = "PartitionKey eq @pk"
 C = TypeVar("C", bound=Creature)
 
@@ -35,7 +47,7 @@ class UniverseNotReadyError(Exception):
 
 
 def user_partition(name: str) -> str:
-    return name[0].upper()
+    return player_key(name)[0].upper()
 
 
 def _creature(entity: dict[str, Any], kind: type[C]) -> C:
@@ -58,11 +70,17 @@ def _creature_entity(partition: str, creature: Creature) -> dict[str, Any]:
 
 
 def _user(entity: dict[str, Any]) -> User:
-    return _creature(entity, User)
+    user = _creature(entity, User)
+    user.name = entity.get("Name") or user.name
+    return user
 
 
 def _user_entity(user: User) -> dict[str, Any]:
-    return _creature_entity(user_partition(user.name), user)
+    return {
+        **_creature_entity(user_partition(user.name), user),
+        "RowKey": player_key(user.name),
+        "Name": user.name,
+    }
 
 
 def _monster(entity: dict[str, Any]) -> Monster:
@@ -71,7 +89,7 @@ def _monster(entity: dict[str, Any]) -> Monster:
 
 def _monster_entity(user: str, monster: Monster) -> dict[str, Any]:
     """A monster's row lives in its user's partition."""
-    return _creature_entity(user, monster)
+    return _creature_entity(player_key(user), monster)
 
 
 def _room(entity: dict[str, Any]) -> Room:
@@ -85,7 +103,7 @@ def _room(entity: dict[str, Any]) -> Room:
 
 def _room_entity(user: str, room: Room) -> dict[str, Any]:
     return {
-        "PartitionKey": user,
+        "PartitionKey": player_key(user),
         "RowKey": room.name,
         "Description": room.description,
         "Monster": room.monster,
@@ -104,7 +122,7 @@ def _item(entity: dict[str, Any]) -> Item:
 
 def _item_entity(user: str, item: Item) -> dict[str, Any]:
     return {
-        "PartitionKey": user,
+        "PartitionKey": player_key(user),
         "RowKey": item.name,
         "Room": item.room,
         "Monster": item.monster,
@@ -167,7 +185,8 @@ class GameRepository:
         return await self._insert(USER, _user_entity(User(name)))
 
     async def release_user(self, name: str) -> None:
-        await (await self._table(USER)).delete_entity(user_partition(name), name)
+        await (await self._table(USER)).delete_entity(user_partition(name), player_key(name))
+        await (await self._table(CONFIRMATION)).delete_entity(player_key(name), WINDOW_ROW)
 
     async def create_user(self, name: str) -> None:
         await self._insert(USER, _user_entity(User(name)))
@@ -184,18 +203,18 @@ class GameRepository:
     # -- reading -------------------------------------------------------------------------------
 
     async def get_user(self, name: str) -> User | None:
-        entity = await self._get(USER, user_partition(name), name)
+        entity = await self._get(USER, user_partition(name), player_key(name))
         return _user(entity) if entity else None
 
     async def load_game(self, name: str) -> LoadedGame | None:
         """The whole game of a user; None if unknown; UniverseNotReadyError if half made."""
-        user_entity = await self._get(USER, user_partition(name), name)
+        user_entity = await self._get(USER, user_partition(name), player_key(name))
         if user_entity is None:
             return None
         rooms, monsters, items = await asyncio.gather(
-            self._partition(ROOM, name),
-            self._partition(MONSTER, name),
-            self._partition(INVENTORY, name),
+            self._partition(ROOM, player_key(name)),
+            self._partition(MONSTER, player_key(name)),
+            self._partition(INVENTORY, player_key(name)),
         )
         if not rooms or not monsters or len(items) < 2:
             raise UniverseNotReadyError(name)
@@ -257,32 +276,67 @@ class GameRepository:
                 continue
 
     async def place_user(self, user: str, room: str) -> None:
-        await self._modify(USER, user_partition(user), user, lambda e: e.update(CurrentRoom=room))
+        key = player_key(user)
+        await self._modify(USER, user_partition(user), key, lambda e: e.update(CurrentRoom=room))
 
     async def kill_user(self, user: str) -> None:
-        await self._modify(USER, user_partition(user), user, lambda e: e.update(IsAlive=False))
+        key = player_key(user)
+        await self._modify(USER, user_partition(user), key, lambda e: e.update(IsAlive=False))
 
     async def place_item_in_room(self, user: str, item: str, room: str) -> None:
-        await self._modify(INVENTORY, user, item, lambda e: e.update(Room=room, Monster=""))
-        await self._modify(ROOM, user, room, lambda e: _add_item(e, item))
+        key = player_key(user)
+        await self._modify(INVENTORY, key, item, lambda e: e.update(Room=room, Monster=""))
+        await self._modify(ROOM, key, room, lambda e: _add_item(e, item))
 
     async def place_monster_in_room(self, user: str, monster: str, room: str) -> None:
-        await self._modify(MONSTER, user, monster, lambda e: e.update(CurrentRoom=room))
-        await self._modify(ROOM, user, room, lambda e: e.update(Monster=monster))
+        key = player_key(user)
+        await self._modify(MONSTER, key, monster, lambda e: e.update(CurrentRoom=room))
+        await self._modify(ROOM, key, room, lambda e: e.update(Monster=monster))
 
     async def place_item_on_monster(self, user: str, item: str, monster: str) -> None:
-        await self._modify(INVENTORY, user, item, lambda e: e.update(Monster=monster, Room=""))
-        await self._modify(MONSTER, user, monster, lambda e: _add_item(e, item))
+        key = player_key(user)
+        await self._modify(INVENTORY, key, item, lambda e: e.update(Monster=monster, Room=""))
+        await self._modify(MONSTER, key, monster, lambda e: _add_item(e, item))
+
+    # -- the confirmation window ---------------------------------------------------------------
+
+    async def _decide_window(self, user: str, state: str) -> tuple[bool, str]:
+        """Insert the window's one row as `state` unless it is there: (inserted, its state)."""
+        entity = {"PartitionKey": player_key(user), "RowKey": WINDOW_ROW, "State": state}
+        if await self._insert(CONFIRMATION, entity):
+            return True, state
+        existing = await self._get(CONFIRMATION, player_key(user), WINDOW_ROW)
+        return False, existing["State"] if existing else state
+
+    async def record_confirmation(self, user: str) -> str | None:
+        """Record that the player confirmed; None if now recorded, else the earlier state."""
+        inserted, state = await self._decide_window(user, CONFIRMED)
+        return None if inserted else state
+
+    async def close_confirmation(self, user: str) -> bool:
+        """Close the window (the timer fired); True if the player had confirmed before."""
+        _, state = await self._decide_window(user, EXPIRED)
+        return state == CONFIRMED
+
+    async def confirmation_state(self, user: str) -> str | None:
+        """The window's state: "confirmed", "expired", or None while it is open."""
+        entity = await self._get(CONFIRMATION, player_key(user), WINDOW_ROW)
+        return entity["State"] if entity else None
 
     # -- the log -------------------------------------------------------------------------------
 
     async def append_log(self, user: str, at: str, key: str, text: str) -> None:
         """One narration line; the same key written twice is the same row."""
-        entity = {"PartitionKey": user, "RowKey": f"{at}|{key}", "Time": at, "Text": text}
+        entity = {
+            "PartitionKey": player_key(user),
+            "RowKey": f"{at}|{key}",
+            "Time": at,
+            "Text": text,
+        }
         await (await self._table(LOG)).upsert_entity(entity, mode=UpdateMode.REPLACE)
 
     async def read_log(self, user: str) -> list[dict[str, str]]:
-        rows = await self._partition(LOG, user)
+        rows = await self._partition(LOG, player_key(user))
         rows.sort(key=lambda e: e["RowKey"])
         return [{"time": e["Time"], "text": e["Text"]} for e in rows]
 

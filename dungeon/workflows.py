@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .names import player_key
+
 PARALLEL = "RunUserParallelWorkflow"
 CONFIRMATION = "UserConfirmationWorkflow"
 SEQUENTIAL = "RunUserSequentialWorkflow"
@@ -15,5 +17,5 @@ GOT_TREASURE_EVENT = "GotTreasure"
 
 
 def instance_id(workflow: str, user: str) -> str:
-    """One instance per user and workflow, so every lookup is a direct read."""
-    return f"{workflow}:{user}"
+    """One instance per user and workflow, so every lookup is a direct read (any case)."""
+    return f"{workflow}:{player_key(user)}"

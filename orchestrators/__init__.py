@@ -80,7 +80,12 @@ def RunUserParallelWorkflow(context: df.DurableOrchestrationContext):
 
 @bp.orchestration_trigger(context_name="context")
 def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
-    """Human interaction: a durable timer races the ApprovalTask event."""
+    """Human interaction: a durable timer races the ApprovalTask event.
+
+    Improve: ConfirmUser records a confirmation in the Confirmation table before it raises
+    ApprovalTask, so one that came before this instance existed is found first, and when the
+    timer fires (or a decline arrives) the table decides: a confirmation recorded in time wins.
+    """
     game = context.get_input()
     name = game["name"]
     story = Story(context, name)
@@ -88,12 +93,19 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
     deadline = context.current_utc_datetime + timedelta(seconds=window)
     context.set_custom_status({"state": "waiting", "deadline": deadline.isoformat()})
     yield story.say(f"{name} has {_minutes(window)} to confirm, or will die.")
-    timer = context.create_timer(deadline)
-    approval = context.wait_for_external_event(workflows.APPROVAL_EVENT)
-    winner = yield context.task_any([approval, timer])
-    if winner == approval:
-        timer.cancel()
-    if winner == approval and approval.result is True:
+    approved = yield context.call_activity("ConfirmationRecorded", {"user": name})
+    declined = False
+    if not approved:
+        timer = context.create_timer(deadline)
+        approval = context.wait_for_external_event(workflows.APPROVAL_EVENT)
+        winner = yield context.task_any([approval, timer])
+        if winner == approval:
+            timer.cancel()
+        declined = winner == approval and approval.result is not True
+        approved = yield context.call_activity(
+            "SettleConfirmation", {"user": name, "approved": winner == approval and not declined}
+        )
+    if approved:
         context.set_custom_status({"state": "confirmed", "deadline": deadline.isoformat()})
         context.signal_entity(USER_COUNTER, "confirmed")
         yield story.say(f"{name} has confirmed and enters the dungeon!")
@@ -101,7 +113,7 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
         outcome = "confirmed"
     else:
         context.set_custom_status({"state": "expired", "deadline": deadline.isoformat()})
-        reason = "declined" if winner == approval else "did not confirm in time"
+        reason = "declined" if declined else "did not confirm in time"
         yield story.say(f"{name} {reason}.")
         yield context.call_activity("KillUser", story.job())
         context.signal_entity(USER_COUNTER, "dead")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from devhost.store.azure import AzureStore
 from devhost.testing import DurableHarness
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,16 +73,28 @@ class Game:
         self.host.idle()
 
 
-@pytest.fixture
-def game(azurite):
-    env = {
+def game_env(azurite) -> dict[str, str]:
+    return {
         "AzureWebJobsStorage": azurite.connection_string,
         "DUNGEON_SEED": "test-seed",
         "DUNGEON_CONFIRM_SECONDS": "120",
         "DUNGEON_MONITOR_INTERVAL_SECONDS": "20",
         "DUNGEON_MONITOR_LIFETIME_MINUTES": "60",
     }
-    with DurableHarness(REPO, env=env) as host:
+
+
+@pytest.fixture
+def game(azurite):
+    """The game with its task hub in memory (the game tables are always in Azurite)."""
+    with DurableHarness(REPO, env=game_env(azurite)) as host:
+        yield Game(host)
+
+
+@pytest.fixture(params=["memory", "azure"])
+def game_on_each_store(request, azurite, hub_name):
+    """The game with its task hub on each store in turn."""
+    store = AzureStore(azurite.connection_string, hub_name) if request.param == "azure" else None
+    with DurableHarness(REPO, env=game_env(azurite), store=store) as host:
         yield Game(host)
 
 

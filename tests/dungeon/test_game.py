@@ -137,7 +137,7 @@ def test_errors_of_action(game, player):
         ({"name": player, "action": "dance", "target": "x"}, 400, "Unknown action"),
         ({"name": player, "action": "get"}, 400, "target"),
         ({"name": player, "action": "get", "target": "unicorn"}, 400, "no unicorn here"),
-        ({"name": player, "action": "get", "target": treasure}, 400, "here"),
+        ({"name": player, "action": "get", "target": treasure}, 400, "still holds"),
         (
             {"name": player, "action": "kill", "target": monster, "with": weapon},
             400,
