@@ -331,6 +331,7 @@ class GameRepository:
             "PartitionKey": player_key(user),
             "RowKey": f"{at}|{key}",
             "Time": at,
+            "User": user,
             "Text": text,
         }
         await (await self._table(LOG)).upsert_entity(entity, mode=UpdateMode.REPLACE)

@@ -92,12 +92,10 @@ def play(game, player: str, rng: random.Random) -> None:
             if universe is None:
                 code, _, universe = game.get(f"GameStatus/{player}")
                 universe = universe if code == 200 else None
-            target = rng.choice(
-                [i["name"] for i in universe["inventory"]] + [universe["monster"]["name"]]
-                if universe
-                else ["anything"]
-            )
-            weapon = next((i["name"] for i in universe["inventory"] if not i["isTreasure"]), None)
+            items = universe["inventory"] if universe else []
+            monster = [universe["monster"]["name"]] if universe else []
+            target = rng.choice([i["name"] for i in items] + monster + ["anything"])
+            weapon = next((i["name"] for i in items if not i["isTreasure"]), None)
             code, _, body = game.act(player, rng.choice(["get", "kill"]), target.upper(), weapon)
             assert code in (200, 400, 409), body
             assert "error" not in body or body["error"].endswith((".", "!", "soon", "first")), body
