@@ -1,10 +1,12 @@
 # The two commands: `make run` plays the game locally, `make test` runs the whole suite.
+# `make run PORT=8080` serves on another port (default: Host.LocalHttpPort, else 7071);
+# `make reset` forgets every game (tables, console queue, task hub) and keeps the installs.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STORE ?= azure
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run reset test lint bench clean
 
 setup: $(VENV)/.stamp-deps node_modules/.stamp-npm local.settings.json /usr/bin/chromium
 
@@ -26,7 +28,10 @@ local.settings.json:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 run: setup
-	$(PY) -m devhost up --port 7071 --store $(STORE)
+	$(PY) -m devhost up $(if $(PORT),--port $(PORT)) --store $(STORE)
+
+reset: setup
+	$(PY) -m dungeon.reset
 
 test: setup
 	$(PY) -m ruff check .

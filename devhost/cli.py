@@ -89,6 +89,12 @@ async def serve(host: DevHost) -> None:
         await host.stop()
 
 
+def table_endpoint(connection: str) -> str:
+    """Where a connection string's tables are, for a person to read (no key in it)."""
+    parts = dict(p.split("=", 1) for p in connection.split(";") if "=" in p)
+    return parts.get("TableEndpoint") or f"the account {parts.get('AccountName', '?')}"
+
+
 def up(args: argparse.Namespace) -> int:
     """Everything `make run` needs: settings file, Azurite unless one answers, the host."""
     app_dir = Path(args.app_dir).resolve()
@@ -102,11 +108,13 @@ def up(args: argparse.Namespace) -> int:
     azurite = None
     if args.store == "azure":
         settings = load_settings(app_dir)
-        if expand_development_storage(
-            settings.storage_connection
-        ) == connection_string() and not answers("127.0.0.1", DEFAULT_PORTS[2]):
+        connection = expand_development_storage(settings.storage_connection)
+        if connection == connection_string() and not answers("127.0.0.1", DEFAULT_PORTS[2]):
             print("Starting Azurite (data in .azurite/) ...", flush=True)
             azurite = Azurite(app_dir / ".azurite", ports=DEFAULT_PORTS).start()
+        else:
+            # Say so: an Azurite left over from a killed host keeps its own data and options.
+            print(f"Using the storage already running at {table_endpoint(connection)}", flush=True)
     try:
         return start(args)
     finally:

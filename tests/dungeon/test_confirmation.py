@@ -73,7 +73,7 @@ def test_a_closed_window_refuses_a_confirmation(game, player, azurite):
     assert code == 409 and "dead" in body["error"]
 
 
-def play(game, player: str, rng: random.Random) -> None:
+def play(game, player: str, rng: random.Random, moves: list[str]) -> None:
     """One player's requests at random moments; checks every answer against the rules."""
     assert game.new_user(player)[0] == 202
     elapsed = 0.0
@@ -81,9 +81,11 @@ def play(game, player: str, rng: random.Random) -> None:
     universe = None
     for _ in range(rng.randint(2, 9)):
         move = rng.choice(["confirm", "confirm", "act", "act", "idle", "advance", "advance"])
+        moves.append(move)
         if move == "confirm":
             code, _, body = game.confirm(player)
             assert code in (202, 409), body
+            moves.append(str(code))
             if code == 202:
                 accepted.append(elapsed)
             elif elapsed < WINDOW:  # the window cannot have closed yet
@@ -103,6 +105,7 @@ def play(game, player: str, rng: random.Random) -> None:
             game.host.idle()
         else:
             seconds = rng.choice([1, 5, 30, 90, 119, 121, 150])
+            moves.append(f"{seconds}s")
             game.host.advance(seconds=seconds)
             elapsed += seconds
     game.host.idle()
@@ -143,4 +146,9 @@ def test_no_timing_of_a_players_requests_leaves_a_game_unwinnable(game_on_each_s
     """Many games, each with its own random timing: each ends won or dead, as the rules say."""
     rng = random.Random(seed)
     for game_number in range(4):
-        play(game_on_each_store, f"Prop{seed}x{game_number}{uuid.uuid4().hex[:8]}", rng)
+        player = f"Prop{seed}x{game_number}{uuid.uuid4().hex[:8]}"
+        moves: list[str] = []
+        try:
+            play(game_on_each_store, player, rng, moves)
+        except Exception as err:
+            raise AssertionError(f"{player} after {moves}: {err}") from err
