@@ -5,8 +5,8 @@ import { ApiError, GameApi, apiBase } from "./api.js";
 const WORKFLOWS = [
   "RunUserParallelWorkflow",
   "UserConfirmationWorkflow",
-  "RunUserSequentialWorkflow",
   "UserMonitorWorkflow",
+  "RunUserSequentialWorkflow",
   "GameMonitorWorkflow",
 ];
 const FASTEST_POLL_MS = 1000;
@@ -46,22 +46,44 @@ async function fetchOrNull(promise) {
   }
 }
 
+// "RunUserParallelWorkflow" may break before each capital on a narrow screen.
+function workflowName(workflow) {
+  const cell = element("td");
+  for (const [index, part] of workflow.split(/(?=[A-Z])/).entries()) {
+    if (index) cell.append(element("wbr"));
+    cell.append(document.createTextNode(part));
+  }
+  return cell;
+}
+
+const STATUS_WORDS = { Pending: "about to start", ContinuedAsNew: "Running" };
+
 function renderWorkflows(statuses) {
   const rows = WORKFLOWS.map((workflow, index) => {
     const status = statuses[index];
+    const word = status ? STATUS_WORDS[status.status] || status.status : "will not start";
+    const started = status && status.status !== "Pending"
+      ? new Date(status.created).toLocaleTimeString() : "–";
     const row = element("tr");
-    row.append(element("td", workflow), element("td", status ? status.status : "not started"),
-      element("td", status ? new Date(status.created).toLocaleTimeString() : "–"));
+    row.append(workflowName(workflow),
+      element("td", word, { class: `status status-${word.replace(/ /g, "-").toLowerCase()}` }),
+      element("td", started));
     return row;
   });
   $("workflows").replaceChildren(...rows);
 }
 
+// The window opens with NewUser's 202; its countdown starts with the confirmation workflow.
 function renderCountdown(confirmation) {
+  const pending = confirmation && confirmation.status === "Pending";
   const waiting = confirmation && confirmation.status === "Running" &&
     confirmation.customStatus && confirmation.customStatus.state === "waiting";
   deadline = waiting ? new Date(confirmation.customStatus.deadline) : null;
-  $("confirm-card").hidden = !waiting;
+  $("confirm-card").hidden = !(waiting || pending);
+  if (pending) {
+    $("countdown").textContent =
+      `${player} may confirm now; the countdown starts when the dungeon is ready.`;
+  }
   tickCountdown();
 }
 
@@ -101,6 +123,7 @@ function renderGame(game, monitor) {
   $("user-items").textContent = itemsText(user.inventoryItems);
   const state = $("player-state");
   const won = monitor && monitor.status === "Completed";
+  renderEnding(!user.isAlive ? "dead" : won ? "won" : null, user.name);
   state.className = !user.isAlive ? "dead" : won ? "won" : "";
   state.textContent = !user.isAlive ? `${user.name} is dead.`
     : won ? `${user.name} has won the game!`
@@ -112,17 +135,39 @@ function renderGame(game, monitor) {
     return button;
   });
   $("suggested-actions").replaceChildren(...buttons);
-  $("action-form").hidden = !user.isAlive;
+  $("action-form").hidden = !user.isAlive || won;
 }
 
+// Winning and dying are moments: a banner, brought into view once when it first appears.
+function renderEnding(ending, name) {
+  const banner = $("ending");
+  const text = ending === "won" ? `${name} has won the game!`
+    : ending === "dead" ? `${name} is dead. The dungeon claims another.` : "";
+  if (banner.textContent === text && !banner.hidden === Boolean(ending)) return;
+  banner.hidden = !ending;
+  banner.className = ending ? `ending ending-${ending}` : "ending";
+  banner.textContent = text;
+  if (ending) banner.scrollIntoView({ block: "center" });
+}
+
+let storyShown = "";
+
+// The story follows its newest line, unless the reader has scrolled back to read.
 function renderStory(lines) {
+  const story = $("story");
+  const shown = JSON.stringify(lines || []);
+  if (shown === storyShown) return;
+  const following = !storyShown ||
+    story.scrollHeight - story.scrollTop - story.clientHeight < 24;
+  storyShown = shown;
   const items = (lines || []).map((line) => {
     const item = element("li");
     item.append(element("time", new Date(line.time).toLocaleTimeString(),
       { datetime: line.time }), document.createTextNode(line.text));
     return item;
   });
-  $("story").replaceChildren(...items);
+  story.replaceChildren(...items);
+  if (following) story.scrollTop = story.scrollHeight;
 }
 
 function renderStats(stats) {
@@ -136,9 +181,12 @@ async function refresh() {
   if (stats) renderStats(stats);
   if (!player) return JSON.stringify(stats);
   const name = player;
-  const [statuses, game, log] = await Promise.all([
-    Promise.all(WORKFLOWS.map((workflow) => fetchOrNull(api.status(name, workflow)))),
-    fetchOrNull(api.game(name)),
+  const statuses = await workflowStatuses(name);
+  // The universe exists once the confirmation workflow has started: ask no sooner (no 404s).
+  const confirmation = statuses[1];
+  const made = confirmation && confirmation.status !== "Pending";
+  const [game, log] = await Promise.all([
+    made ? fetchOrNull(api.game(name)) : null,
     fetchOrNull(api.log(name)),
   ]);
   if (name !== player) return "";
@@ -148,6 +196,17 @@ async function refresh() {
   renderGame(game, statuses[4]);
   renderStory(log);
   return JSON.stringify([stats, statuses.map((s) => s && [s.status, s.customStatus]), game, log]);
+}
+
+// The first three workflows start with the game; the last two only for a player who confirmed.
+async function workflowStatuses(name) {
+  const first = await Promise.all(
+    WORKFLOWS.slice(0, 3).map((workflow) => fetchOrNull(api.status(name, workflow))));
+  const confirmation = first[1];
+  const dead = confirmation && confirmation.output === "dead";
+  const later = dead ? [null, null] : await Promise.all(
+    WORKFLOWS.slice(3).map((workflow) => fetchOrNull(api.status(name, workflow))));
+  return [...first, ...later];
 }
 
 async function poll() {
@@ -172,6 +231,8 @@ function pollSoon() {
 function watch(name) {
   player = name;
   lastSnapshot = "";
+  storyShown = "";
+  renderEnding(null, name);
   const url = new URL(window.location.href);
   url.searchParams.set("name", name);
   window.history.replaceState(null, "", url);
