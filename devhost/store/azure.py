@@ -610,6 +610,7 @@ class AzureStore(TaskHubStore):
         rows = await self._partition(instance_id)
         state = next((r for r in rows if r["RowKey"] == STATE_KEY), None)
         if state is None:
+            await self._forget_unstarted(instance_id)
             return None
         record = _record_from(state)
         history = self._events(rows, state)
@@ -647,6 +648,14 @@ class AzureStore(TaskHubStore):
             or current.execution_id != record.execution_id
         ):
             await self._upsert_projection(record)
+
+    async def _forget_unstarted(self, instance_id: str) -> None:
+        """A live Instances row without a state row is a start that never committed (it ran
+        out of time or the host died in between) and was never acknowledged: drop it."""
+        record = await self.get_instance(instance_id)
+        if record is not None and not record.runtime_status.is_terminal:
+            log.info("Dropping instance '%s': its start was never stored", instance_id)
+            await self._retry(lambda: self._instances.delete_entity(instance_id, ""))
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         _checked_key(instance_id)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from azure.data.tables.aio import TableClient
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, free_port
 from devhost.engine.model import InstanceRecord, Message, RuntimeStatus
@@ -146,3 +147,34 @@ def test_requests_in_an_outage_answer_503_and_acknowledged_work_completes(
             assert host.wait_for(timed, timeout=60).runtime_status.value == "Completed"
     finally:
         storage.stop()
+
+
+def test_a_start_that_never_committed_is_dropped_on_recovery(azurite, hub_name):
+    """The Instances row is written first; if the state row never followed (deadline, crash),
+    the start was never acknowledged and must not linger as a Pending instance."""
+
+    async def scenario() -> None:
+        store = AzureStore(azurite.connection_string, hub_name)
+        await store.open()
+        now = datetime.now(UTC)
+        half_a_start = {
+            "PartitionKey": "orphan",
+            "RowKey": "",
+            "Name": "Waiter",
+            "RuntimeStatus": "Pending",
+            "CreatedTime": now,
+            "LastUpdatedTime": now,
+            "ExecutionId": "e",
+        }
+        async with TableClient.from_connection_string(
+            azurite.connection_string, f"{hub_name}Instances"
+        ) as instances:
+            await instances.upsert_entity(half_a_start)
+        try:
+            assert "orphan" in await store.active_instances()
+            assert await store.load("orphan") is None
+            assert await store.get_instance("orphan") is None
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
