@@ -57,7 +57,10 @@ def test_a_game_goes_on_after_the_host_stops_right_after_confirm_user(
             host.process.wait(timeout=30)
         host.start()
         monitor = f"/api/CheckStatus/{player}/GameMonitorWorkflow"
-        wait_until(lambda: request(host, "GET", monitor)[0] == 200, "the game monitor")
+        wait_until(  # a game monitor yet to start answers 200 "Pending"
+            lambda: request(host, "GET", monitor)[1].get("status") in ("Running", "Completed"),
+            "the game monitor",
+        )
         state = request(host, "GET", f"/api/GameStatus/{player}")[1]
         assert state["user"]["currentRoom"] and state["monster"]["inventoryItems"]
         sequence = request(host, "GET", f"/api/CheckStatus/{player}/RunUserSequentialWorkflow")
