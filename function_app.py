@@ -114,11 +114,13 @@ async def confirm_user(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return error(409, f"{user.name} has already confirmed.")
     if earlier is not None:
         return error(409, f"The confirmation window of {user.name} has closed.")
-    # Not yet started, or already finished: the recorded confirmation is found by the workflow.
-    with contextlib.suppress(Exception):
-        await client.raise_event(
-            workflows.instance_id(workflows.CONFIRMATION, name), workflows.APPROVAL_EVENT, True
-        )
+    # Raised only to a running workflow; one not yet running finds the recorded confirmation
+    # when it starts (on Azure, an event raised before its instance exists is refused).
+    instance_id = workflows.instance_id(workflows.CONFIRMATION, name)
+    status = await client.get_status(instance_id)
+    if status and status.runtime_status == df.OrchestrationRuntimeStatus.Running:
+        with contextlib.suppress(Exception):  # finished meanwhile: the row has the answer
+            await client.raise_event(instance_id, workflows.APPROVAL_EVENT, True)
     return reply({"name": user.name, "message": f"{user.name} is confirmed."}, 202)
 
 
