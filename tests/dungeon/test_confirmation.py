@@ -127,7 +127,7 @@ def play(game, player: str, rng: random.Random, moves: list[str]) -> None:
 
 def finish(game, player: str) -> None:
     """Whatever the player already did, the rest of the game can still be played and won."""
-    game.host.idle()
+    game.host.wait_for(workflows.instance_id(workflows.SEQUENTIAL, player))  # arranged
     state = game.status(player)
     weapon = next(i["name"] for i in state["inventory"] if not i["isTreasure"])
     treasure = next(i["name"] for i in state["inventory"] if i["isTreasure"])
