@@ -114,14 +114,19 @@ async def confirm_user(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return error(409, f"{user.name} has already confirmed.")
     if earlier is not None:
         return error(409, f"The confirmation window of {user.name} has closed.")
-    # Raised only to a running workflow; one not yet running finds the recorded confirmation
-    # when it starts (on Azure, an event raised before its instance exists is refused).
+    # The confirmation is stored: from here nothing can lose it. The event only makes it quick,
+    # so it is raised to a running workflow alone; one not yet running (on Azure an event for an
+    # instance that does not exist is refused) or finished meanwhile reads the row instead.
+    with contextlib.suppress(Exception):
+        await tell_confirmation_workflow(client, name)
+    return reply({"name": user.name, "message": f"{user.name} is confirmed."}, 202)
+
+
+async def tell_confirmation_workflow(client: df.DurableOrchestrationClient, name: str) -> None:
     instance_id = workflows.instance_id(workflows.CONFIRMATION, name)
     status = await client.get_status(instance_id)
     if status and status.runtime_status == df.OrchestrationRuntimeStatus.Running:
-        with contextlib.suppress(Exception):  # finished meanwhile: the row has the answer
-            await client.raise_event(instance_id, workflows.APPROVAL_EVENT, True)
-    return reply({"name": user.name, "message": f"{user.name} is confirmed."}, 202)
+        await client.raise_event(instance_id, workflows.APPROVAL_EVENT, True)
 
 
 @app.route(route="CheckStatus/{username}/{workflow}", methods=["GET"])
