@@ -200,7 +200,10 @@ class _State:
 
 
 class AzureStore(TaskHubStore):
-    def __init__(self, connection_string: str, hub: str, owner: str | None = None) -> None:
+    def __init__(
+        self, connection_string: str, hub: str, owner: str | None = None, read_only: bool = False
+    ) -> None:
+        """`read_only` opens an existing hub to read it beside its host: no tables, no lease."""
         if not hub.isalnum() or not hub[0].isalpha() or not 3 <= len(hub) <= 45:
             raise ValueError(
                 f"Task hub name {hub!r} must be 3 to 45 letters and digits, starting with a letter"
@@ -208,6 +211,7 @@ class AzureStore(TaskHubStore):
         self.connection_string = connection_string
         self.hub = hub
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.read_only = read_only
         self._service: TableServiceClient | None = None
         self._session: aiohttp.ClientSession | None = None
         self._batch: TableBatchClient
@@ -262,7 +266,8 @@ class AzureStore(TaskHubStore):
         tables = {}
         for suffix in ("Instances", "History", "Leases"):
             name = f"{self.hub}{suffix}"
-            await self._retry(lambda name=name: self._service.create_table_if_not_exists(name))
+            if not self.read_only:
+                await self._retry(lambda name=name: self._service.create_table_if_not_exists(name))
             tables[suffix] = self._service.get_table_client(name)
         self._instances = tables["Instances"]
         self._history = tables["History"]
@@ -270,6 +275,8 @@ class AzureStore(TaskHubStore):
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         account = Account.from_connection_string(self.connection_string)
         self._batch = TableBatchClient(account, f"{self.hub}History", self._session)
+        if self.read_only:
+            return
         await self._acquire_lease()
         self._lease_task = asyncio.create_task(self._renew_lease())
 
