@@ -283,7 +283,7 @@ class DurableHarness:
             raise AssertionError(f"{instance_id} is {current}, not one of {sorted(wanted)}")
         return self.status(instance_id)
 
-    def waiting_on(self, instance_id: str) -> dict[str, Any]:
+    def waiting_on(self, instance_id: str, settle: bool = True) -> dict[str, Any]:
         """What a running instance waits for, once the app is idle.
 
         Returns a dict of lists: `timers` ({"task", "due"}, due in ISO 8601), `events` (names
@@ -293,8 +293,11 @@ class DurableHarness:
 
         Args:
             instance_id: the instance.
+            settle: wait until the app is idle first (default); False looks at once, which
+                shows activities still running.
         """
-        self.idle()
+        if settle:
+            self.idle()
         view = self.run(self._started.engine.waiting_on(instance_id))
         return (view or WaitingOn()).to_dict()
 

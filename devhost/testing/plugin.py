@@ -51,6 +51,12 @@ def durable_app_dir(config: pytest.Config) -> Path:
     return (base / ini).resolve() if ini else config.rootpath
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The host decodes activity inputs with the worker's converter, which warns on every call
+    # that it was given no expected type; that is the host's business, not the test's.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:azure.functions")
+
+
 @pytest.fixture(scope="session")
 def durable_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """An Azurite of the session's own, on free ports in a temporary folder."""
