@@ -8,6 +8,7 @@ import azure.durable_functions as df
 import pytest
 
 from devhost.cli import main
+from devhost.store.azure import AzureStore
 from devhost.testing import DurableHarness, HistoryError
 
 PATTERNS_APP = Path(__file__).parent / "apps" / "patterns"
@@ -259,3 +260,43 @@ def test_the_command_names_an_unknown_orchestrator(tmp_path, checkout_history, c
     app = app_folder(tmp_path / "app", "Reserve", "Charge")
     assert main(["replay", str(history_file), "--app-dir", str(app), "--name", "Gone"]) == 2
     assert "no orchestrator named 'Gone'" in capsys.readouterr().err
+
+
+def hub_app(path: Path, hub: str, first: str, second: str) -> Path:
+    app_folder(path, first, second)
+    host_json = {"version": "2.0", "extensions": {"durableTask": {"hubName": hub}}}
+    (path / "host.json").write_text(json.dumps(host_json))
+    return path
+
+
+def test_the_hub_is_checked_beside_its_running_host(
+    tmp_path, azurite, hub_name, monkeypatch, capsys
+):
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    running = hub_app(tmp_path / "running", hub_name, "Reserve", "Charge")
+    swapped = hub_app(tmp_path / "swapped", hub_name, "Charge", "Reserve")
+    store = AzureStore(azurite.connection_string, hub_name)
+    with DurableHarness(running, store=store) as host:
+        waiting = [host.start("Checkout", instance_id=f"order-{n}") for n in (1, 2)]
+        done = host.start("Checkout", instance_id="order-3")
+        host.raise_event(done, "Shipped", "today")
+        host.wait_for(done)
+        assert all(host.waiting_on(i)["events"] == ["Shipped"] for i in waiting)
+        assert main(["replay", "--hub", "--app-dir", str(running)]) == 0
+        out = capsys.readouterr().out
+        assert "2 unfinished instances" in out and "0 diverged" in out
+        assert main(["replay", "--hub", "--app-dir", str(swapped)]) == 1
+        out = capsys.readouterr().out
+        for instance_id in waiting:
+            assert (
+                f"DIVERGED: {instance_id} (Checkout): event 2: history has activity 'Reserve'"
+                in out
+            )
+        assert "order-3" not in out, "finished instances are not replayed"
+
+
+def test_the_command_names_a_hub_that_does_not_exist(tmp_path, azurite, monkeypatch, capsys):
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    app = hub_app(tmp_path / "app", "NoSuchHub", "Reserve", "Charge")
+    assert main(["replay", "--hub", "--app-dir", str(app)]) == 2
+    assert "no task hub named 'NoSuchHub'" in capsys.readouterr().err
