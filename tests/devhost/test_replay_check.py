@@ -105,7 +105,7 @@ def replay_with(checkout, history, name=None):
 def test_unchanged_code_replays_as_recorded(checkout_history):
     result = replay_with(recorded, checkout_history)
     assert result.ok, result.message
-    assert result.event is None
+    assert result.event_index is None
 
 
 def test_steps_added_after_the_recorded_ones_pass(checkout_history):
@@ -158,7 +158,26 @@ def test_changes_that_break_running_instances_are_caught(checkout_history, check
     result = replay_with(checkout, checkout_history)
     assert not result.ok
     assert result.message.startswith(expected), result.message
-    assert checkout_history[result.event]["EventType"] == 4  # the recorded TaskScheduled
+    assert checkout_history[result.event_index]["EventType"] == 4  # the recorded TaskScheduled
+
+
+def test_code_that_now_finishes_before_recorded_episodes_is_caught():
+    def waits_for_go(context):
+        go = yield context.wait_for_external_event("Go")
+        return (yield context.call_activity("Reserve", go))
+
+    def returns_at_once(context):
+        return "done"
+        yield  # a generator, as orchestrators are
+
+    with DurableHarness.from_app(shop(waits_for_go)) as host:
+        instance_id = host.start("Checkout")
+        host.raise_event(instance_id, "Go", ORDER)
+        host.wait_for(instance_id)
+        history = host.history(instance_id)
+    result = replay_with(returns_at_once, history)
+    assert not result.ok
+    assert result.message == "event 3: the history goes on here; the code now completes before it"
 
 
 def test_every_pattern_replays_as_recorded_on_unchanged_code():
