@@ -10,14 +10,18 @@ from pathlib import Path
 from aiohttp import web
 
 from .app_index import FunctionIndex, index_app
+from .bindings import BindingIO, unsupported
 from .client_binding import WEBHOOK_PATH, client_binding_json
-from .clock import Clock
+from .clock import Clock, VirtualClock
 from .engine.engine import Engine
 from .http_functions import HttpFunctions
 from .invoke import Invoker
 from .management_api import ManagementApi
 from .settings import HostSettings
+from .storage_account import StorageAccounts
 from .store.base import TaskHubStore
+from .triggers.listeners import TriggerListeners
+from .triggers.queue import QueueOptions
 
 log = logging.getLogger("devhost")
 
@@ -90,7 +94,23 @@ class DevHost:
         self.executor = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_activities, thread_name_prefix="devhost-fn"
         )
-        self.invoker = Invoker(self.executor, str(settings.app_dir), self.client_json)
+        accounts = StorageAccounts()
+        self.io = BindingIO(
+            accounts,
+            queue_base64=QueueOptions.from_host_json(settings.host_json).base64,
+            on_write=self._written,
+        )
+        self.invoker = Invoker(self.executor, str(settings.app_dir), self.client_json, self.io)
+        self.triggers = TriggerListeners(
+            self.index,
+            clock,
+            self.invoker.call,
+            accounts,
+            self.executor,
+            settings.host_json,
+            host_id=f"devhost-{settings.hub_name.lower()}",
+        )
+        self.clock = clock
         self.engine = Engine(
             self.index,
             store,
@@ -101,6 +121,9 @@ class DevHost:
         )
         self.static_dir = static_dir
         self._runner: web.AppRunner | None = None
+
+    def _written(self, kind: str, target: str) -> None:
+        self.triggers.written(kind, target)
 
     @property
     def base_url(self) -> str:
@@ -144,8 +167,11 @@ class DevHost:
         if self.listen.port == 0:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.listen.port = sockets[0].getsockname()[1]
+        # Last: a timer that runs on start-up may call this host's own HTTP API.
+        await self.triggers.start(real_time=not isinstance(self.clock, VirtualClock))
 
     async def stop(self) -> None:
+        await self.triggers.stop()
         if self._runner:
             await self._runner.cleanup()
         await self.engine.stop()
@@ -154,14 +180,25 @@ class DevHost:
     def describe(self) -> list[str]:
         """Lines like `func start` prints: each function with its trigger and URL."""
         lines = ["Functions:", ""]
+        warnings = []
         for name, info in sorted(self.index.functions.items()):
             if info.trigger_type == "httpTrigger":
                 methods = ",".join(info.methods or ["GET", "POST", "PUT", "DELETE", "PATCH"])
                 prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
                 lines.append(f"        {name}: [{methods}] {self.base_url}{prefix}/{info.route}")
+            elif info.trigger_type in ("timerTrigger", "queueTrigger", "blobTrigger"):
+                lines.append(f"        {name}: {self.triggers.describe(info)}")
             else:
                 lines.append(f"        {name}: {info.trigger_type}")
+            for binding in unsupported(info.extras):
+                warnings.append(
+                    f"Warning: {name}: binding '{binding.name}' ({binding.type}) is not "
+                    "supported by devhost; the function runs and what it would send is logged"
+                )
         for name, kind in self.index.skipped:
-            lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
+            if kind == "disabled":
+                lines.append(f"        {name}: disabled")
+            else:
+                lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
         lines += ["", f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
-        return lines
+        return lines + ([""] + warnings if warnings else [])

@@ -25,6 +25,7 @@ class HostSettings:
     max_concurrent_activities: int = 10 * (os.cpu_count() or 1)
     max_concurrent_orchestrations: int = 10 * (os.cpu_count() or 1)
     values: dict[str, str] = field(default_factory=dict)
+    host_json: dict = field(default_factory=dict)  # as read, for extensions' own settings
 
     @property
     def storage_connection(self) -> str:
@@ -61,7 +62,7 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
     root = Path(app_dir).resolve()
     host = _read_json(root / "host.json")
     local = _read_json(root / "local.settings.json")
-    settings = HostSettings(app_dir=root)
+    settings = HostSettings(app_dir=root, host_json=host)
 
     extensions = host.get("extensions") or {}
     http = extensions.get("http") or {}

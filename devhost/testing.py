@@ -107,7 +107,9 @@ class DurableHarness:
 
     def advance(self, timeout: float = 60, **delta: float) -> None:
         """Advance the virtual clock (seconds=, minutes=, hours=), firing timers on the way."""
-        self.run(self.engine.advance(timedelta(**delta)), timeout)
+        assert self.host
+        schedules = [self.host.triggers.timers]
+        self.run(self.engine.advance(timedelta(**delta), schedules), timeout)
 
     def status(self, instance_id: str, **options: bool) -> df.DurableOrchestrationStatus:
         return self.run(self.client.get_status(instance_id, **options))

@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +44,7 @@ from .model import (
 )
 from .planner import Outcome, PendingTask, Planner, Work
 from .replay import HistoryCache, ReplayResult, build_context, run_orchestrator
-from .timers import TimerKey, TimerService
+from .timers import Schedule, TimerKey, TimerService
 
 log = logging.getLogger("devhost.engine")
 
@@ -164,15 +164,25 @@ class Engine:
             self._drained = self._drained or asyncio.get_running_loop().create_future()
             await self._drained
 
-    async def advance(self, delta: timedelta) -> None:
-        """Move the virtual clock, firing due timers in order and settling after each."""
+    async def advance(self, delta: timedelta, schedules: Sequence[Schedule] = ()) -> None:
+        """Move the virtual clock, firing due timers in order and settling after each.
+
+        `schedules` are other timed work on the same clock (the host's timer triggers), fired in
+        the same order as durable timers.
+        """
         if not isinstance(self.clock, VirtualClock):
             raise RuntimeError("advance() needs the virtual clock")
         target = self.clock.now() + delta
         await self.wait_idle()
-        while (due := self._timers.next_due()) is not None and due <= target:
+        while True:
+            dues = [d for d in (self._timers.next_due(), *(s.next_due() for s in schedules)) if d]
+            due = min(dues, default=None)
+            if due is None or due > target:
+                break
             self.clock.set(due)
             self._timers.fire_due(self.clock.now())
+            for schedule in schedules:
+                await schedule.fire_due(self.clock.now())
             await self.wait_idle()
         self.clock.set(target)
 

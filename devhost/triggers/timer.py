@@ -1,0 +1,200 @@
+"""Timer triggers: each function's next occurrence, fired when the clock reaches it.
+
+Time comes only from the `Clock`. On the real clock a task sleeps until the earliest
+occurrence; on a virtual clock nothing fires until the harness advances time, which asks
+`next_due()` and calls `fire_due()` at each occurrence in order, as it does for durable timers.
+
+As the host, devhost keeps each schedule's status (last and next occurrence) in the storage
+account, under `azure-webjobs-hosts/timers/<host id>/<function>/status`, when the schedule is
+a minute or longer apart: a host that starts after a missed occurrence runs the function at once
+with `IsPastDue` true. `runOnStartup` runs it once at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+from azure.core.exceptions import ResourceNotFoundError
+from azure.functions import meta
+
+from ..app_index import FunctionInfo
+from ..binding_expressions import expand_settings
+from ..clock import Clock
+from ..storage_account import StorageAccount
+from .ncrontab import Schedule, ScheduleError, parse_schedule
+
+log = logging.getLogger("devhost.timer")
+
+MONITOR_MIN_INTERVAL = timedelta(minutes=1)
+HOSTS_CONTAINER = "azure-webjobs-hosts"
+
+Invoke = Callable[[FunctionInfo, Any], Awaitable[Any]]
+
+
+def schedule_of(info: FunctionInfo) -> Schedule:
+    """The function's schedule, `%SETTING%` expanded; a bad one raises ScheduleError."""
+    return parse_schedule(expand_settings(str(info.binding.get("schedule", ""))))
+
+
+def timer_request(past_due: bool, last: datetime | None, next_: datetime) -> func.TimerRequest:
+    """The TimerRequest the function gets, decoded by the library's own converter."""
+    status = {
+        "Last": (last or datetime.min).isoformat(),
+        "Next": next_.isoformat(),
+        "LastUpdated": (last or next_).isoformat(),
+    }
+    payload = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
+    converter = meta.get_binding_registry().get("timerTrigger")
+    return converter.decode(meta.Datum(json.dumps(payload), "json"), trigger_metadata=None)
+
+
+@dataclass
+class TimerEntry:
+    info: FunctionInfo
+    schedule: Schedule
+    next: datetime
+    last: datetime | None = None
+    monitored: bool = False
+
+
+def _next(entry: TimerEntry) -> datetime:
+    return entry.next
+
+
+class ScheduleStatusStore:
+    """Last and next occurrence per function: a blob per function, or memory without account."""
+
+    def __init__(self, account: StorageAccount | None, host_id: str) -> None:
+        self.account = account
+        self.host_id = host_id
+        self._memory: dict[str, dict[str, str]] = {}
+
+    def _blob(self, name: str):
+        assert self.account
+        self.account.ensure("blob", HOSTS_CONTAINER)
+        path = f"timers/{self.host_id}/{name}/status"
+        return self.account.blobs.get_blob_client(HOSTS_CONTAINER, path)
+
+    def load(self, name: str) -> dict[str, str] | None:
+        if self.account is None:
+            return self._memory.get(name)
+        try:
+            return json.loads(self._blob(name).download_blob().readall())
+        except ResourceNotFoundError:
+            return None
+
+    def save(self, name: str, status: dict[str, str]) -> None:
+        if self.account is None:
+            self._memory[name] = status
+            return
+        self._blob(name).upload_blob(json.dumps(status).encode(), overwrite=True)
+
+
+class TimerTriggers:
+    """The app's timer functions on one clock."""
+
+    def __init__(
+        self,
+        functions: dict[str, FunctionInfo],
+        clock: Clock,
+        invoke: Invoke,
+        status: ScheduleStatusStore,
+        run_blocking: Callable[..., Awaitable[Any]],
+    ) -> None:
+        self.clock = clock
+        self.invoke = invoke
+        self.status = status
+        self.run_blocking = run_blocking  # status I/O goes to the executor, off the loop
+        now = clock.now()
+        self.entries = []
+        for info in functions.values():
+            try:
+                schedule = schedule_of(info)
+            except ScheduleError as err:
+                raise ScheduleError(f"function {info.name}: {err}") from None
+            first = schedule.next_after(now)
+            monitored = schedule.next_after(first) - first >= MONITOR_MIN_INTERVAL
+            self.entries.append(TimerEntry(info, schedule, first, monitored=monitored))
+        self._loop_task: asyncio.Task | None = None
+
+    async def start(self, real_time: bool) -> None:
+        """Past-due and run-on-startup invocations, then (on the real clock) the timer loop."""
+        now = self.clock.now()
+        for entry in self.entries:
+            known = (
+                await self.run_blocking(self.status.load, entry.info.name)
+                if entry.monitored
+                else None
+            )
+            missed = known is not None and datetime.fromisoformat(known["Next"]) < now
+            if missed or entry.info.binding.get("runOnStartup"):
+                await self._fire(entry, past_due=bool(missed))
+            elif entry.monitored:
+                await self._save(entry)
+        if real_time:
+            self._loop_task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._loop_task:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+
+    def next_due(self) -> datetime | None:
+        return min((e.next for e in self.entries), default=None)
+
+    async def fire_due(self, now: datetime) -> int:
+        """Run every function whose occurrence has come, earliest first; how many ran."""
+        fired = 0
+        while (entry := min(self.entries, key=_next, default=None)) and entry.next <= now:
+            await self._fire(entry, past_due=False)
+            fired += 1
+        return fired
+
+    async def _fire(self, entry: TimerEntry, past_due: bool) -> None:
+        due = entry.next
+        request = timer_request(past_due, entry.last, due)
+        try:
+            await self.invoke(entry.info, request)
+        except Exception:
+            log.exception("Timer function '%s' failed", entry.info.name)
+        entry.last = self.clock.now()
+        entry.next = entry.schedule.next_after(max(due, entry.last))
+        if entry.monitored:
+            await self._save(entry)
+
+    async def _save(self, entry: TimerEntry) -> None:
+        now = self.clock.now()
+        status = {
+            "Last": (entry.last or now).isoformat(),
+            "Next": entry.next.isoformat(),
+            "LastUpdated": now.isoformat(),
+        }
+        try:
+            await self.run_blocking(self.status.save, entry.info.name, status)
+        except Exception:  # noqa: BLE001 - a lost status only costs a past-due run
+            log.warning("Timer '%s': could not save its schedule status", entry.info.name)
+
+    async def _run(self) -> None:
+        while True:
+            due = self.next_due()
+            if due is None:
+                return
+            delay = (due - self.clock.now()).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            await self.fire_due(self.clock.now())
+
+    def describe(self, info: FunctionInfo) -> str:
+        entry = next(e for e in self.entries if e.info is info)
+        when = f"{entry.next:%Y-%m-%d %H:%M:%S}Z"
+        return f"timerTrigger (schedule {entry.schedule.expression}, next {when})"
