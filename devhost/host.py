@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,14 @@ class ListenAddress:
     @property
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def host_id(app_dir: Path) -> str:
+    """Names this host's own records in the account (timer status, blob receipts), as the host's
+    `AzureFunctionsWebHost__hostid` setting does; by default, the app folder's name."""
+    configured = os.environ.get("AzureFunctionsWebHost__hostid")
+    derived = re.sub(r"[^a-z0-9-]", "-", Path(app_dir).resolve().name.lower()).strip("-")
+    return (configured or derived or "devhost")[:32]
 
 
 def cors_middleware(origins: list[str], credentials: bool):
@@ -108,7 +118,7 @@ class DevHost:
             accounts,
             self.executor,
             settings.host_json,
-            host_id=f"devhost-{settings.hub_name.lower()}",
+            host_id=host_id(settings.app_dir),
         )
         self.clock = clock
         self.engine = Engine(

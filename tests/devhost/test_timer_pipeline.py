@@ -20,6 +20,7 @@ APP = Path(__file__).parent / "apps" / "timer_pipeline"
 def account(azurite, monkeypatch):
     account = Account(azurite.connection_string)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("AzureFunctionsWebHost__hostid", account.name("host"))
     monkeypatch.setenv("WORK_QUEUE", account.name("work"))
     monkeypatch.setenv("REPORTS", account.name("reports"))
     return account

@@ -2,6 +2,7 @@
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ def account(azurite, monkeypatch):
     """Azurite as AzureWebJobsStorage, and names of this test's own in the app's settings."""
     account = Account(azurite.connection_string)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("AzureFunctionsWebHost__hostid", account.name("host"))
     for setting in ("ORDERS_QUEUE", "SHIPPED_QUEUE", "FRAGILE_QUEUE", "TICKS_QUEUE"):
         monkeypatch.setenv(setting, account.name(setting.split("_")[0].lower()))
     monkeypatch.setenv("UPLOADED_QUEUE", account.name("uploaded"))
@@ -122,3 +124,16 @@ def test_without_a_storage_account_queue_and_blob_triggers_are_named_not_runnabl
         assert "Orders: queueTrigger (not runnable: the storage account setting" in lines
         assert "Uploaded: blobTrigger (not runnable" in lines
         assert "Tick: timerTrigger (schedule" in lines
+
+
+def test_an_occurrence_missed_while_the_host_was_down_runs_at_start_as_past_due(account):
+    """The schedule's status lives in the account, as the host keeps it."""
+    status_path = f"timers/{os.environ['AzureFunctionsWebHost__hostid']}/Tick/status"
+    missed = datetime.now(UTC) - timedelta(hours=1)
+    status = {"Last": missed.isoformat(), "Next": missed.isoformat(), "LastUpdated": ""}
+    account.upload("azure-webjobs-hosts", status_path, json.dumps(status).encode())
+    with DurableHarness(APP) as host:
+        ticks = [json.loads(m) for m in account.messages(env("TICKS_QUEUE"))]
+        assert [t["past_due"] for t in ticks] == [True]
+        saved = json.loads(account.blob("azure-webjobs-hosts", status_path))
+        assert datetime.fromisoformat(saved["Next"]) > host.clock.now()
