@@ -15,6 +15,7 @@ from .binding_spec import (
     BLOB_TRIGGER,
     DURABLE_CLIENT,
     ENTITY_TRIGGER,
+    HTTP_OUTPUT,
     HTTP_TRIGGER,
     ORCHESTRATION_TRIGGER,
     QUEUE_TRIGGER,
@@ -53,11 +54,14 @@ class FunctionInfo:
     # Bindings beyond the trigger and the durable client (storage, http out, others): computed
     # once, as every invocation walks them.
     extras: list[Binding] = field(init=False)
+    # The extras that read or write storage (or are logged): all but an HTTP response.
+    io_bindings: list[Binding] = field(init=False)
 
     def __post_init__(self) -> None:
         self.extras = [
             b for b in self.bindings if b.name != self.trigger_param and b.type != DURABLE_CLIENT
         ]
+        self.io_bindings = [b for b in self.extras if b.type != HTTP_OUTPUT]
 
     @property
     def route(self) -> str:

@@ -123,8 +123,9 @@ class Invoker:
             return await loop.run_in_executor(
                 self.executor, self.call_sync, info, trigger_value, data
             )
-        if not info.extras:
-            return await info.user_function(**self.arguments(info, trigger_value))
+        if not info.io_bindings:  # nothing to read or write: stay on the loop
+            kwargs = self.arguments(info, trigger_value)
+            return self.outputs(info, kwargs, await info.user_function(**kwargs))
         kwargs = await loop.run_in_executor(
             self.executor, self.arguments, info, trigger_value, data
         )

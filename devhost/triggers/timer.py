@@ -136,7 +136,7 @@ class TimerTriggers:
             )
             missed = known is not None and datetime.fromisoformat(known["Next"]) < now
             if missed or entry.info.binding.get("runOnStartup"):
-                await self._fire(entry, past_due=bool(missed))
+                await self._fire(entry, past_due=bool(missed), scheduled=False)
             elif entry.monitored:
                 await self._save(entry)
         if real_time:
@@ -159,7 +159,9 @@ class TimerTriggers:
             fired += 1
         return fired
 
-    async def _fire(self, entry: TimerEntry, past_due: bool) -> None:
+    async def _fire(self, entry: TimerEntry, past_due: bool, scheduled: bool = True) -> None:
+        """Run the function; a scheduled run moves on to the next occurrence, a start-up run
+        (runOnStartup, or a missed occurrence) leaves the coming one in place."""
         due = entry.next
         request = timer_request(past_due, entry.last, due)
         try:
@@ -167,7 +169,8 @@ class TimerTriggers:
         except Exception:
             log.exception("Timer function '%s' failed", entry.info.name)
         entry.last = self.clock.now()
-        entry.next = entry.schedule.next_after(max(due, entry.last))
+        if scheduled:
+            entry.next = entry.schedule.next_after(max(due, entry.last))
         if entry.monitored:
             await self._save(entry)
 
