@@ -277,3 +277,33 @@ def test_entity_signals_answered_202_are_applied_exactly_once(crash_env, tmp_pat
         assert acked <= state <= acked + ambiguous, (state, acked, ambiguous)
     finally:
         host.stop()
+
+
+def test_work_resumed_after_a_restart_can_call_the_host(crash_env, tmp_path):
+    """The host listens before it resumes work: an activity re-run during recovery that starts
+    a workflow through the durable client reaches it, rather than failing its orchestration."""
+    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host.start()
+    try:
+        code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Relay/relay")
+        assert code == 202
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "waiting").exists():
+            assert time.monotonic() < deadline, "the activity never started"
+            time.sleep(0.02)
+        host.kill()
+        (tmp_path / "go").touch()
+        host.start()
+        deadline = time.monotonic() + 60
+        while True:
+            code, body = host.request("GET", f"{WEBHOOKS}/instances/relay")
+            if code == 200:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.05)
+        assert body["runtimeStatus"] == "Completed", body
+        assert body["output"] == "relay-started"
+        code, started = host.request("GET", f"{WEBHOOKS}/instances/relay-started")
+        assert code in (200, 202) and started["name"] == "Looper"
+    finally:
+        host.stop()
