@@ -97,7 +97,10 @@ class BlobListener:
                 log.warning("Blob trigger '%s': scan failed", self.info.name, exc_info=True)
                 changed = []
             for blob in changed:
-                await self._handle(blob)
+                try:
+                    await self._handle(blob)
+                except Exception:  # noqa: BLE001 - no receipt: the next scan tries it again
+                    log.warning("Blob trigger '%s': %s not settled", self.info.name, blob.name)
             if changed:
                 delay = MIN_SCAN_INTERVAL
                 continue

@@ -116,7 +116,7 @@ class QueueListener:
                 log.warning("Queue '%s': receive failed; retrying", self.queue_name, exc_info=True)
                 messages = []
             if messages:
-                await asyncio.gather(*(self._handle(m) for m in messages))
+                await asyncio.gather(*(self._settle(m) for m in messages))
                 delay = MIN_POLLING_INTERVAL
                 continue
             with contextlib.suppress(TimeoutError):
@@ -128,6 +128,15 @@ class QueueListener:
             messages_per_page=self.options.batch_size, visibility_timeout=PROCESSING_VISIBILITY
         )
         return next(iter(pages.by_page()), [])  # type: ignore[arg-type]
+
+    async def _settle(self, message: QueueMessage) -> None:
+        """Handle one message; a storage failure while settling it leaves it to come back."""
+        try:
+            await self._handle(message)
+        except Exception:  # noqa: BLE001 - the message reappears after its visibility timeout
+            log.warning(
+                "Queue '%s': message %s not settled", self.queue_name, message.id, exc_info=True
+            )
 
     async def _handle(self, message: QueueMessage) -> None:
         if message.dequeue_count > self.options.max_dequeue_count:

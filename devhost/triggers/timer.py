@@ -6,8 +6,8 @@ occurrence; on a virtual clock nothing fires until the harness advances time, wh
 
 As the host, devhost keeps each schedule's status (last and next occurrence) in the storage
 account, under `azure-webjobs-hosts/timers/<host id>/<function>/status`, when the schedule is
-a minute or longer apart: a host that starts after a missed occurrence runs the function at once
-with `IsPastDue` true. `runOnStartup` runs it once at start.
+a minute or longer apart (or `useMonitor` says so): a host that starts after a missed
+occurrence runs the function at once with `IsPastDue` true. `runOnStartup` runs it once at start.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from azure.functions import meta
 
 from ..app_index import FunctionInfo
 from ..binding_expressions import expand_settings
+from ..binding_spec import Binding
 from ..clock import Clock
 from ..storage_account import StorageAccount
 from .ncrontab import Schedule, ScheduleError, parse_schedule
@@ -121,7 +122,12 @@ class TimerTriggers:
             except ScheduleError as err:
                 raise ScheduleError(f"function {info.name}: {err}") from None
             first = schedule.next_after(now)
-            monitored = schedule.next_after(first) - first >= MONITOR_MIN_INTERVAL
+            use_monitor = Binding.from_dict(info.binding).get("useMonitor")
+            monitored = (
+                schedule.next_after(first) - first >= MONITOR_MIN_INTERVAL
+                if use_monitor is None
+                else str(use_monitor).lower() == "true"
+            )
             self.entries.append(TimerEntry(info, schedule, first, monitored=monitored))
         self._loop_task: asyncio.Task | None = None
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from devhost.store.azure import AzureStore
+from devhost.store.memory import MemoryStore
 from devhost.testing import DurableHarness
 
 SAMPLES = Path(__file__).parent / "apps" / "samples"
@@ -51,10 +53,12 @@ def finished(host, started):
         ("serialize_arguments", "DurableOrchestration", 5, None),
     ],
 )
+@pytest.mark.parametrize("store", ["memory", "azure"])
 def test_sample_completes_with_the_documented_output(
-    storage, sample, orchestrator, output, custom_status
+    storage, hub_name, store, sample, orchestrator, output, custom_status
 ):
-    with DurableHarness(SAMPLES / sample) as host:
+    task_hub = AzureStore(storage, hub_name) if store == "azure" else MemoryStore()
+    with DurableHarness(SAMPLES / sample, store=task_hub) as host:
         status = finished(host, start_over_http(host, orchestrator))
         assert status["output"] == output
         assert status["customStatus"] == custom_status
