@@ -2,9 +2,11 @@
 
 import json
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from devhost.testing import DurableHarness
+
+from .storage_checks import eventually
 
 TICK = """
 import azure.functions as func
@@ -50,3 +52,11 @@ def test_a_timespan_schedule_fires_at_its_interval(tmp_path, monkeypatch):
     with DurableHarness(timer_app(tmp_path, schedule="00:00:30")) as host:
         host.advance(minutes=2)
         assert len(runs()) == 4
+
+
+def test_on_the_real_clock_a_timer_fires_on_its_seconds(tmp_path, monkeypatch):
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    with DurableHarness(timer_app(tmp_path, schedule="* * * * * *"), virtual_clock=False):
+        eventually(lambda: len(runs()) >= 2, timeout=10, what="two ticks, a second apart")
+    first, second = (datetime.fromisoformat(next_) for _, next_ in runs()[:2])
+    assert second - first == timedelta(seconds=1)
