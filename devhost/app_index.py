@@ -56,8 +56,10 @@ class FunctionInfo:
     extras: list[Binding] = field(init=False)
     # The extras that read or write storage (or are logged): all but an HTTP response.
     io_bindings: list[Binding] = field(init=False)
+    trigger: Binding = field(init=False)  # `binding`, read case-insensitively
 
     def __post_init__(self) -> None:
+        self.trigger = Binding.from_dict(self.binding)
         self.extras = [
             b for b in self.bindings if b.name != self.trigger_param and b.type != DURABLE_CLIENT
         ]
@@ -65,11 +67,11 @@ class FunctionInfo:
 
     @property
     def route(self) -> str:
-        return str(self.binding.get("route") or self.name)
+        return str(self.trigger.get("route") or self.name)
 
     @property
     def methods(self) -> list[str] | None:
-        methods = self.binding.get("methods")
+        methods = self.trigger.get("methods")
         return [str(m).upper() for m in methods] if methods else None
 
 

@@ -134,7 +134,8 @@ class BindingIO:
             if partition is not None and row is not None:
                 entity = table.get_entity(resolve(str(partition), data), resolve(str(row), data))
                 return json.dumps(dict(entity))
-            clauses = [f"PartitionKey eq '{resolve(str(partition), data)}'"] if partition else []
+            key = resolve(str(partition), data).replace("'", "''") if partition else None
+            clauses = [f"PartitionKey eq '{key}'"] if key is not None else []
             if binding.get("filter"):
                 clauses.append(f"({resolve(str(binding.get('filter')), data)})")
             take = int(binding.get("take") or 0) or None

@@ -83,6 +83,8 @@ def read_function_json(path: Path) -> V1Function:
         where = f"{path}:{_line_of(text, 'type', original.get('type'))}"
         if not binding.type or not binding.name:
             raise AppLoadError(f"{where}: every binding needs a 'type' and a 'name'")
+        if binding.direction not in ("in", "out"):
+            raise AppLoadError(f'{where}: "{binding.direction}" bindings are not supported')
         if binding.name == RETURN and not binding.is_output:
             raise AppLoadError(f'{where}: "$return" binding must have direction set to "out"')
         if binding.is_trigger and binding.type not in (*SUPPORTED_TRIGGERS, *FOREIGN_TRIGGERS):

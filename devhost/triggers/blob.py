@@ -73,7 +73,7 @@ class BlobListener:
     ) -> None:
         self.info = info
         self.account = account
-        self.pattern = BlobPattern(str(info.binding.get("path", "")))
+        self.pattern = BlobPattern(str(info.trigger.get("path", "")))
         self.invoke = invoke
         self.run_blocking = run_blocking
         self.receipts_prefix = f"blobreceipts/{host_id}/{info.name}/"

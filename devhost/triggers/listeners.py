@@ -16,7 +16,6 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ..app_index import FunctionIndex, FunctionInfo
-from ..binding_spec import Binding
 from ..clock import Clock
 from ..load_errors import AppLoadError
 from ..storage_account import StorageAccounts
@@ -58,7 +57,7 @@ class TriggerListeners:
                 self.queues.append(QueueListener(info, account, options, invoke, self.run_blocking))
         for info in index.blobs.values():
             try:
-                BlobPattern(str(info.binding.get("path", "")))
+                BlobPattern(str(info.trigger.get("path", "")))
             except ValueError as err:
                 raise AppLoadError(f"function {info.name}: {err}") from None
             account = self._account(info, accounts)
@@ -79,7 +78,7 @@ class TriggerListeners:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _account(self, info: FunctionInfo, accounts: StorageAccounts):
-        setting = Binding.from_dict(info.binding).connection
+        setting = info.trigger.connection
         if accounts.has(setting):
             return accounts.get(setting)
         self.not_runnable[info.name] = (
@@ -124,5 +123,5 @@ class TriggerListeners:
             return self.timers.describe(info)
         if info.trigger_type == "queueTrigger":
             return f"queueTrigger (queue {queue_name_of(info)})"
-        pattern = BlobPattern(str(info.binding.get("path", "")))
+        pattern = BlobPattern(str(info.trigger.get("path", "")))
         return f"blobTrigger (container {pattern.container}, path {pattern.path})"

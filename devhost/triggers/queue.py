@@ -78,7 +78,7 @@ class QueueOptions:
 
 
 def queue_name_of(info: FunctionInfo) -> str:
-    return expand_settings(str(info.binding.get("queueName", ""))).lower()
+    return expand_settings(str(info.trigger.get("queueName", ""))).lower()
 
 
 class QueueListener:

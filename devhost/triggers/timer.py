@@ -27,7 +27,6 @@ from azure.functions import meta
 
 from ..app_index import FunctionInfo
 from ..binding_expressions import expand_settings
-from ..binding_spec import Binding
 from ..clock import Clock
 from ..storage_account import StorageAccount
 from .ncrontab import Schedule, ScheduleError, parse_schedule
@@ -42,7 +41,7 @@ Invoke = Callable[[FunctionInfo, Any], Awaitable[Any]]
 
 def schedule_of(info: FunctionInfo) -> Schedule:
     """The function's schedule, `%SETTING%` expanded; a bad one raises ScheduleError."""
-    return parse_schedule(expand_settings(str(info.binding.get("schedule", ""))))
+    return parse_schedule(expand_settings(str(info.trigger.get("schedule", ""))))
 
 
 def timer_request(past_due: bool, last: datetime | None, next_: datetime) -> func.TimerRequest:
@@ -122,7 +121,7 @@ class TimerTriggers:
             except ScheduleError as err:
                 raise ScheduleError(f"function {info.name}: {err}") from None
             first = schedule.next_after(now)
-            use_monitor = Binding.from_dict(info.binding).get("useMonitor")
+            use_monitor = info.trigger.get("useMonitor")
             monitored = (
                 schedule.next_after(first) - first >= MONITOR_MIN_INTERVAL
                 if use_monitor is None
@@ -141,7 +140,8 @@ class TimerTriggers:
                 else None
             )
             missed = known is not None and datetime.fromisoformat(known["Next"]) < now
-            if missed or entry.info.binding.get("runOnStartup"):
+            on_startup = str(entry.info.trigger.get("runOnStartup", False)).lower() == "true"
+            if missed or on_startup:
                 await self._fire(entry, past_due=bool(missed), scheduled=False)
             elif entry.monitored:
                 await self._save(entry)
