@@ -124,7 +124,7 @@ class DevHost:
         self.executor = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_activities, thread_name_prefix="devhost-fn"
         )
-        accounts = StorageAccounts()
+        self.accounts = accounts = StorageAccounts()
         self.io = BindingIO(
             accounts,
             queue_base64=QueueOptions.from_host_json(settings.host_json).base64,
@@ -216,6 +216,7 @@ class DevHost:
             await self._runner.cleanup()
         await self.engine.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.accounts.close()
 
     def describe(self) -> list[str]:
         """Lines like `func start` prints: each function with its trigger and URL."""

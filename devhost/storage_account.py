@@ -49,6 +49,13 @@ class StorageAccount:
     def tables(self) -> TableServiceClient:
         return TableServiceClient.from_connection_string(self.connection)
 
+    def close(self) -> None:
+        """Close the clients that were opened."""
+        for name in ("blobs", "queues", "tables"):
+            client = self.__dict__.pop(name, None)
+            if client is not None:
+                client.close()
+
     def ensure(self, kind: str, name: str) -> None:
         """Create a container, queue or table once, as the host does before writing to it."""
         key = f"{kind}/{name}"
@@ -86,3 +93,9 @@ class StorageAccounts:
             if account is None:
                 account = self._accounts[connection] = StorageAccount(connection)
             return account
+
+    def close(self) -> None:
+        with self._lock:
+            accounts, self._accounts = list(self._accounts.values()), {}
+        for account in accounts:
+            account.close()
