@@ -22,19 +22,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import ResourceNotFoundError
 from azure.functions import meta
 
 from ..app_index import FunctionInfo
 from ..binding_expressions import expand_settings
 from ..clock import Clock
-from ..storage_account import StorageAccount
 from .ncrontab import Schedule, ScheduleError, parse_schedule
+from .timer_status import ScheduleStatusStore
 
 log = logging.getLogger("devhost.timer")
 
 MONITOR_MIN_INTERVAL = timedelta(minutes=1)
-HOSTS_CONTAINER = "azure-webjobs-hosts"
 
 Invoke = Callable[[FunctionInfo, Any], Awaitable[Any]]
 
@@ -67,35 +65,6 @@ class TimerEntry:
 
 def _next(entry: TimerEntry) -> datetime:
     return entry.next
-
-
-class ScheduleStatusStore:
-    """Last and next occurrence per function: a blob per function, or memory without account."""
-
-    def __init__(self, account: StorageAccount | None, host_id: str) -> None:
-        self.account = account
-        self.host_id = host_id
-        self._memory: dict[str, dict[str, str]] = {}
-
-    def _blob(self, name: str):
-        assert self.account
-        self.account.ensure("blob", HOSTS_CONTAINER)
-        path = f"timers/{self.host_id}/{name}/status"
-        return self.account.blobs.get_blob_client(HOSTS_CONTAINER, path)
-
-    def load(self, name: str) -> dict[str, str] | None:
-        if self.account is None:
-            return self._memory.get(name)
-        try:
-            return json.loads(self._blob(name).download_blob().readall())
-        except ResourceNotFoundError:
-            return None
-
-    def save(self, name: str, status: dict[str, str]) -> None:
-        if self.account is None:
-            self._memory[name] = status
-            return
-        self._blob(name).upload_blob(json.dumps(status).encode(), overwrite=True)
 
 
 class TimerTriggers:
