@@ -8,6 +8,7 @@ JSON `{"Message", "ExceptionMessage"}` by `errors_middleware`, never as a 500.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from .engine.rules import MAX_PAYLOAD_CHARS, payload_too_large
 from .status import api_time, status_json
 from .store.base import StorageRequestError, StorageUnavailableError, storage_deadline
 
+log = logging.getLogger("devhost.api")
 CONTINUATION_HEADER = "x-ms-continuation-token"
 RETRY_AFTER_SECONDS = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,6 +58,9 @@ def errors_middleware(deadline: float) -> Callable:
                 raise
             headers = {k: v for k, v in err.headers.items() if k.lower() != "content-type"}
             return _error(err.status, _sentence(err, request), headers)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return _error(500, "devhost failed on this request; the host's log says why.")
 
     return middleware
 

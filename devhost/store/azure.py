@@ -52,6 +52,7 @@ from ..engine.model import (
 )
 from ..engine.rules import has_invalid_character
 from .base import (
+    BAD_TOKEN,
     InstanceExistsError,
     StorageRequestError,
     StorageUnavailableError,
@@ -222,6 +223,13 @@ def _refusal(err: BaseException) -> StorageRequestError | None:
     return StorageRequestError(
         answer, f"Azure Storage refused the request ({status}): {detail[:200]}"
     )
+
+
+def _decode_token(continuation: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(continuation))
+    except (ValueError, TypeError):
+        raise StorageRequestError(400, BAD_TOKEN) from None
 
 
 def _checked_key(key: str) -> str:
@@ -692,7 +700,7 @@ class AzureStore(TaskHubStore):
             parameters["lo"] = query.instance_id_prefix
             parameters["hi"] = query.instance_id_prefix + "\uffff"
             clauses.append("PartitionKey ge @lo and PartitionKey lt @hi")
-        token = json.loads(base64.urlsafe_b64decode(continuation)) if continuation else None
+        token = _decode_token(continuation) if continuation else None
 
         async def read() -> tuple[list[InstanceRecord], Any]:
             pages = self._instances.query_entities(

@@ -31,6 +31,8 @@ class StorageRequestError(Exception):
         self.status = status
 
 
+BAD_TOKEN = "The continuation token is not one this host gave out."
+
 _deadline: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
 
 

@@ -98,3 +98,16 @@ def test_unknown_routes_are_json_404s(host):
     assert code == 404 and body["Message"] == "Nothing here answers GET /no/such/thing."
     code, _, body = send(host, "GET", f"{WEBHOOKS}/nothing")
     assert code == 404 and "No Durable Functions HTTP API route" in body["Message"]
+
+
+@pytest.mark.parametrize("path", ["/instances", "/entities"])
+def test_a_continuation_token_this_host_never_gave_answers_400(host, path):
+    conn = http.client.HTTPConnection("127.0.0.1", int(host.base_url.rsplit(":", 1)[1]), timeout=10)
+    try:
+        conn.request("GET", WEBHOOKS + path, headers={"x-ms-continuation-token": "%%% not mine"})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == 400
+    assert body["Message"] == "The continuation token is not one this host gave out."
