@@ -1,4 +1,5 @@
-"""What tests of triggers and bindings need of a storage account: names, writes and waits."""
+"""What tests of triggers and bindings need: a storage account's names, writes and waits, and
+the start-up listing of an app."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -14,7 +16,17 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
+from devhost.clock import Clock
+from devhost.host import DevHost
+from devhost.settings import load_settings
+from devhost.store.memory import MemoryStore
+
 T = TypeVar("T")
+
+
+def listing(app_dir: Path) -> str:
+    """What `python -m devhost start` prints about the app's functions (nothing is started)."""
+    return "\n".join(DevHost(load_settings(app_dir), MemoryStore(), Clock()).describe())
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 20, what: str = "") -> T:
