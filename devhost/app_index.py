@@ -24,7 +24,7 @@ from .binding_spec import (
     Binding,
 )
 from .load_errors import AppLoadError, describe_exception
-from .v1_index import is_v1_app, load_v1_functions
+from .v1_index import is_v1_app, load_v1_functions, type_hints
 
 __all__ = ["AppLoadError", "FunctionIndex", "FunctionInfo", "index_app"]
 
@@ -207,8 +207,7 @@ def describe_function(
     """A FunctionInfo from the bindings either programming model declares."""
     bindings = [Binding.from_dict(b) for b in raw_bindings]
     client = next((b for b in bindings if b.type == DURABLE_CLIENT), None)
-    signature = inspect.signature(user_function)
-    params = signature.parameters
+    params = inspect.signature(user_function).parameters
     binding_names = {b.name for b in bindings}
     return FunctionInfo(
         name=name,
@@ -220,8 +219,7 @@ def describe_function(
         accepts_context="context" in params and "context" not in binding_names,
         is_async=inspect.iscoroutinefunction(user_function),
         bindings=bindings,
-        annotations={n: p.annotation for n, p in params.items()}
-        | {"return": signature.return_annotation},
+        annotations=type_hints(user_function),
         directory=directory,
     )
 

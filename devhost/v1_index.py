@@ -17,10 +17,13 @@ import json
 import os
 import re
 import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import azure.functions as func
 
 from .binding_spec import FOREIGN_TRIGGERS, RETURN, SUPPORTED_TRIGGERS, Binding
 from .load_errors import AppLoadError, describe_exception
@@ -172,6 +175,15 @@ def _load_entry_point(spec: V1Function, root: Path) -> Callable[..., Any]:
     return function
 
 
+def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """Parameter and return annotations, evaluated as the worker evaluates them (string
+    annotations under `from __future__ import annotations` included); {} if they cannot be."""
+    try:
+        return typing.get_type_hints(inspect.unwrap(function))
+    except Exception:  # noqa: BLE001 - unresolvable annotations: the worker ignores them too
+        return {}
+
+
 def _check_parameters(spec: V1Function) -> None:
     """Parameters and bindings must name each other, as the worker insists."""
     assert spec.user_function is not None
@@ -191,3 +203,21 @@ def _check_parameters(spec: V1Function) -> None:
             f"{where}: cannot load the {spec.name} function: the following parameters are "
             f"declared in function.json but not in Python: {sorted(bound - params)}"
         )
+    annotations = type_hints(spec.user_function)
+    for raw in spec.bindings:
+        binding = Binding.from_dict(raw)
+        if binding.name not in annotations:
+            continue
+        is_out = typing.get_origin(annotations[binding.name]) is func.Out
+        if binding.is_output and not is_out:
+            raise AppLoadError(
+                f"{where}: cannot load the {spec.name} function: binding {binding.name} is "
+                'declared to have the "out" direction, but its annotation in Python is not '
+                "a subclass of azure.functions.Out"
+            )
+        if is_out and not binding.is_output:
+            raise AppLoadError(
+                f"{where}: cannot load the {spec.name} function: binding {binding.name} is "
+                'declared to have the "in" direction in function.json, but its annotation '
+                "is azure.functions.Out in Python"
+            )

@@ -94,6 +94,30 @@ def test_parameters_and_bindings_must_match_as_the_worker_checks(tmp_path):
         index_app(tmp_path)
 
 
+def with_output(script: str) -> tuple[str, str]:
+    bindings = [
+        {"name": "name", "type": "activityTrigger", "direction": "in"},
+        {"name": "copy", "type": "blob", "direction": "out", "path": "c/{name}"},
+    ]
+    return json.dumps({"bindings": bindings}), script
+
+
+def test_an_output_binding_needs_an_out_annotation_as_the_worker_checks(tmp_path):
+    make_app(tmp_path, {"Hello": with_output("def main(name: str, copy: str) -> str:\n    pass\n")})
+    with pytest.raises(AppLoadError, match=r"binding copy is declared to have the \"out\""):
+        index_app(tmp_path)
+
+
+def test_string_annotations_are_evaluated_as_the_worker_does(tmp_path):
+    script = (
+        "from __future__ import annotations\n"
+        "import azure.functions as func\n\n"
+        "def main(name: str, copy: func.Out[str]) -> str:\n    pass\n"
+    )
+    make_app(tmp_path, {"Hello": with_output(script)})
+    assert index_app(tmp_path).activities["Hello"].annotations["name"] is str
+
+
 def test_a_missing_entry_point_is_named(tmp_path):
     make_app(tmp_path, {"Hello": (activity_json(entryPoint="run"), HELLO)})
     with pytest.raises(AppLoadError, match=r"function run\(\) is not present"):
