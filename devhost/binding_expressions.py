@@ -34,22 +34,25 @@ def json_properties(value: Any) -> dict[str, Any]:
 
 def resolve(template: str, data: dict[str, Any]) -> str:
     """Fill a path, queue or key template; an unknown `{name}` is an error, not an empty string."""
-    lowered = {str(k).lower(): v for k, v in data.items()}
-
     def token(match: re.Match[str]) -> str:
         key = match.group(1).strip()
         if key.lower() in ("rand-guid", "sys.randguid"):
             return str(uuid.uuid4())
         if key.lower() in ("datetime", "sys.utcnow"):
             return datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-        value: Any = lowered
+        value: Any = data
         for part in key.lower().split("."):
-            if not isinstance(value, dict) or part not in value:
+            fields = _lowered(value) if isinstance(value, dict) else {}
+            if part not in fields:
                 raise BindingExpressionError(f"no value for {{{key}}} in {template!r}")
-            value = {str(k).lower(): v for k, v in value.items()}[part]
+            value = fields[part]
         return str(value)
 
     return TOKEN.sub(token, expand_settings(template))
+
+
+def _lowered(fields: dict[str, Any]) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in fields.items()}
 
 
 def expand_settings(value: str) -> str:
