@@ -22,9 +22,10 @@ from .binding_spec import (
     SUPPORTED_TRIGGERS,
     TIMER_TRIGGER,
     Binding,
+    type_hints,
 )
 from .load_errors import AppLoadError, describe_exception
-from .v1_index import is_v1_app, load_v1_functions, type_hints
+from .v1_index import is_v1_app, load_v1_functions
 
 __all__ = ["AppLoadError", "FunctionIndex", "FunctionInfo", "index_app"]
 

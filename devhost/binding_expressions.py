@@ -34,6 +34,7 @@ def json_properties(value: Any) -> dict[str, Any]:
 
 def resolve(template: str, data: dict[str, Any]) -> str:
     """Fill a path, queue or key template; an unknown `{name}` is an error, not an empty string."""
+
     def token(match: re.Match[str]) -> str:
         key = match.group(1).strip()
         if key.lower() in ("rand-guid", "sys.randguid"):

@@ -7,6 +7,9 @@ case-insensitively, so a `Binding` keeps its properties under lower-cased keys.
 
 from __future__ import annotations
 
+import inspect
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,3 +99,12 @@ class Binding:
     def connection(self) -> str:
         """The app setting holding the storage account's connection string."""
         return str(self.get("connection") or "AzureWebJobsStorage")
+
+
+def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """Parameter and return annotations, evaluated as the worker evaluates them (string
+    annotations under `from __future__ import annotations` included); {} if they cannot be."""
+    try:
+        return typing.get_type_hints(inspect.unwrap(function))
+    except Exception:  # noqa: BLE001 - unresolvable annotations: the worker ignores them too
+        return {}

@@ -25,7 +25,7 @@ from typing import Any
 
 import azure.functions as func
 
-from .binding_spec import FOREIGN_TRIGGERS, RETURN, SUPPORTED_TRIGGERS, Binding
+from .binding_spec import FOREIGN_TRIGGERS, RETURN, SUPPORTED_TRIGGERS, Binding, type_hints
 from .load_errors import AppLoadError, describe_exception
 
 APP_NAMESPACE = "__app__"
@@ -173,15 +173,6 @@ def _load_entry_point(spec: V1Function, root: Path) -> Callable[..., Any]:
             f"{spec.entry_point}() is not present in {relative}"
         )
     return function
-
-
-def type_hints(function: Callable[..., Any]) -> dict[str, Any]:
-    """Parameter and return annotations, evaluated as the worker evaluates them (string
-    annotations under `from __future__ import annotations` included); {} if they cannot be."""
-    try:
-        return typing.get_type_hints(inspect.unwrap(function))
-    except Exception:  # noqa: BLE001 - unresolvable annotations: the worker ignores them too
-        return {}
 
 
 def _check_parameters(spec: V1Function) -> None:
