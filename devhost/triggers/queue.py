@@ -127,7 +127,7 @@ class QueueListener:
         pages = self.queue.receive_messages(
             messages_per_page=self.options.batch_size, visibility_timeout=PROCESSING_VISIBILITY
         )
-        return next(iter(pages.by_page()), [])  # type: ignore[arg-type]
+        return list(next(iter(pages.by_page()), []))
 
     async def _settle(self, message: QueueMessage) -> None:
         """Handle one message; a storage failure while settling it leaves it to come back."""
