@@ -80,6 +80,16 @@ class HostProcess:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(timeout=30)
 
+    def finished(self, instance_id: str, timeout: float = 60) -> dict:
+        """The status of the instance once it has finished (the API answers 200)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code, status = self.request("GET", f"{WEBHOOKS}/instances/{instance_id}")
+            if code == 200:
+                return status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+
     def request(self, method: str, path: str, body=None) -> tuple[int, object]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
@@ -194,13 +204,7 @@ def test_timers_that_came_due_while_the_host_was_down_fire_on_restart(crash_env,
         host.kill()
         time.sleep(1.5)  # the host is down while the 1 s timer comes due
         host.start()
-        deadline = time.monotonic() + 30
-        while True:
-            code, status = host.request("GET", f"{WEBHOOKS}/instances/sleeper")
-            if code == 200:
-                break
-            assert time.monotonic() < deadline, status
-            time.sleep(0.05)
+        status = host.finished("sleeper")
         assert status["output"] == "nap:side"
     finally:
         host.stop()
@@ -294,13 +298,7 @@ def test_work_resumed_after_a_restart_can_call_the_host(crash_env, tmp_path):
         host.kill()
         (tmp_path / "go").touch()
         host.start()
-        deadline = time.monotonic() + 60
-        while True:
-            code, body = host.request("GET", f"{WEBHOOKS}/instances/relay")
-            if code == 200:
-                break
-            assert time.monotonic() < deadline, body
-            time.sleep(0.05)
+        body = host.finished("relay")
         assert body["runtimeStatus"] == "Completed", body
         assert body["output"] == "relay-started"
         code, started = host.request("GET", f"{WEBHOOKS}/instances/relay-started")
