@@ -153,9 +153,10 @@ class BlobListener:
 
     def _trigger_value(self, blob: BlobProperties, content: bytes, data: dict[str, Any]) -> Any:
         annotation = self.info.annotations.get(self.info.trigger_param)
-        if annotation is bytes:
+        data_type = str(self.info.trigger.get("dataType", "")).lower()
+        if annotation is bytes or data_type == "binary":
             return content
-        if annotation is str:
+        if annotation is str or data_type == "string":
             return content.decode("utf-8")
         metadata = {
             "BlobTrigger": meta.Datum(data["BlobTrigger"], "string"),

@@ -177,10 +177,11 @@ class QueueListener:
 
     def _trigger_value(self, message: QueueMessage, body: str) -> Any:
         annotation = self.info.annotations.get(self.info.trigger_param)
-        if annotation is str:
-            return body
-        if annotation is bytes:
+        data_type = str(self.info.trigger.get("dataType", "")).lower()
+        if annotation is bytes or data_type == "binary":
             return body.encode("utf-8")
+        if annotation is str or data_type == "string":
+            return body
         converter = meta.get_binding_registry().get("queueTrigger")
         return converter.decode(meta.Datum(body, "string"), trigger_metadata=_metadata(message))
 
