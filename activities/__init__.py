@@ -5,9 +5,11 @@ where it already is changes nothing, and narration lines carry the time and key 
 orchestrator gave them, so a repeated line is the same Log row.
 """
 
+import contextlib
+
 import azure.durable_functions as df
 
-from dungeon import universe
+from dungeon import universe, workflows
 from dungeon.narration import Narrator
 from dungeon.repository import CONFIRMED, GameRepository
 from dungeon.settings import storage_connection
@@ -125,11 +127,40 @@ async def MonitorUser(job: dict) -> bool:
 @bp.activity_trigger(input_name="job")
 async def GameProgress(job: dict) -> dict:
     """What the game monitor would have heard of before it started."""
-    loaded = await _repository().load_game(job["user"])
+    return await _progress(job["user"])
+
+
+async def _progress(user: str) -> dict:
+    loaded = await _repository().load_game(user)
     return {
-        "monsterKilled": not loaded.state.monster.is_alive,
-        "treasureTaken": loaded.state.treasure_taken,
+        "monsterKilled": bool(loaded) and not loaded.state.monster.is_alive,
+        "treasureTaken": bool(loaded) and loaded.state.treasure_taken,
     }
+
+
+@bp.activity_trigger(input_name="job")
+@bp.durable_client_input(client_name="client")
+async def RaiseProgressEvents(job: dict, client: df.DurableOrchestrationClient) -> list[str]:
+    """Raise to the game monitor the events of what has happened, again.
+
+    Action raises each event once, after saving the game: a crash in between would lose it.
+    The user monitor calls this when it sees the game is over, so no event stays lost; the
+    game monitor takes each event once, and a finished or absent one is no error.
+    """
+    progress = await _progress(job["user"])
+    events = [
+        event
+        for event, happened in (
+            (workflows.KILL_MONSTER_EVENT, progress["monsterKilled"]),
+            (workflows.GOT_TREASURE_EVENT, progress["treasureTaken"]),
+        )
+        if happened
+    ]
+    instance_id = workflows.instance_id(workflows.GAME_MONITOR, job["user"])
+    for event in events:
+        with contextlib.suppress(Exception):
+            await client.raise_event(instance_id, event, True)
+    return events
 
 
 @bp.activity_trigger(input_name="job")

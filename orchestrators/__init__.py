@@ -156,6 +156,9 @@ def UserMonitorWorkflow(context: df.DurableOrchestrationContext):
         yield story.say(f"The monitor watches {name} every {interval:g} seconds.")
     done = yield context.call_activity("MonitorUser", {"user": name})
     if done:
+        # What the game monitor should have heard, again: an Action's event can be lost in a
+        # crash between saving the game and raising it.
+        yield context.call_activity("RaiseProgressEvents", {"user": name})
         yield story.say(f"Monitoring of {name} is done.")
         return "done"
     next_check = context.current_utc_datetime + timedelta(seconds=interval)

@@ -10,6 +10,7 @@ import pytest
 
 from dungeon import workflows
 from dungeon.repository import GameRepository
+from dungeon.rules import ActionRequest, perform
 
 WINDOW = 120
 
@@ -152,3 +153,33 @@ def test_no_timing_of_a_players_requests_leaves_a_game_unwinnable(game_on_each_s
             play(game_on_each_store, player, rng, moves)
         except Exception as err:
             raise AssertionError(f"{player} after {moves}: {err}") from err
+
+
+def test_events_lost_in_a_crash_reach_the_game_monitor_through_the_user_monitor(
+    game_on_each_store, player, azurite
+):
+    """As if the host died after each Action saved the game and before it raised the event."""
+    game = game_on_each_store
+    game.start_and_confirm(player)
+    game.host.wait_for(workflows.instance_id(workflows.SEQUENTIAL, player))
+    repository = GameRepository(azurite.connection_string)
+
+    async def play_without_events() -> None:
+        loaded = await repository.load_game(player)
+        state = loaded.state
+        weapon = next(i.name for i in state.items.values() if not i.is_treasure)
+        treasure = next(i.name for i in state.items.values() if i.is_treasure)
+        for request in (
+            ActionRequest("get", weapon),
+            ActionRequest("kill", state.monster.name, weapon),
+            ActionRequest("get", treasure),
+        ):
+            perform(state, request)
+        await repository.save_game(loaded)
+
+    game.host.run(play_without_events())
+    monitor = workflows.instance_id(workflows.GAME_MONITOR, player)
+    game.host.idle()
+    assert game.workflow(player, workflows.GAME_MONITOR)["status"] == "Running"
+    game.host.advance(seconds=20)  # the user monitor's next check sees the game is over
+    assert game.host.wait_for(monitor).output == "won"
