@@ -12,12 +12,14 @@ from aiohttp import web
 from .app_index import FunctionIndex, index_app
 from .client_binding import WEBHOOK_PATH, client_binding_json
 from .clock import Clock
+from .dashboard.api import DASHBOARD_PATH, DashboardApi
 from .engine.engine import Engine
 from .http_functions import HttpFunctions
 from .invoke import Invoker
 from .management_api import ManagementApi
 from .settings import HostSettings
 from .store.base import TaskHubStore
+from .store.memory import MemoryStore
 
 log = logging.getLogger("devhost")
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's HTTP request limit
@@ -139,6 +141,9 @@ class DevHost:
         )
         api = ManagementApi(self.engine, self.settings.hub_name, self.settings.request_deadline)
         app.add_subapp(WEBHOOK_PATH, api.app())
+        store = "memory" if isinstance(self.engine.store, MemoryStore) else "azure"
+        dashboard = DashboardApi(self.engine, self.settings.hub_name, store, api.deadline)
+        app.add_subapp(DASHBOARD_PATH, dashboard.app())
         self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
@@ -194,4 +199,5 @@ class DevHost:
         for name, kind in self.index.skipped:
             lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
         lines += ["", f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
+        lines.append(f"Dashboard: {self.base_url}{DASHBOARD_PATH}/")
         return lines
