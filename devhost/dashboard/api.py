@@ -19,7 +19,7 @@ from aiohttp import web
 from ..engine.engine import Engine
 from ..engine.entities import entity_id_parts
 from ..engine.errors import EngineError
-from ..engine.history import EventType
+from ..engine.history import EventType, format_time
 from ..engine.model import InstanceQuery, InstanceRecord, RuntimeStatus
 from ..management_api import MAX_PAGE, errors_middleware
 from ..status import api_time, status_json
@@ -156,6 +156,7 @@ class DashboardApi:
         timeline = bars(history, waiting_json["events"] if waiting_json else None)
         return _json(
             {
+                "now": format_time(self.engine.clock.now()),
                 "status": status_json(record),
                 "parentInstanceId": _parent_id(record),
                 "failure": _failure(record, history),

@@ -27,7 +27,7 @@ export class InstanceView {
     this.timelineCard = el("section", { class: "card", id: "timeline" });
     this.history = el("section", { class: "card", id: "history" });
     this.message = el("p", { id: "action-message", role: "status" });
-    this.root.append(this.summary, this.actionsCard(), this.waiting, this.data, this.timelineCard, this.history);
+    this.root.append(this.summary, this.waiting, this.timelineCard, this.actionsCard(), this.data, this.history);
     container.replaceChildren(this.root);
   }
 
@@ -92,7 +92,7 @@ export class InstanceView {
     this.renderSummary(data);
     this.renderWaiting(data.waitingOn);
     this.renderData(data);
-    this.timelineCard.replaceChildren(el("h2", { text: "Timeline" }), timeline(data.timeline));
+    this.timelineCard.replaceChildren(el("h2", { text: "Timeline" }), timeline(data.timeline, data.now));
     this.renderHistory(data.history);
   }
 

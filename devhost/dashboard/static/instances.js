@@ -22,6 +22,7 @@ export class InstancesView {
     this.table = el("tbody", { id: "instance-rows" });
     this.pageInfo = el("span", { id: "page-info", class: "muted" });
     this.message = el("p", { id: "list-message", role: "status" });
+    this.allBox = el("input", { type: "checkbox", "aria-label": "Select all", onchange: (e) => this.selectAll(e.target.checked) });
     this.previous = el("button", { class: "secondary", type: "button", onclick: () => this.page(-1) }, "Previous");
     this.next = el("button", { class: "secondary", type: "button", onclick: () => this.page(1) }, "Next");
     this.root.append(
@@ -33,7 +34,7 @@ export class InstancesView {
       this.message,
       el("div", { class: "scroll" }, el("table", {},
         el("thead", {}, el("tr", {},
-          el("th", {}, el("input", { type: "checkbox", "aria-label": "Select all", onchange: (e) => this.selectAll(e.target.checked) })),
+          el("th", {}, this.allBox),
           el("th", { text: "Instance" }), el("th", { text: "Orchestrator" }),
           el("th", { text: "Status" }), el("th", { text: "Created" }), el("th", { text: "Updated" }))),
         this.table)),
@@ -135,6 +136,7 @@ export class InstancesView {
         failures.push(`${id}: ${error.message}`);
       }
     }
+    this.allBox.checked = false;
     const done = ids.length - failures.length;
     this.message.textContent = [`${action === "purge" ? "Purged" : "Terminated"} ${done} of ${ids.length}.`, ...failures].join(" ");
     await this.refresh();

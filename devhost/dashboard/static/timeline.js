@@ -1,9 +1,10 @@
 // The timeline: one bar per activity, timer, sub-orchestration and awaited event, on one time axis.
 import { el, instanceLink, when } from "./dom.js";
 
-export function timeline(bars) {
+/** `nowText` is the host's clock (a test host's clock may run ahead of the browser's). */
+export function timeline(bars, nowText) {
   if (!bars.length) return el("p", { class: "muted", text: "No history yet." });
-  const now = Date.now();
+  const now = Date.parse(nowText);
   const time = (text) => (text ? Date.parse(text) : now);
   const start = Math.min(...bars.map((b) => time(b.start)));
   const end = Math.max(now, ...bars.map((b) => time(b.end)), ...bars.map((b) => (b.due ? time(b.due) : 0)));
@@ -11,7 +12,7 @@ export function timeline(bars) {
   const percent = (t) => `${(((t - start) / span) * 100).toFixed(2)}%`;
   const rows = bars.map((bar) => {
     const from = time(bar.start);
-    const to = bar.end ? time(bar.end) : now;
+    const to = bar.end ? time(bar.end) : bar.due ? time(bar.due) : now;
     const label = el("div", { class: "bar-label" }, `${bar.kind} `,
       bar.instanceId ? instanceLink(bar.instanceId, bar.name) : el("span", { text: bar.name }));
     const drawn = el("div", {
