@@ -18,6 +18,7 @@ from .http_functions import HttpFunctions
 from .invoke import Invoker
 from .management_api import ManagementApi
 from .settings import HostSettings
+from .store.azure import AzureStore
 from .store.base import TaskHubStore
 from .store.memory import MemoryStore
 
@@ -141,8 +142,10 @@ class DevHost:
         )
         api = ManagementApi(self.engine, self.settings.hub_name, self.settings.request_deadline)
         app.add_subapp(WEBHOOK_PATH, api.app())
-        store = "memory" if isinstance(self.engine.store, MemoryStore) else "azure"
-        dashboard = DashboardApi(self.engine, self.settings.hub_name, store, api.deadline)
+        store = self.engine.store
+        hub = store.hub if isinstance(store, AzureStore) else self.settings.hub_name
+        kind = "memory" if isinstance(store, MemoryStore) else "azure"
+        dashboard = DashboardApi(self.engine, hub, kind, api.deadline)
         app.add_subapp(DASHBOARD_PATH, dashboard.app())
         self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
