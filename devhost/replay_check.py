@@ -45,14 +45,14 @@ class HistoryError(ValueError):
 class ReplayResult:
     """The verdict of a replay check: `ok`, and a message that says where the code diverged.
 
-    `event` is the index in the history of the recorded event the code no longer matches
+    `event_index` is the index in the history of the recorded event the code no longer matches
     (None when it matches).
     """
 
     ok: bool
     message: str
     instance_id: str = ""
-    event: int | None = None
+    event_index: int | None = None
 
 
 @dataclass
@@ -98,11 +98,27 @@ def _validated(history: Any) -> list[dict[str, Any]]:
         )
     known = {int(t) for t in EventType}
     for position, evt in enumerate(history):
-        if not isinstance(evt, dict) or evt.get("EventType") not in known:
-            raise HistoryError(f"event {position}: not a history event (no known EventType)")
+        if not (
+            isinstance(evt, dict)
+            and evt.get("EventType") in known
+            and isinstance(evt.get("EventId"), int)
+            and _is_time(evt.get("Timestamp"))
+        ):
+            raise HistoryError(
+                f"event {position}: not a history event (it needs an EventType of the SDK, "
+                "an integer EventId and an ISO 8601 Timestamp)"
+            )
     if not any(e["EventType"] == EventType.ExecutionStarted for e in history):
         raise HistoryError("the history has no ExecutionStarted event")
     return history
+
+
+def _is_time(value: Any) -> bool:
+    try:
+        parse_time(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _episodes(events: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -166,8 +182,9 @@ def _replay(
                 return start, f"the code now fails: {plan.outcome.error}"
             if number + 1 < len(episodes):
                 following = episodes[number + 1][0]
-                return following, (
-                    f"the history goes on, but the code now {_instead(plan)} in the episode before"
+                return (
+                    following,
+                    f"the history goes on here; the code now {_instead(plan)} before it",
                 )
         cache.extend(episode)
     return None

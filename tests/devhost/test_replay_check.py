@@ -7,6 +7,7 @@ from pathlib import Path
 import azure.durable_functions as df
 import pytest
 
+from devhost.azurite import connection_string, free_port
 from devhost.cli import main
 from devhost.store.azure import AzureStore
 from devhost.testing import DurableHarness, HistoryError
@@ -72,6 +73,11 @@ def yield_removed_last(context):
     return (yield context.wait_for_external_event("Shipped"))
 
 
+def fails_now(context):
+    raise ValueError(f"no longer takes {context.get_input()}")
+    yield  # a generator, as orchestrators are
+
+
 def appended(context):
     order = context.get_input()
     yield context.call_activity("Reserve", order)
@@ -99,7 +105,7 @@ def replay_with(checkout, history, name=None):
 def test_unchanged_code_replays_as_recorded(checkout_history):
     result = replay_with(recorded, checkout_history)
     assert result.ok, result.message
-    assert result.event is None
+    assert result.event_index is None
 
 
 def test_steps_added_after_the_recorded_ones_pass(checkout_history):
@@ -133,14 +139,45 @@ def test_steps_added_after_the_recorded_ones_pass(checkout_history):
             "event 6: history has activity 'Charge' (task 1); "
             "the code now schedules nothing in its place",
         ),
+        (
+            fails_now,
+            "event 2: history has activity 'Reserve' (task 0); "
+            "the code now fails: no longer takes {'order': 7}",
+        ),
     ],
-    ids=["reordered", "renamed", "timer-added-first", "yield-removed", "last-yield-removed"],
+    ids=[
+        "reordered",
+        "renamed",
+        "timer-added-first",
+        "yield-removed",
+        "last-yield-removed",
+        "now-fails",
+    ],
 )
 def test_changes_that_break_running_instances_are_caught(checkout_history, checkout, expected):
     result = replay_with(checkout, checkout_history)
     assert not result.ok
     assert result.message.startswith(expected), result.message
-    assert checkout_history[result.event]["EventType"] == 4  # the recorded TaskScheduled
+    assert checkout_history[result.event_index]["EventType"] == 4  # the recorded TaskScheduled
+
+
+def test_code_that_now_finishes_before_recorded_episodes_is_caught():
+    def waits_for_go(context):
+        go = yield context.wait_for_external_event("Go")
+        return (yield context.call_activity("Reserve", go))
+
+    def returns_at_once(context):
+        return "done"
+        yield  # a generator, as orchestrators are
+
+    with DurableHarness.from_app(shop(waits_for_go)) as host:
+        instance_id = host.start("Checkout")
+        host.raise_event(instance_id, "Go", ORDER)
+        host.wait_for(instance_id)
+        history = host.history(instance_id)
+    result = replay_with(returns_at_once, history)
+    assert not result.ok
+    assert result.message == "event 3: the history goes on here; the code now completes before it"
 
 
 def test_every_pattern_replays_as_recorded_on_unchanged_code():
@@ -300,3 +337,12 @@ def test_the_command_names_a_hub_that_does_not_exist(tmp_path, azurite, monkeypa
     app = hub_app(tmp_path / "app", "NoSuchHub", "Reserve", "Charge")
     assert main(["replay", "--hub", "--app-dir", str(app)]) == 2
     assert "no task hub named 'NoSuchHub'" in capsys.readouterr().err
+
+
+@pytest.mark.azure
+def test_the_command_gives_up_on_storage_that_does_not_answer(tmp_path, monkeypatch, capsys):
+    nothing = free_port()
+    monkeypatch.setenv("AzureWebJobsStorage", connection_string(ports=(nothing,) * 3))
+    app = hub_app(tmp_path / "app", "SomeHub", "Reserve", "Charge")
+    assert main(["replay", "--hub", "--app-dir", str(app), "--timeout", "0.5"]) == 2
+    assert "storage did not answer within 0.5 s" in capsys.readouterr().err
