@@ -4,7 +4,9 @@ import json
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
 
 import pytest
 
@@ -27,7 +29,10 @@ class Cli:
 
     def __call__(self, command, *args):
         self.capsys.readouterr()
-        code = main(["durable", command, "--app-dir", str(self.app_dir), *self.url_args, *args])
+        argv = ["durable", command, "--app-dir", str(self.app_dir), *self.url_args, *args]
+        # in a thread of its own, as a process would be: the caller's thread may run a loop
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            code = thread.submit(main, argv).result()
         captured = self.capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -55,7 +60,7 @@ def cli(request, tmp_path, hub_name, capsys, monkeypatch):
         store = MemoryStore()
     with DurableHarness(app_folder(tmp_path), store=store) as host:
         # the CLI finds this host by the app's port (azure) or is told its address (memory)
-        app_dir = app_folder(tmp_path, host._host.listen.port)
+        app_dir = app_folder(tmp_path, urlparse(host.base_url).port)
         url_args = (
             ["--url", host.base_url] if request.param == "memory" else ["--task-hub-name", hub_name]
         )
