@@ -12,6 +12,7 @@ Both answer in the DF HTTP API's JSON shapes, so `--json` prints the same either
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -106,10 +107,21 @@ class HttpHub:
         await self.session.close()
 
     async def _call(
-        self, method: str, path: str, params: dict | None = None, body: str | None = None
-    ) -> tuple[int, Any, dict]:
+        self,
+        method: str,
+        path: str,
+        params: dict | None = None,
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[Any, dict[str, str]]:
+        """The answer's JSON and headers; a refusal as a HubError with the host's sentence.
+
+        A purge that deleted nothing answers 404 with a count: that is an answer, not an error.
+        """
         url = self.base + path + (f"?{urlencode(params)}" if params else "")
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
             async with self.session.request(method, url, data=body, headers=headers) as response:
                 text = await response.text()
@@ -117,13 +129,11 @@ class HttpHub:
                 if response.status >= 400 and not (response.status == 404 and method == "DELETE"):
                     message = answer.get("Message") if isinstance(answer, dict) else None
                     raise HubError(message or f"the host answered HTTP {response.status}")
-                return response.status, answer, dict(response.headers)
+                return answer, dict(response.headers)
         except aiohttp.ClientError as err:
             raise HubError(f"no host answers at {self.base} ({err})") from None
         except ValueError:
-            raise HubError(
-                f"{url} did not answer JSON: is it a devhost or Functions host?"
-            ) from None
+            raise HubError(f"{url} did not answer JSON: is it a Functions host?") from None
 
     @staticmethod
     def _id(instance_id: str) -> str:
@@ -133,35 +143,27 @@ class HttpHub:
         path = f"/orchestrators/{quote(name, safe='')}"
         if instance_id is not None:
             path += "/" + quote(instance_id, safe="")
-        _, answer, _ = await self._call("POST", path, body=input_json)
+        answer, _ = await self._call("POST", path, body=input_json)
         return answer
 
     async def instances(
         self, filters: Filters, top: int, token: str | None
     ) -> tuple[list[dict], str | None]:
         params = {**filters.params(), "top": str(top), "showInput": "false"}
-        url_token = {CONTINUATION_HEADER: token} if token else {}
-        path = "/instances"
-        url = self.base + path + f"?{urlencode(params)}"
-        try:
-            async with self.session.get(url, headers=url_token) as response:
-                answer = await response.json(content_type=None)
-                if response.status >= 400:
-                    raise HubError(answer.get("Message") or f"HTTP {response.status}")
-                return answer, response.headers.get(CONTINUATION_HEADER)
-        except aiohttp.ClientError as err:
-            raise HubError(f"no host answers at {self.base} ({err})") from None
+        headers = {CONTINUATION_HEADER: token} if token else None
+        answer, answer_headers = await self._call("GET", "/instances", params, headers=headers)
+        return answer, answer_headers.get(CONTINUATION_HEADER)
 
     async def status(self, instance_id: str, show_input: bool, show_output: bool) -> dict:
         params = {"showInput": str(show_input).lower()}
-        _, answer, _ = await self._call("GET", self._id(instance_id), params)
+        answer, _ = await self._call("GET", self._id(instance_id), params)
         if not show_output:
             answer.pop("output", None)
         return answer
 
     async def history(self, instance_id: str) -> list[dict]:
         params = {"showHistory": "true", "showHistoryOutput": "true"}
-        _, answer, _ = await self._call("GET", self._id(instance_id), params)
+        answer, _ = await self._call("GET", self._id(instance_id), params)
         return answer.get("historyEvents") or []
 
     async def control(self, instance_id: str, operation: str, reason: str) -> None:
@@ -174,7 +176,7 @@ class HttpHub:
     async def purge(self, filters: Filters) -> int:
         params = filters.params()
         params.setdefault("createdTimeFrom", EARLIEST)
-        _, answer, _ = await self._call("DELETE", "/instances", params)
+        answer, _ = await self._call("DELETE", "/instances", params)
         return int((answer or {}).get("instancesDeleted", 0))
 
     async def delete_hub(self, timeout: float = 30) -> None:
@@ -185,7 +187,8 @@ class HttpHub:
             if time.monotonic() > deadline:
                 raise HubError(f"{len(ids)} instances did not stop within {timeout:g} s")
             for instance_id in ids:
-                await self._call("POST", f"{self._id(instance_id)}/terminate", {"reason": ""})
+                with contextlib.suppress(HubError):  # it may have finished meanwhile
+                    await self._call("POST", f"{self._id(instance_id)}/terminate", {"reason": ""})
             await asyncio.sleep(0.2)  # a poll with a deadline: the host answers no "stopped"
         await self.purge(Filters())
 

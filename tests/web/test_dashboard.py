@@ -120,6 +120,40 @@ def test_a_game_is_watched_and_steered_from_the_dashboard(dashboard, hub):
     expect(page.locator("#not-found")).to_be_visible(timeout=TIMEOUT)
     assert hub.http("GET", f"/runtime/webhooks/durabletask/instances/{monitor}")[0] == 404
 
+    page.get_by_role("link", name="Entities").click()
+    counter = page.locator("#entity-list article", has_text="@usercounter@")
+    expect(counter.locator("pre.state")).to_contain_text('"confirmed": 1', timeout=TIMEOUT)
+    expect(counter).to_contain_text("No operations waiting.")
+
+
+def test_suspend_resume_and_restart_from_the_page(dashboard, hub):
+    page = dashboard
+    name = fresh("Sue")
+    new_game(hub, name)
+    instance_id = f"UserConfirmationWorkflow:{name}"
+    page.goto(f"{hub.base_url}/_devhost/#/instances/{quote(instance_id, safe='')}")
+    status = page.locator("#runtime-status")
+    expect(status).to_have_text("Running", timeout=TIMEOUT)
+    page.get_by_role("button", name="Suspend").click()
+    confirm_yes(page)
+    expect(status).to_have_text("Suspended", timeout=TIMEOUT)
+    page.get_by_role("button", name="Suspend").click()
+    confirm_yes(page)
+    expect(page.locator("#action-message")).to_have_text(
+        "Suspend refused: Cannot suspend orchestration instance in the Suspended state."
+    )
+    page.get_by_role("button", name="Resume").click()
+    confirm_yes(page)
+    expect(status).to_have_text("Running", timeout=TIMEOUT)
+    page.get_by_role("button", name="Rewind").click()
+    confirm_yes(page)
+    expect(page.locator("#action-message")).to_contain_text("Rewind refused: ")
+    page.get_by_role("button", name="Restart").click()
+    confirm_yes(page)
+    expect(page).not_to_have_url(re.compile(quote(instance_id, safe="")), timeout=TIMEOUT)
+    expect(page.locator("#instance-id")).not_to_have_text(instance_id, timeout=TIMEOUT)
+    expect(page.locator("#summary")).to_contain_text("UserConfirmationWorkflow")
+
 
 def test_a_selection_is_terminated_and_purged_after_confirming(dashboard, hub):
     page = dashboard
@@ -128,17 +162,20 @@ def test_a_selection_is_terminated_and_purged_after_confirming(dashboard, hub):
     page.goto(f"{hub.base_url}/_devhost/#/instances?name=UserConfirmationWorkflow")
     rows = page.locator("#instance-rows tr")
     expect(rows).to_have_count(2, timeout=TIMEOUT)
+    new_game(hub, fresh("Cy"))  # the list updates without a reload
+    expect(rows).to_have_count(3, timeout=TIMEOUT)
     page.get_by_label("Select all").check()
     page.get_by_role("button", name="Terminate selected").click()
     page.get_by_role("button", name="Cancel").click()  # nothing happens without a yes
-    expect(rows.filter(has_text="Running")).to_have_count(2)
+    expect(rows.filter(has_text="Running")).to_have_count(3)
     page.get_by_role("button", name="Terminate selected").click()
     confirm_yes(page)
-    expect(rows.filter(has_text="Terminated")).to_have_count(2, timeout=TIMEOUT)
+    expect(rows.filter(has_text="Terminated")).to_have_count(3, timeout=TIMEOUT)
     page.get_by_label("Select all").check()
     page.get_by_role("button", name="Purge selected").click()
     confirm_yes(page)
-    expect(page.locator("#list-message")).to_have_text("Purged 2 of 2.")
+    expect(page.locator("#list-message")).to_have_text("Purged 3 of 3.")
+    expect(rows).to_have_count(1, timeout=TIMEOUT)
     expect(rows).to_have_text("No instances match.")
 
 

@@ -76,16 +76,19 @@ export class InstanceView {
   }
 
   async refresh() {
+    const asked = (this.asked = (this.asked || 0) + 1);
     let data;
     try {
       data = await dashboard.instance(this.instanceId);
     } catch (error) {
       if (error.status !== 404) throw error;
+      if (asked !== this.asked) return;
       this.summary.replaceChildren(el("h2", { text: "Instance" }),
         el("p", { id: "not-found", text: `No instance '${this.instanceId}' in this hub.` }));
       for (const card of [this.waiting, this.data, this.timelineCard, this.history]) card.replaceChildren();
       return;
     }
+    if (asked !== this.asked) return; // a newer refresh (after an action) answers instead
     const text = JSON.stringify(data);
     if (text === this.lastData) return;
     this.lastData = text;

@@ -71,9 +71,11 @@ export class InstancesView {
   }
 
   async refresh() {
+    const asked = (this.asked = (this.asked || 0) + 1);
     const token = this.tokens[this.tokens.length - 1];
     const [list, counts] = await Promise.all([
       dashboard.instances(this.query(), PAGE, token), dashboard.counts(this.query())]);
+    if (asked !== this.asked) return; // a newer refresh (after an action) answers instead
     this.nextToken = list.continuationToken;
     this.renderCounts(counts);
     this.renderRows(list.instances);
