@@ -104,6 +104,17 @@ def _history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**evt, "EventType": EventType(evt["EventType"]).name} for evt in history]
 
 
+@web.middleware
+async def dashboard_paths(request: web.Request, handler) -> web.StreamResponse:
+    """`/_devhost` goes to the page; anything else unknown is a 404 that names the dashboard."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path == DASHBOARD_PATH:
+            return web.Response(status=302, headers={"Location": f"{DASHBOARD_PATH}/"})
+        raise EngineError(404, f"No dashboard page or API route matches {request.path}.") from None
+
+
 class DashboardApi:
     """The page and its JSON; `hub` and `store` are shown in the page's header."""
 
@@ -115,7 +126,7 @@ class DashboardApi:
 
     def app(self) -> web.Application:
         """The sub-application, to be mounted at DASHBOARD_PATH."""
-        app = web.Application(middlewares=[errors_middleware(self.deadline)])
+        app = web.Application(middlewares=[errors_middleware(self.deadline), dashboard_paths])
         app.add_routes(
             [
                 web.get("/", self.page),

@@ -109,10 +109,15 @@ def test_bad_requests_answer_json_with_a_sentence(host):
     assert status == 400 and "ISO-8601" in body["Message"]
     status, body = get(host, "/instances/nobody")
     assert status == 404 and body["Message"] == "No instance with ID 'nobody' found."
+    status, body = get(host, "/nothing")
+    assert status == 404
+    assert body["Message"] == "No dashboard page or API route matches /_devhost/api/nothing."
+    status, headers, body = host.http("POST", f"{API}/hub")
+    assert status == 405 and headers["Allow"] == "GET,HEAD" and "POST" in body["Message"]
 
 
 def test_the_page_and_its_modules_are_served(host):
-    status, headers, body = host.http("GET", "/_devhost/")
+    status, headers, body = host.http("GET", "/_devhost")  # redirected to the page
     assert status == 200 and '<script type="module" src="static/app.js">' in body
     status, headers, _ = host.http("GET", "/_devhost/static/instance.js")
     assert status == 200 and "javascript" in headers["Content-Type"]
