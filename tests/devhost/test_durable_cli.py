@@ -160,20 +160,31 @@ def test_bad_input_is_refused_with_a_sentence_and_exit_status_2(cli, capsys):
     assert cli.json("get-instances") == []  # nothing was started
 
 
-def test_without_a_host_changes_go_into_storage_for_the_next_host(azurite, tmp_path, hub_name,
-                                                                  capsys, monkeypatch):  # fmt: skip
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+def test_without_a_host_changes_go_into_storage_for_the_next_host(
+    azurite, tmp_path, hub_name, capsys, monkeypatch
+):
+    monkeypatch.setenv("MyStorage", azurite.connection_string)
     app_dir = app_folder(tmp_path, port=1)  # no host answers there
-    cli = Cli(None, app_dir, ["--task-hub-name", hub_name], capsys)
-    code, out, err = cli("start-new", "--function-name", "Sequence", "--id", "later")
-    assert code == 0, err
+    hub_args = ["--task-hub-name", hub_name, "--connection-string-setting", "MyStorage"]
+    cli = Cli(None, app_dir, hub_args, capsys)
+    for instance_id, name in (("later", "Sequence"), ("stopped", "Waiter"), ("held", "Waiter")):
+        code, out, err = cli("start-new", "--function-name", name, "--id", instance_id)
+        assert code == 0, err
+    assert cli("terminate", "--id", "stopped", "--reason", "not needed")[0] == 0
+    assert cli("raise-event", "--id", "held", "--event-name", "Never", "--event-data", "7")[0] == 0
     assert cli.json("get-runtime-status", "--id", "later")["runtimeStatus"] == "Pending"
-    with DurableHarness(app_dir, store=AzureStore(azurite.connection_string, hub_name)) as host:
+    store = AzureStore(azurite.connection_string, hub_name)
+    with DurableHarness(app_dir, store=store) as host:
         assert host.wait_for("later").runtime_status.value == "Completed"
+        assert host.wait_for("stopped").output == "not needed"
+        assert host.wait_for("held").output == 7
         # a host this CLI cannot reach holds the lease: changes are refused, reads still work
-        code, _, err = cli("terminate", "--id", "later")
+        code, _, err = cli("purge-history")
         assert code == 1 and "--url" in err
         assert cli.json("get-runtime-status", "--id", "later")["runtimeStatus"] == "Completed"
+    assert cli.json("purge-history", "--runtime-status", "Terminated") == {"instancesDeleted": 1}
+    assert cli("delete-task-hub")[0] == 0
+    assert cli.json("get-instances") == []
 
 
 def test_get_instances_pages_through_ten_thousand_instances(tmp_path, capsys):
