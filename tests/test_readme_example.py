@@ -48,6 +48,9 @@ def test_the_app_folder_comes_from_the_ini_option_or_the_command_line(tmp_path):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_app.py").write_text(files["test_app.py"])
     # Neither rootdir (tests/ without an ini file, tmp_path with one) holds function_app.py.
+    missing = plain_pytest(tmp_path, "tests", "-x")
+    assert missing.returncode == 1
+    assert "has no function_app.py: name the app's folder with --durable-app" in missing.stdout
     given = plain_pytest(tmp_path, "tests", "--durable-app", "app")
     assert given.returncode == 0, given.stdout + given.stderr
     (tmp_path / "pytest.ini").write_text("[pytest]\ndurable_app = app\n")

@@ -256,7 +256,13 @@ class DurableHarness:
         self.run(self.client.terminate(instance_id, reason))
 
     def status(self, instance_id: str, **options: bool) -> df.DurableOrchestrationStatus:
-        """The SDK's status of an instance; options as `client.get_status` takes them."""
+        """The SDK's status of an instance.
+
+        Args:
+            instance_id: the instance.
+            options: `show_history`, `show_history_output`, `show_input`, as
+                `client.get_status` takes them.
+        """
         return self.run(self.client.get_status(instance_id, **options))
 
     def wait_for(

@@ -71,7 +71,14 @@ def durable_host(request: pytest.FixtureRequest) -> Iterator[DurableHarness]:
     if request.config.getoption("--durable-store") == "azure":
         azurite = request.getfixturevalue("durable_azurite")
         store = AzureStore(azurite.connection_string, f"T{uuid.uuid4().hex[:20]}")
-    with DurableHarness(durable_app_dir(request.config), store=store) as host:
+    app_dir = durable_app_dir(request.config)
+    if not (app_dir / "function_app.py").is_file():
+        pytest.fail(
+            f"{app_dir} has no function_app.py: name the app's folder with --durable-app DIR "
+            "or the ini option durable_app",
+            pytrace=False,
+        )
+    with DurableHarness(app_dir, store=store) as host:
         yield host
 
 

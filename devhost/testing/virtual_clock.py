@@ -22,7 +22,11 @@ class _Booking:
 
 
 class VirtualClock(Clock):
-    """`now()` is `start` until `move_to` moves it; `call_at` books callbacks on that time."""
+    """`now()` is `start` until `move_to` moves it; `call_at` books callbacks on that time.
+
+    Args:
+        start: the time it shows until moved (default: the wall clock's time at creation).
+    """
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime.now(UTC)

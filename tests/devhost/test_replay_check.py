@@ -346,3 +346,32 @@ def test_the_command_gives_up_on_storage_that_does_not_answer(tmp_path, monkeypa
     app = hub_app(tmp_path / "app", "SomeHub", "Reserve", "Charge")
     assert main(["replay", "--hub", "--app-dir", str(app), "--timeout", "0.5"]) == 2
     assert "storage did not answer within 0.5 s" in capsys.readouterr().err
+
+
+# -- golden histories ------------------------------------------------------------------------------
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "at_least"),
+    [
+        ("ParallelRetry", "retry timers", 4),
+        ("SubRetry", "sub-orchestrations", 3),
+        ("TallyUser", "entity requests", 6),
+        ("Approval", "raised events", 1),
+    ],
+)
+def test_recorded_histories_of_the_patterns_app_still_replay(name, kind, at_least, capsys):
+    """Histories recorded once and kept: the planner's numbering and the app must stay in step."""
+    history_file = HISTORIES / f"{name}.json"
+    history = json.loads(history_file.read_text())
+    count = {
+        "retry timers": sum(1 for e in history if e["EventType"] == 10 and "Retry" in e),
+        "sub-orchestrations": sum(1 for e in history if e["EventType"] == 7),
+        "entity requests": sum(1 for e in history if e["EventType"] == 14),
+        "raised events": sum(1 for e in history if e["EventType"] == 15),
+    }[kind]
+    assert count >= at_least, f"the {name} history holds {count} {kind}"
+    assert main(["replay", str(history_file), "--app-dir", str(PATTERNS_APP)]) == 0
+    assert capsys.readouterr().out.startswith(f"ok: {history_file}")
