@@ -21,6 +21,7 @@ from .store.base import TaskHubStore
 
 log = logging.getLogger("devhost")
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's HTTP request limit
+SHUTDOWN_SECONDS = 5  # how long a stop waits for requests still being answered
 
 
 @dataclass
@@ -166,7 +167,9 @@ class DevHost:
         starting another workflow): it must find the host answering. Requests that arrive
         before the engine is ready wait for it, within their deadline.
         """
-        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        self._runner = web.AppRunner(
+            self.build_app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
         await site.start()
