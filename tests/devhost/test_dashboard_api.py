@@ -4,6 +4,13 @@ from urllib.parse import quote, urlencode
 
 import azure.durable_functions as df
 
+from devhost.clock import Clock
+from devhost.host import DevHost, ListenAddress
+from devhost.settings import load_settings
+from devhost.store.memory import MemoryStore
+
+from .conftest import PATTERNS_APP
+
 API = "/_devhost/api"
 
 
@@ -121,3 +128,14 @@ def test_the_page_and_its_modules_are_served(host):
     assert status == 200 and '<script type="module" src="static/app.js">' in body
     status, headers, _ = host.http("GET", "/_devhost/static/instance.js")
     assert status == 200 and "javascript" in headers["Content-Type"]
+
+
+def test_the_start_banner_names_the_dashboard_beside_the_function_urls():
+    settings = load_settings(PATTERNS_APP, apply_environment=False)
+    host = DevHost(settings, MemoryStore(), Clock(), listen=ListenAddress("127.0.0.1", 7071))
+    lines = host.describe()
+    api = lines.index(
+        "Durable Functions HTTP API: http://127.0.0.1:7071/runtime/webhooks/durabletask/"
+    )
+    assert lines[api + 1] == "Dashboard: http://127.0.0.1:7071/_devhost/"
+    host.executor.shutdown()
