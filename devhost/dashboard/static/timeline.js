@@ -13,8 +13,10 @@ export function timeline(bars, nowText) {
   const rows = bars.map((bar) => {
     const from = time(bar.start);
     const to = bar.end ? time(bar.end) : bar.due ? time(bar.due) : now;
+    const took = bar.end ? duration(to - from) : "open";
     const label = el("div", { class: "bar-label" }, `${bar.kind} `,
-      bar.instanceId ? instanceLink(bar.instanceId, bar.name) : el("span", { text: bar.name }));
+      bar.instanceId ? instanceLink(bar.instanceId, bar.name) : el("span", { text: bar.name }),
+      el("span", { class: "muted", text: ` · ${took}` }));
     const drawn = el("div", {
       class: `bar kind-${bar.kind} bar-${bar.status}`,
       style: `left:${percent(from)};width:max(3px,${percent(to - from + start)})`,
@@ -26,4 +28,10 @@ export function timeline(bars, nowText) {
   });
   return el("div", {}, el("p", { class: "muted", text: `${when(new Date(start).toISOString())} → ${when(new Date(end).toISOString())}` }),
     el("ol", { class: "bars", id: "bars" }, ...rows));
+}
+
+function duration(ms) {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 120000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${(ms / 60000).toFixed(1)} min`;
 }
