@@ -100,6 +100,11 @@ def _failure(record: InstanceRecord, history: list[dict[str, Any]]) -> dict[str,
     return failure
 
 
+def _execution_id(history: list[dict[str, Any]]) -> str | None:
+    started = next((e for e in history if e["EventType"] == EventType.ExecutionStarted), None)
+    return started["OrchestrationInstance"]["ExecutionId"] if started else None
+
+
 def _history_rows(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**evt, "EventType": EventType(evt["EventType"]).name} for evt in history]
 
@@ -174,6 +179,10 @@ class DashboardApi:
                 "waitingOn": waiting_json,
                 "history": _history_rows(history),
                 "timeline": timeline,
+                "generations": [
+                    {"executionId": _execution_id(h), "timeline": bars(h, continued=True)}
+                    for h in self.engine.generations(instance_id)
+                ],
                 "children": [
                     {"instanceId": b["instanceId"], "name": b["name"]}
                     for b in timeline

@@ -20,12 +20,15 @@ ENDINGS = {EventType.ExecutionCompleted, EventType.ExecutionTerminated}
 FAILURES = {EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed}
 
 
-def bars(history: list[dict[str, Any]], awaited: list[str] | None = None) -> list[dict[str, Any]]:
+def bars(
+    history: list[dict[str, Any]], awaited: list[str] | None = None, continued: bool = False
+) -> list[dict[str, Any]]:
     """Bars in the order their work began.
 
     An external event has no schedule in history: its bar runs from the end of the episode
     before it arrived (when the orchestration was last waiting) to its arrival. `awaited` names
-    events waited for now, drawn as open bars from the end of the last episode.
+    events waited for now, drawn as open bars from the end of the last episode. `continued`
+    says the execution ended by continuing as new, at its last event.
     """
     result: list[dict[str, Any]] = []
     open_tasks: dict[int, dict[str, Any]] = {}
@@ -57,6 +60,8 @@ def bars(history: list[dict[str, Any]], awaited: list[str] | None = None) -> lis
             waiting_since = evt["Timestamp"]
         elif generation is not None and kind in ENDINGS:
             generation["end"], generation["status"] = evt["Timestamp"], "completed"
+    if continued and generation is not None and history:
+        generation["end"], generation["status"] = history[-1]["Timestamp"], "continued"
     for name in awaited or []:
         result.append(_bar("event", name, waiting_since or "", None))
     return result

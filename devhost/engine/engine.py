@@ -68,6 +68,7 @@ from .rules import (
 from .timers import TimerKey, TimerService
 
 log = logging.getLogger("devhost.engine")
+GENERATIONS_KEPT = 5  # earlier executions of a continue-as-new loop kept for the dashboard
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -113,6 +114,8 @@ class Orchestration:
     scheduled: bool = False
     busy: bool = False
     force_episode: bool = False
+    # Histories of the last executions that continued as new (memory only, for the dashboard).
+    generations: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass
@@ -437,6 +440,12 @@ class Engine:
         self, query: InstanceQuery, top: int | None, continuation: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
         return await self.store.query(query, top, continuation)
+
+    def generations(self, instance_id: str) -> list[list[dict[str, Any]]]:
+        """Histories of the executions before the current one that continued as new, oldest
+        first: the last GENERATIONS_KEPT, remembered in memory while the instance runs here."""
+        orch = self._active.get(instance_id)
+        return [list(history) for history in orch.generations] if orch else []
 
     @client_operation
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
@@ -785,7 +794,10 @@ class Engine:
             self._finish(commit, plan.outcome, now)
         else:
             new_events.append(event(EventType.OrchestratorCompleted, now))
+        ended = [*orch.history.events, *new_events] if commit.new_execution else None
         await self._commit(orch, commit)
+        if ended is not None:
+            orch.generations = [*orch.generations, ended][-GENERATIONS_KEPT:]
         if not commit.new_execution and not record.runtime_status.is_terminal:
             self._start_work(orch, plan.work, ensure_children=False)
 

@@ -139,3 +139,20 @@ def test_the_start_banner_names_the_dashboard_beside_the_function_urls():
     )
     assert lines[api + 1] == "Dashboard: http://127.0.0.1:7071/_devhost/"
     host.executor.shutdown()
+
+
+def test_earlier_generations_of_a_continue_as_new_loop_are_shown_while_it_runs(host):
+    instance_id = host.start("Counter", instance_id="loop")
+    for ping in ("a", "b"):
+        host.raise_event(instance_id, "Ping", ping)
+        host.idle()
+    body = get(host, f"/instances/{instance_id}")[1]
+    assert body["status"]["input"] == {"generation": 2, "pings": ["a", "b"]}
+    generations = body["generations"]
+    assert len(generations) == 2
+    assert len({g["executionId"] for g in generations}) == 2
+    for generation in generations:
+        kinds = {b["kind"]: b for b in generation["timeline"]}
+        assert kinds["generation"]["status"] == "continued"
+        assert (kinds["event"]["name"], kinds["event"]["status"]) == ("Ping", "completed")
+    assert body["waitingOn"]["events"] == ["Ping"]

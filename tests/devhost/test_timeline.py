@@ -53,3 +53,15 @@ def test_open_work_and_awaited_events_are_open_bars():
         format_time(at(1)),
         "open",
     )
+
+
+def test_a_generation_that_continued_as_new_ends_at_its_last_event():
+    history = [
+        event(EventType.OrchestratorStarted, at(0)),
+        execution_started(at(0), "Loop", "l-1", "e-1", None),
+        event(EventType.OrchestratorCompleted, at(1)),
+        event(EventType.OrchestratorStarted, at(9)),
+        event(EventType.EventRaised, at(9), Name="Ping"),
+    ]
+    generation = bars(history, continued=True)[0]
+    assert (generation["end"], generation["status"]) == (format_time(at(9)), "continued")

@@ -95,8 +95,16 @@ export class InstanceView {
     this.renderSummary(data);
     this.renderWaiting(data.waitingOn);
     this.renderData(data);
-    this.timelineCard.replaceChildren(el("h2", { text: "Timeline" }), timeline(data.timeline, data.now));
+    this.timelineCard.replaceChildren(el("h2", { text: "Timeline" }), timeline(data.timeline, data.now),
+      ...this.earlierGenerations(data.generations, data.now));
     this.renderHistory(data.history);
+  }
+
+  earlierGenerations(generations, now) {
+    if (!generations.length) return [];
+    return [el("h3", { text: "Earlier generations (continued as new; the last five are kept in memory while it runs)" }),
+      el("ol", { id: "generations", reversed: true }, ...generations.slice().reverse().map((g) =>
+        el("li", { class: "generation" }, el("code", { text: g.executionId || "" }), timeline(g.timeline, now))))];
   }
 
   renderSummary(data) {
