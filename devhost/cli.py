@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cors-credentials", action="store_true", help="allow credentialed cross-origin requests"
     )
     start.add_argument("--web-dir", default=None, help="serve this folder's files at /")
+    start.add_argument(
+        "--functions",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="run only these functions, as `func start --functions`",
+    )
     start.add_argument("--verbose", action="store_true", help="log debug detail")
     up = commands.add_parser(
         "up", parents=[], help="start Azurite if needed, then the app with web/ at / (make run)"
@@ -173,6 +180,8 @@ def start(args: argparse.Namespace) -> int:
     if args.cors_credentials:
         settings.cors_credentials = True
     index = index_app(app_dir)
+    if args.functions:
+        index = index.select(args.functions)
     store = make_store(args.store, settings)
     web_dir = Path(args.web_dir).resolve() if args.web_dir else None
     host = DevHost(

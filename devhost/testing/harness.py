@@ -187,9 +187,9 @@ class DurableHarness:
         self.run(self._settle(), timeout)
 
     async def _settle(self) -> None:
-        engine = self._started.engine
+        host = self._started
         while True:
-            await engine.wait_idle()
+            await host.wait_idle()
             if not isinstance(self.clock, VirtualClock) or not self.clock.move_to(self.clock.now()):
                 return
 
