@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -119,6 +119,14 @@ class Orchestration:
 
 
 @dataclass
+class InstanceLock:
+    """A lock per instance id, kept while anyone holds or waits for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
 class EntityRuntime:
     """An entity in memory: its state row and the requests waiting for it."""
 
@@ -157,7 +165,7 @@ class Engine:
         self._activity_slots = asyncio.Semaphore(max_activities)
         self._episode_slots = asyncio.Semaphore(max_orchestrations)
         self._timers = TimerService(clock, self._on_timer)
-        self._load_locks: dict[str, asyncio.Lock] = {}
+        self._instance_locks: dict[str, InstanceLock] = {}
         self._watchers: dict[str, list[asyncio.Future]] = {}
         self._entity_calls: dict[str, asyncio.Future[OperationOutcome]] = {}
         self._running_activities = 0  # started and not yet handed to their instance
@@ -261,17 +269,19 @@ class Engine:
         start = self._start_message(instance_id, name, input_json, parent=None)
         start.stored = True
         record = record_from_start(start, self.clock.now())
-        try:
-            await self.store.create_instance(record, start)
-        except InstanceExistsError:
-            raise EngineError(
-                409, f"An orchestration instance with the id '{instance_id}' is already running."
-            ) from None
-        old = self._active.pop(instance_id, None)
-        if old is not None:
-            self._timers.cancel_instance(instance_id)
-        orch = Orchestration(record=record, planner=Planner(instance_id, record.execution_id))
-        self._active[instance_id] = orch
+        async with self._instance_lock(instance_id):
+            try:
+                await self.store.create_instance(record, start)
+            except InstanceExistsError:
+                raise EngineError(
+                    409,
+                    f"An orchestration instance with the id '{instance_id}' is already running.",
+                ) from None
+            old = self._active.pop(instance_id, None)
+            if old is not None:
+                self._timers.cancel_instance(instance_id)
+            orch = Orchestration(record=record, planner=Planner(instance_id, record.execution_id))
+            self._active[instance_id] = orch
         orch.inbox.append(start)
         self._notify(orch)
         return instance_id
@@ -614,15 +624,27 @@ class Engine:
         orch = self._active.get(instance_id)
         if orch is not None:
             return orch
-        lock = self._load_locks.setdefault(instance_id, asyncio.Lock())
-        async with lock:
+        async with self._instance_lock(instance_id):
             orch = self._active.get(instance_id)
             if orch is None:
                 orch = await self._read(instance_id)
                 if orch is not None:
                     self._active[instance_id] = orch
-        self._load_locks.pop(instance_id, None)
         return orch
+
+    @contextlib.asynccontextmanager
+    async def _instance_lock(self, instance_id: str) -> AsyncIterator[None]:
+        """One loader or creator of an instance at a time: a load that raced a creation would
+        read half of it and then commit beside the creator, under a stale ETag."""
+        entry = self._instance_locks.setdefault(instance_id, InstanceLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._instance_locks[instance_id]
 
     async def _read(self, instance_id: str) -> Orchestration | None:
         """Rebuild a live instance from the store: its state, history and unconsumed inbox."""
@@ -998,11 +1020,12 @@ class Engine:
     async def _create_child(self, start: Message) -> None:
         """Store a child's start, unless the same child (same parent task) already exists."""
         record = record_from_start(start, self.clock.now())
-        existing = await self.store.create_child(record, start)
-        if existing is None:
-            start.stored = True
-            self._route(start)
-        elif existing.runtime_status.is_terminal:
+        async with self._instance_lock(start.instance_id):
+            existing = await self.store.create_child(record, start)
+            if existing is None:
+                start.stored = True
+                self._route(start)  # in memory before the lock is let go
+        if existing is not None and existing.runtime_status.is_terminal:
             self._route(self._child_outcome(existing))
 
     async def _ensure_child(self, orch: Orchestration, task_id: int, task: PendingTask) -> None:
