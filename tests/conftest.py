@@ -1,10 +1,33 @@
-"""Shared fixtures: one Azurite for the whole session, on free ports in a temporary folder."""
+"""Shared fixtures: one Azurite for the whole session, on free ports in a temporary folder.
 
+Every host of the suite, in-process or a subprocess (which inherits the environment), runs each
+warm orchestration episode a second time as a full replay and fails on any difference.
+"""
+
+import logging
+import os
 import uuid
 
 import pytest
 
 from devhost.azurite import Azurite
+from devhost.settings import VERIFY_WARM_VARIABLE
+
+os.environ[VERIFY_WARM_VARIABLE] = "1"
+
+
+@pytest.fixture(autouse=True)
+def warm_episodes_equal_full_replays(caplog):
+    """Fail the test that saw a warm episode differ from its full replay (verify mode)."""
+    yield
+    mismatches = [
+        record.getMessage()
+        for phase in ("setup", "call")
+        for record in caplog.get_records(phase)
+        if record.name == "devhost.warm" and record.levelno >= logging.ERROR
+    ]
+    if mismatches:
+        pytest.fail("\n".join(mismatches))
 
 
 @pytest.fixture(scope="session")

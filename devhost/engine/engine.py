@@ -45,6 +45,7 @@ from .model import (
 from .planner import Outcome, PendingTask, Planner, Work
 from .replay import HistoryCache, ReplayResult, build_context, run_orchestrator
 from .timers import TimerKey, TimerService
+from .warm import DEFAULT_WARM_INSTANCES, WarmOrchestrations
 
 log = logging.getLogger("devhost.engine")
 
@@ -101,6 +102,8 @@ class Engine:
         invoker: Invoker,
         max_activities: int = 20,
         max_orchestrations: int = 20,
+        warm_instances: int = DEFAULT_WARM_INSTANCES,
+        verify_warm: bool = False,
     ) -> None:
         self.index = index
         self.store = store
@@ -121,10 +124,12 @@ class Engine:
         self._finished_lock = threading.Lock()
         self._drain_scheduled = False
         self._drained: asyncio.Future | None = None
+        self.warm = WarmOrchestrations(warm_instances, verify=verify_warm)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        log.info(self.warm.describe())
         await self.store.open()
         for instance_id in await self.store.active_instances():
             if is_entity_id(instance_id):
@@ -568,10 +573,14 @@ class Engine:
                 error=f"The orchestrator function '{record.name}' doesn't exist.",
             )
         else:
-            context = build_context(
-                orch.history, new_events, record.instance_id, _parent_id(record), record.input
+            result = self.warm.run(
+                info.user_function,
+                record.instance_id,
+                orch.history,
+                new_events,
+                _parent_id(record),
+                record.input,
             )
-            result = run_orchestrator(info.user_function, context)
         plan = orch.planner.plan(result, now, delivered)
         new_events.extend(plan.new_events)
         record.last_updated_time = now
@@ -745,6 +754,7 @@ class Engine:
     def _evict(self, orch: Orchestration) -> None:
         instance_id = orch.record.instance_id
         self._timers.cancel_instance(instance_id)
+        self.warm.discard(instance_id)
         if self._active.get(instance_id) is orch:
             del self._active[instance_id]
 
