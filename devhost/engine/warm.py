@@ -372,7 +372,7 @@ def _replay_keeping_state(
     warm = WarmInstance(handle, context, executor, history.events, 0, new_events[0], 0)
     warm.actions = result.actions
     warm.watch(context._action_payload_v2, 0)
-    warm.settle(context.histories[len(history.events) :])
+    warm.settle(context._histories[len(history.events) :])
     warm.took(history, new_events)
     return warm, result
 
