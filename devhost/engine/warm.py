@@ -155,8 +155,17 @@ class WatchedContext(DurableOrchestrationContext):
 class TrackingExecutor(TaskOrchestrationExecutor):
     """The SDK's executor, noting the tasks each event completes (to mark them played later)."""
 
+    shared_completions: dict[Any, Any] = {}
+
     def __init__(self) -> None:
         super().__init__()
+        # The SDK makes this table (and a namedtuple class for it) per executor: 5 KB for each
+        # warm instance. Its content never changes, so they all share the first one.
+        shared = TrackingExecutor.shared_completions
+        if not shared:
+            shared.update(self.event_to_SetTaskValuePayload)
+        self.event_to_SetTaskValuePayload = shared
+        self.task_completion_events = shared.keys()
         self.touched: list[TaskBase] = []
 
     def set_task_value(self, event: HistoryEvent, is_success: bool, id_key: str) -> None:
@@ -374,6 +383,7 @@ def _replay_keeping_state(
     warm.watch(context._action_payload_v2, 0)
     warm.settle(context._histories[len(history.events) :])
     warm.took(history, new_events)
+    context._histories = []  # only code that reads it needs it, and such code is not kept warm
     return warm, result
 
 
@@ -386,7 +396,6 @@ def _continue(
     texts = [*history.played_json[warm.seen :], *map(history.new_event_json, new_events)]
     try:
         events = [HistoryEvent(**json.loads(text)) for text in texts]
-        context._histories.extend(events)
         boundary = executor._find_new_events_start_index(events)
         executor._is_processing_new_events = False
         for index, evt in enumerate(events):
@@ -395,7 +404,7 @@ def _continue(
             executor.process_event(evt)
             if executor.has_execution_completed:
                 break
-        if executor.exception is not None:
+        if executor.exception is not None or context.read_replay_state:
             return None
         head = _state_head(context, executor)
     except Exception:  # noqa: BLE001 - anything unusual is left to the full replay

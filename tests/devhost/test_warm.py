@@ -188,6 +188,21 @@ def test_code_that_reads_is_replaying_is_never_kept_warm():
     assert warm.stats.warm == 0
 
 
+def test_code_that_reads_the_history_in_a_warm_episode_falls_back_to_a_full_replay():
+    def late_reader(context: df.DurableOrchestrationContext):
+        yield context.call_activity("Work", 1)
+        yield context.call_activity("Work", 2)
+        return len(context.histories)
+
+    warm = verified()
+    instance = Instance(warm, late_reader)
+    instance.start()
+    instance.episode(instance.completed(0, 1))
+    result = instance.episode(instance.completed(1, 2))
+    assert result.output == len(instance.history.events) - 1  # all but the closing event
+    assert (warm.stats.warm, warm.stats.fell_back) == (1, 1)
+
+
 def test_the_least_recently_used_instance_is_evicted_and_replayed_next_time():
     warm = verified(limit=2)
     instances = [Instance(warm, chain, 3, instance_id=f"i{n}") for n in range(3)]
