@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import binascii
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -22,8 +24,10 @@ from .azurite import (
 from .clock import Clock
 from .host import DevHost, ListenAddress
 from .settings import SettingsError, load_settings, parse_cors
-from .store.azure import HubInUseError
-from .store.base import TaskHubStore
+from .store.azure import AzureStore, HubInUseError
+from .store.base import StorageRequestError, TaskHubStore
+from .store.memory import MemoryStore
+from .store.table_batch import Account
 
 log = logging.getLogger("devhost")
 
@@ -59,11 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_store(kind: str, settings) -> TaskHubStore:
     if kind == "memory":
-        from .store.memory import MemoryStore
-
         return MemoryStore()
-    from .store.azure import AzureStore
-
     connection = settings.storage_connection
     if not connection:
         raise SettingsError(
@@ -71,22 +71,68 @@ def make_store(kind: str, settings) -> TaskHubStore:
             "'UseDevelopmentStorage=true' for Azurite) in local.settings.json, "
             "or use --store memory"
         )
-    return AzureStore(expand_development_storage(connection), settings.hub_name)
+    connection = expand_development_storage(connection)
+    try:
+        Account.from_connection_string(connection)
+    except (KeyError, ValueError, binascii.Error):
+        raise SettingsError(
+            "AzureWebJobsStorage is not a storage connection string (it needs AccountName and "
+            "AccountKey, or 'UseDevelopmentStorage=true' for Azurite)"
+        ) from None
+    return AzureStore(connection, settings.hub_name)
+
+
+STOP_TIMEOUT = 10  # seconds a clean stop may take before the process just ends
 
 
 async def serve(host: DevHost) -> None:
+    """Run until Ctrl-C or SIGTERM, which also interrupt a start still waiting for storage.
+
+    A second signal ends the process at once.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            print("Stopping now.", flush=True)
+            os._exit(130)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await host.start()
-    print("\n".join(host.describe()), flush=True)
-    print("\nHost started. Press Ctrl+C to stop.", flush=True)
+        loop.add_signal_handler(sig, on_signal)
+    if isinstance(host.engine.store, AzureStore):
+        host.engine.store.on_unreachable = _storage_hint
+        host.engine.store.on_lease_lost = lambda reason: stop.set()
+    starting = asyncio.create_task(host.start())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            print("\n".join(host.describe()), flush=True)
+            print("\nHost started. Press Ctrl+C to stop.", flush=True)
+            await stopping
     finally:
+        starting.cancel()
+        stopping.cancel()
         print("Stopping...", flush=True)
-        await host.stop()
+        try:
+            await asyncio.wait_for(host.stop(), STOP_TIMEOUT)
+        except TimeoutError:
+            print(f"devhost: the host did not stop within {STOP_TIMEOUT}s", file=sys.stderr)
+
+
+def _storage_hint(endpoint: str, error: BaseException) -> None:
+    """What a user can do when the task hub's storage does not answer."""
+    print(
+        f"devhost: waiting for storage at {endpoint} ({type(error).__name__}). "
+        "Is Azurite running? `python -m devhost up` starts it for you (as `make run` does); "
+        "check AzureWebJobsStorage in local.settings.json, or use `--store memory`. "
+        "Ctrl-C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def up(args: argparse.Namespace) -> int:
@@ -153,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
             return up(args)
     except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
+        return 2
+    except StorageRequestError as err:
+        print(
+            f"devhost: cannot start: {err}. Is AzureWebJobsStorage an Azure Storage account "
+            "(or Azurite)? `--store memory` needs none.",
+            file=sys.stderr,
+        )
         return 2
     except OSError as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)

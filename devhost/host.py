@@ -20,6 +20,7 @@ from .settings import HostSettings
 from .store.base import TaskHubStore
 
 log = logging.getLogger("devhost")
+MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's HTTP request limit
 
 
 @dataclass
@@ -72,6 +73,25 @@ def cors_middleware(origins: list[str], credentials: bool):
     return middleware
 
 
+@web.middleware
+async def host_errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Errors the host itself answers (no such route, wrong method, body too large) as JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        if err.status == 404:
+            message = f"Nothing here answers {request.method} {request.path}."
+        elif err.status == 405:
+            allowed = err.headers.get("Allow", "")
+            message = f"{request.method} is not allowed for {request.path}; use {allowed}."
+        else:
+            message = err.reason
+        headers = {k: v for k, v in err.headers.items() if k.lower() != "content-type"}
+        return web.json_response({"Message": message}, status=err.status, headers=headers)
+
+
 class DevHost:
     """Runs an app: `await start()` serves it on a port, `await stop()` ends it cleanly."""
 
@@ -114,11 +134,13 @@ class DevHost:
     def build_app(self) -> web.Application:
         app = web.Application(
             middlewares=[
-                cors_middleware(self.settings.cors_origins, self.settings.cors_credentials)
+                cors_middleware(self.settings.cors_origins, self.settings.cors_credentials),
+                host_errors_middleware,
             ],
-            client_max_size=100 * 1024 * 1024,
+            client_max_size=MAX_REQUEST_BYTES,
         )
-        app.add_routes(ManagementApi(self.engine, self.settings.hub_name).routes())
+        api = ManagementApi(self.engine, self.settings.hub_name, self.settings.request_deadline)
+        app.add_subapp(WEBHOOK_PATH, api.app())
         self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
@@ -126,6 +148,8 @@ class DevHost:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         """HTTP functions first (routes are case-insensitive), then the static web folder."""
         found = self._functions.match(request.path, request.method)
+        if isinstance(found, frozenset):
+            raise web.HTTPMethodNotAllowed(request.method, sorted(found))
         if found is not None:
             return await self._functions.handle(request, found)
         if self.static_dir and request.method in ("GET", "HEAD"):
@@ -138,7 +162,12 @@ class DevHost:
         raise web.HTTPNotFound()
 
     async def start(self) -> None:
-        await self.engine.start()
+        """Listen first, then open the store and resume work.
+
+        Work resumed after a restart may call the host (an activity with a durable client
+        starting another workflow): it must find the host answering. Requests that arrive
+        before the engine is ready wait for it, within their deadline.
+        """
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
@@ -146,6 +175,7 @@ class DevHost:
         if self.listen.port == 0:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.listen.port = sockets[0].getsockname()[1]
+        await self.engine.start()
 
     async def stop(self) -> None:
         if self._runner:

@@ -71,26 +71,24 @@ class HttpFunctions:
         self.routes.sort(key=lambda r: (r.template.count("{"), -len(r.template)))
         self.invoker = invoker
 
-    def match(self, path: str, method: str) -> tuple[Route, dict[str, str]] | None | bool:
-        """The route and its parameters; False when the path matches but not the method."""
-        path_matched = False
+    def match(self, path: str, method: str) -> tuple[Route, dict[str, str]] | frozenset[str] | None:
+        """The route and its parameters; the methods allowed when only the method is wrong."""
+        allowed: set[str] = set()
         for route in self.routes:
             found = route.pattern.match(path)
             if not found:
                 continue
             if route.methods and method not in route.methods:
-                path_matched = True
+                allowed |= route.methods
                 continue
             params = {k: v for k, v in found.groupdict().items() if v is not None}
             return route, params
-        return False if path_matched else None
+        return frozenset(allowed) if allowed else None
 
     async def handle(
-        self, request: web.Request, found: tuple[Route, dict[str, str]] | bool
+        self, request: web.Request, found: tuple[Route, dict[str, str]]
     ) -> web.StreamResponse:
-        """Call the matched function; `found` is what match() said of this request."""
-        if found is False:
-            raise web.HTTPMethodNotAllowed(request.method, [])
+        """Call the function match() found for this request."""
         route, params = found
         http_request = func.HttpRequest(
             method=request.method,

@@ -1,27 +1,76 @@
-"""The Durable Functions HTTP API under /runtime/webhooks/durabletask/, used by the SDK's client."""
+"""The Durable Functions HTTP API under /runtime/webhooks/durabletask/, used by the SDK's client.
+
+It is a sub-application with one error path: every refusal (bad input, an unknown route, a
+wrong method, storage that refused or stayed away past the request's deadline) is answered as
+JSON `{"Message", "ExceptionMessage"}` by `errors_middleware`, never as a 500.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from .client_binding import WEBHOOK_PATH, management_urls
-from .engine.engine import Engine, EngineError
+from .client_binding import management_urls
+from .engine.engine import Engine
+from .engine.errors import EngineError
 from .engine.model import InstanceQuery, RuntimeStatus
+from .engine.rules import MAX_PAYLOAD_CHARS, payload_too_large
 from .status import api_time, status_json
+from .store.base import StorageRequestError, StorageUnavailableError, storage_deadline
 
+log = logging.getLogger("devhost.api")
 CONTINUATION_HEADER = "x-ms-continuation-token"
+RETRY_AFTER_SECONDS = 5
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(body, status=status, headers=headers)
 
 
-def _error(status: int, message: str) -> web.Response:
-    return _json({"Message": message, "ExceptionMessage": message}, status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json({"Message": message, "ExceptionMessage": message}, status, headers)
+
+
+def errors_middleware(deadline: float) -> Callable:
+    """Run each request within the storage deadline and answer every refusal as JSON."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            with storage_deadline(deadline):
+                return await handler(request)
+        except (EngineError, StorageRequestError) as err:
+            return _error(err.status, str(err))
+        except StorageUnavailableError as err:
+            return _error(
+                503,
+                f"{err}; nothing was done. Try again in a few seconds.",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        except web.HTTPException as err:
+            if err.status < 400:
+                raise
+            headers = {k: v for k, v in err.headers.items() if k.lower() != "content-type"}
+            return _error(err.status, _sentence(err, request), headers)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return _error(500, "devhost failed on this request; the host's log says why.")
+
+    return middleware
+
+
+def _sentence(err: web.HTTPException, request: web.Request) -> str:
+    if err.status == 404:
+        return f"No Durable Functions HTTP API route matches {request.path}."
+    if err.status == 405:
+        return f"{request.method} is not allowed here; use {err.headers.get('Allow', 'another')}."
+    return err.text or err.reason
 
 
 def _flag(request: web.Request, name: str, default: bool = False) -> bool:
@@ -29,10 +78,15 @@ def _flag(request: web.Request, name: str, default: bool = False) -> bool:
     return default if value is None else value.lower() == "true"
 
 
+MAX_PAGE = 1000  # what one Table storage query returns at most
+
+
 def _top(request: web.Request) -> int | None:
-    """The page size asked for with ?top=, if it is a positive number."""
+    """The page size asked for with ?top=, if it is a positive number (at most MAX_PAGE)."""
     text = request.query.get("top", "")
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        return None
+    return min(int(text), MAX_PAGE)
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -41,10 +95,7 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"Message": f"{name} is not an ISO-8601 time: {value!r}"}),
-            content_type="application/json",
-        ) from None
+        raise EngineError(400, f"{name} is not an ISO-8601 time: {value[:100]!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment
@@ -56,52 +107,67 @@ async def payload_json(request: web.Request) -> str | None:
     The SDK serializes values itself and then posts the resulting text as JSON again, so a body
     that is a JSON string holding JSON is unwrapped once.
     """
+    if (request.content_length or 0) > MAX_PAYLOAD_CHARS:
+        raise EngineError(413, payload_too_large("request body", request.content_length or 0))
     raw = await request.read()
     if not raw.strip():
         return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"Message": "Only application/json request content is supported"}),
-            content_type="application/json",
-        ) from None
+    if len(raw) > MAX_PAYLOAD_CHARS:
+        raise EngineError(413, payload_too_large("request body", len(raw)))
+    value = _parse_json(raw, "Only application/json request content is supported")
     if isinstance(value, str):
         try:
             json.loads(value)
             return value
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return json.dumps(value)
 
 
+def _parse_json(raw: bytes | str, refusal: str) -> Any:
+    """JSON, or a 400; nesting too deep for the parser is invalid content too."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise EngineError(400, f"{refusal}: the body is not valid JSON.") from None
+
+
 class ManagementApi:
-    def __init__(self, engine: Engine, hub: str) -> None:
+    def __init__(self, engine: Engine, hub: str, deadline: float) -> None:
         self.engine = engine
         self.hub = hub
+        self.deadline = deadline
+
+    def app(self) -> web.Application:
+        """The API as a sub-application, to be mounted at WEBHOOK_PATH."""
+        app = web.Application(middlewares=[errors_middleware(self.deadline)])
+        app.add_routes(self.routes())
+        return app
 
     def routes(self) -> list[web.RouteDef]:
-        base = WEBHOOK_PATH
+        # Ids match any character, `/` included, so that a bad id reaches the engine's check and
+        # is refused with the runtime's sentence rather than missing every route.
+        instance = "/instances/{instance_id:[\\s\\S]+}"
         return [
-            web.post(f"{base}/orchestrators/{{name}}", self.start),
-            web.post(f"{base}/orchestrators/{{name}}/{{instance_id}}", self.start),
-            web.get(f"{base}/instances", self.list_instances),
-            web.get(f"{base}/instances/", self.list_instances),
-            web.delete(f"{base}/instances", self.purge_by),
-            web.delete(f"{base}/instances/", self.purge_by),
-            web.get(f"{base}/instances/{{instance_id}}", self.get_status),
-            web.delete(f"{base}/instances/{{instance_id}}", self.purge_one),
-            web.post(f"{base}/instances/{{instance_id}}/raiseEvent/{{event}}", self.raise_event),
-            web.post(f"{base}/instances/{{instance_id}}/terminate", self.terminate),
-            web.post(f"{base}/instances/{{instance_id}}/suspend", self.suspend),
-            web.post(f"{base}/instances/{{instance_id}}/resume", self.resume),
-            web.post(f"{base}/instances/{{instance_id}}/rewind", self.rewind),
-            web.post(f"{base}/instances/{{instance_id}}/restart", self.restart),
-            web.get(f"{base}/entities", self.list_entities),
-            web.get(f"{base}/entities/", self.list_entities),
-            web.get(f"{base}/entities/{{name}}", self.list_entities),
-            web.get(f"{base}/entities/{{name}}/{{key}}", self.get_entity),
-            web.post(f"{base}/entities/{{name}}/{{key}}", self.signal_entity),
+            web.post("/orchestrators/{name}", self.start),
+            web.post("/orchestrators/{name}/{instance_id:[\\s\\S]+}", self.start),
+            web.get("/instances", self.list_instances),
+            web.get("/instances/", self.list_instances),
+            web.delete("/instances", self.purge_by),
+            web.delete("/instances/", self.purge_by),
+            web.post(f"{instance}/raiseEvent/{{event:[\\s\\S]+}}", self.raise_event),
+            web.post(f"{instance}/terminate", self.terminate),
+            web.post(f"{instance}/suspend", self.suspend),
+            web.post(f"{instance}/resume", self.resume),
+            web.post(f"{instance}/rewind", self.rewind),
+            web.post(f"{instance}/restart", self.restart),
+            web.get(instance, self.get_status),
+            web.delete(instance, self.purge_one),
+            web.get("/entities", self.list_entities),
+            web.get("/entities/", self.list_entities),
+            web.get("/entities/{name}", self.list_entities),
+            web.get("/entities/{name}/{key:[\\s\\S]+}", self.get_entity),
+            web.post("/entities/{name}/{key:[\\s\\S]+}", self.signal_entity),
         ]
 
     def _origin(self, request: web.Request) -> str:
@@ -109,19 +175,16 @@ class ManagementApi:
 
     async def start(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        try:
-            input_json = await payload_json(request)
-            instance_id = await self.engine.start_new(
-                name, request.match_info.get("instance_id"), input_json
-            )
-        except EngineError as err:
-            return _error(err.status, str(err))
+        input_json = await payload_json(request)
+        instance_id = await self.engine.start_new(
+            name, request.match_info.get("instance_id"), input_json
+        )
         urls = management_urls(self._origin(request), self.hub, instance_id)
         return _json(urls, 202, {"Location": urls["statusQueryGetUri"], "Retry-After": "10"})
 
     async def get_status(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        record = await self.engine.get_record(instance_id)
+        record = await self.engine.get_status(instance_id)
         if record is None:
             return _json({"Message": f"No instance with ID '{instance_id}' found."}, 404)
         history = None
@@ -149,10 +212,7 @@ class ManagementApi:
                 else None
             )
         except ValueError:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"Message": f"Unknown runtimeStatus in {statuses!r}"}),
-                content_type="application/json",
-            ) from None
+            raise EngineError(400, f"Unknown runtimeStatus in {statuses[:200]!r}") from None
         return InstanceQuery(
             runtime_status=runtime_status,
             created_from=_time(request.query.get("createdTimeFrom"), "createdTimeFrom"),
@@ -179,11 +239,8 @@ class ManagementApi:
 
     async def signal_entity(self, request: web.Request) -> web.Response:
         name, key = request.match_info["name"], request.match_info["key"]
-        try:
-            input_json = await payload_json(request)
-            await self.engine.signal_entity(name, key, request.query.get("op", ""), input_json)
-        except EngineError as err:
-            return _error(err.status, str(err))
+        input_json = await payload_json(request)
+        await self.engine.signal_entity(name, key, request.query.get("op", ""), input_json)
         return web.Response(status=202)
 
     async def list_entities(self, request: web.Request) -> web.Response:
@@ -257,17 +314,11 @@ class ManagementApi:
     async def restart(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
         with_new_id = _flag(request, "restartWithNewInstanceId", True)
-        try:
-            new_id = await self.engine.restart(instance_id, with_new_id)
-        except EngineError as err:
-            return _error(err.status, str(err))
+        new_id = await self.engine.restart(instance_id, with_new_id)
         return _json(new_id, 202)
 
     async def _control(self, request: web.Request, action, read_body: bool = False) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        try:
-            data = await payload_json(request) if read_body else None
-            await action(instance_id, data)
-        except EngineError as err:
-            return _error(err.status, str(err))
+        data = await payload_json(request) if read_body else None
+        await action(instance_id, data)
         return web.Response(status=202)

@@ -32,6 +32,8 @@ class HostSettings:
     warm_instances: int = DEFAULT_WARM_INSTANCES
     verify_warm: bool = False
     values: dict[str, str] = field(default_factory=dict)
+    # How long a client request waits for storage that is away before answering 503.
+    request_deadline: float = 10.0
 
     @property
     def storage_connection(self) -> str:
@@ -98,6 +100,14 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
     if apply_environment:
         for key, value in settings.values.items():
             os.environ.setdefault(key, value)
+    deadline = os.environ.get("DEVHOST_REQUEST_DEADLINE_SECONDS")
+    if deadline:
+        try:
+            settings.request_deadline = float(deadline)
+        except ValueError:
+            raise SettingsError(
+                f"DEVHOST_REQUEST_DEADLINE_SECONDS must be a number of seconds, not {deadline!r}"
+            ) from None
     _read_warm_settings(settings)
     return settings
 

@@ -10,20 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
+import functools
 import json
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from ..app_index import FunctionIndex
 from ..clock import Clock, VirtualClock
 from ..invoke import ActivityOutcome, Invoker, failed_activity, run_activity
-from ..store.base import InstanceExistsError, TaskHubStore
+from ..store.base import (
+    InstanceExistsError,
+    StorageRequestError,
+    StorageUnavailableError,
+    TaskHubStore,
+    clear_deadline,
+    current_deadline,
+)
 from .entities import (
     EntityRequest,
     remember,
@@ -32,6 +42,7 @@ from .entities import (
     run_operations,
     scheduler_id,
 )
+from .errors import EngineError
 from .history import EventType, event, execution_started, format_time
 from .model import (
     EpisodeCommit,
@@ -44,22 +55,51 @@ from .model import (
 )
 from .planner import Outcome, PendingTask, Planner, Work
 from .replay import HistoryCache, ReplayResult, build_context, run_orchestrator
+from .rules import (
+    MAX_CUSTOM_STATUS_CHARS,
+    MAX_PAYLOAD_CHARS,
+    check_entity_id,
+    check_instance_id,
+    check_name,
+    check_payload,
+    payload_too_large,
+)
 from .timers import TimerKey, TimerService
 from .warm import DEFAULT_WARM_INSTANCES, WarmOrchestrations
 
 log = logging.getLogger("devhost.engine")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 CONTROL_EVENTS = frozenset(
     {EventType.ExecutionTerminated, EventType.ExecutionSuspended, EventType.ExecutionResumed}
 )
 
 
-class EngineError(Exception):
-    """A client request the engine refuses; `status` is the HTTP status that says why."""
+def client_operation(
+    method: Callable[P, Awaitable[R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """A client request: it waits until recovery has run (within the caller's deadline)."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        engine = args[0]
+        assert isinstance(engine, Engine)
+        await engine.until_ready()
+        return await method(*args, **kwargs)
+
+    return wrapper
+
+
+def failure_line(
+    instance_id: str, function: str, kind: str, reason: str, task_id: int | None = None
+) -> str:
+    """The line the Durable Functions extension logs when a function fails."""
+    line = (
+        f"{instance_id}: Function '{function} ({kind})' failed with an error. "
+        f"Reason: {reason}. IsReplay: False. State: Failed."
+    )
+    return line if task_id is None else f"{line} TaskEventId: {task_id}"
 
 
 @dataclass
@@ -124,11 +164,17 @@ class Engine:
         self._finished_lock = threading.Lock()
         self._drain_scheduled = False
         self._drained: asyncio.Future | None = None
+        self._ready = asyncio.Event()
         self.warm = WarmOrchestrations(warm_instances, verify=verify_warm)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the store, then resume every live instance; client requests wait until then.
+
+        The host listens before this runs, so an activity resumed here that calls the host
+        through the durable client finds it answering.
+        """
         log.info(self.warm.describe())
         await self.store.open()
         for instance_id in await self.store.active_instances():
@@ -141,6 +187,22 @@ class Engine:
                 self._notify(orch)
         if not isinstance(self.clock, VirtualClock):
             self._timer_loop = asyncio.create_task(self._timers.run())
+        self._ready.set()
+
+    async def until_ready(self) -> None:
+        """Until start() has resumed the hub; past the caller's deadline, StorageUnavailable."""
+        if self._ready.is_set():
+            return
+        deadline = current_deadline()
+        if deadline is None:
+            await self._ready.wait()
+            return
+        try:
+            await asyncio.wait_for(self._ready.wait(), max(deadline - time.monotonic(), 0))
+        except TimeoutError:
+            raise StorageUnavailableError(
+                "The host is still starting (waiting for its task hub storage)"
+            ) from None
 
     async def stop(self) -> None:
         if self._timer_loop:
@@ -151,7 +213,10 @@ class Engine:
         await self.store.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
+        """Background work: it runs without the deadline of the request that caused it."""
+        context = contextvars.copy_context()
+        context.run(clear_deadline)
+        task = asyncio.create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -183,13 +248,17 @@ class Engine:
 
     # -- client operations -----------------------------------------------------------------
 
+    @client_operation
     async def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
+        if instance_id is not None:
+            check_instance_id(instance_id)
         if name not in self.index.orchestrators:
             raise EngineError(
                 400,
                 f"The function '{name}' doesn't exist, is disabled, "
                 "or is not an orchestrator function.",
             )
+        check_payload("input", input_json)
         instance_id = instance_id or new_id()
         start = self._start_message(instance_id, name, input_json, parent=None)
         start.stored = True
@@ -219,28 +288,48 @@ class Engine:
         evt["MessageId"] = message_id = new_id()
         return Message(message_id, instance_id, evt, execution_id)
 
+    @client_operation
     async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
+        check_instance_id(instance_id)
+        check_name("Event", name)
+        check_payload("event data", input_json)
         await self._send_control(
             instance_id, event(EventType.EventRaised, self.clock.now(), Name=name, Input=input_json)
         )
 
+    @client_operation
     async def terminate(self, instance_id: str, reason: str) -> None:
+        check_instance_id(instance_id)
         await self._send_control(
             instance_id, event(EventType.ExecutionTerminated, self.clock.now(), Input=reason)
         )
 
+    @client_operation
     async def suspend(self, instance_id: str, reason: str) -> None:
+        check_instance_id(instance_id)
         await self._send_control(
-            instance_id, event(EventType.ExecutionSuspended, self.clock.now(), Reason=reason)
+            instance_id,
+            event(EventType.ExecutionSuspended, self.clock.now(), Reason=reason),
+            allowed={RuntimeStatus.Running, RuntimeStatus.Pending},
         )
 
+    @client_operation
     async def resume(self, instance_id: str, reason: str) -> None:
+        check_instance_id(instance_id)
         await self._send_control(
-            instance_id, event(EventType.ExecutionResumed, self.clock.now(), Reason=reason)
+            instance_id,
+            event(EventType.ExecutionResumed, self.clock.now(), Reason=reason),
+            allowed={RuntimeStatus.Suspended},
         )
 
-    async def _send_control(self, instance_id: str, evt: dict[str, Any]) -> None:
-        """Store a message for a live instance: 404 if unknown, 410 if it has finished."""
+    async def _send_control(
+        self,
+        instance_id: str,
+        evt: dict[str, Any],
+        allowed: set[RuntimeStatus] | None = None,
+    ) -> None:
+        """Store a message for a live instance: 404 if unknown, 410 if it has finished, and 409
+        if it is in a status the operation refuses (as the runtime refuses suspending twice)."""
         orch = await self._load(instance_id)
         if orch is None:
             record = await self.store.get_instance(instance_id)
@@ -249,20 +338,35 @@ class Engine:
             raise EngineError(
                 410, f"Instance '{instance_id}' has already finished ({record.runtime_status})."
             )
+        if allowed is not None:
+            status = _status_after_inbox(orch)
+            if status not in allowed:
+                verb = "suspend" if evt["EventType"] == EventType.ExecutionSuspended else "resume"
+                raise EngineError(
+                    409, f"Cannot {verb} orchestration instance in the {status} state."
+                )
         evt["MessageId"] = message_id = new_id()
         message = Message(message_id, instance_id, evt, stored=True)
         await self.store.send([message])
         orch.inbox.append(message)
         self._notify(orch)
 
+    @client_operation
     async def rewind(self, instance_id: str, reason: str) -> None:
-        """Take a failed instance back to before its failures and run the failed work again."""
-        record = await self.store.get_instance(instance_id)
+        check_instance_id(instance_id)
+        await self._rewind(instance_id, reason)
+
+    async def _rewind(self, instance_id: str, reason: str) -> None:
+        """Take a failed instance back to before its failures and run the failed work again.
+
+        As the runtime: 410 for an instance that finished otherwise, 409 for a live one."""
+        record = await self.get_record(instance_id)
         if record is None:
             raise EngineError(404, f"No instance with ID '{instance_id}' found.")
         if record.runtime_status != RuntimeStatus.Failed:
             raise EngineError(
-                410, "The rewind operation is only supported on failed orchestration instances."
+                410 if record.runtime_status.is_terminal else 409,
+                "The rewind operation is only supported on failed orchestration instances.",
             )
         failures = {
             EventType.TaskFailed,
@@ -296,14 +400,22 @@ class Engine:
 
     async def _rewind_child(self, instance_id: str, reason: str) -> None:
         with contextlib.suppress(EngineError):  # the child already left the failed state
-            await self.rewind(instance_id, reason)
+            await self._rewind(instance_id, reason)
 
+    @client_operation
     async def restart(self, instance_id: str, with_new_id: bool) -> str:
+        check_instance_id(instance_id)
         record = await self.store.get_instance(instance_id)
         if record is None:
             raise EngineError(404, f"No instance with ID '{instance_id}' found.")
         target = new_id() if with_new_id else instance_id
         return await self.start_new(record.name, target, record.input)
+
+    @client_operation
+    async def get_status(self, instance_id: str) -> InstanceRecord | None:
+        """The status row a client asks for, after checking the id as the runtime does."""
+        check_instance_id(instance_id)
+        return await self.get_record(instance_id)
 
     async def get_record(self, instance_id: str) -> InstanceRecord | None:
         orch = self._active.get(instance_id)
@@ -317,15 +429,18 @@ class Engine:
             return list(orch.history.events)
         return await self.store.get_history(instance_id)
 
+    @client_operation
     async def query(
         self, query: InstanceQuery, top: int | None, continuation: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
         return await self.store.query(query, top, continuation)
 
+    @client_operation
     async def purge(self, instance_ids: list[str]) -> int:
         """Delete finished instances; live ones are left alone."""
         finished = []
         for instance_id in instance_ids:
+            check_instance_id(instance_id)
             record = await self.get_record(instance_id)
             if record is not None and record.runtime_status.is_terminal:
                 finished.append(instance_id)
@@ -337,20 +452,25 @@ class Engine:
         info = self.index.entities.get(name.lower())
         return info.user_function if info else None
 
+    @client_operation
     async def signal_entity(
         self, name: str, key: str, operation: str, input_json: str | None
     ) -> None:
+        check_entity_id(name, key)
         if self._entity_function(name) is None:
             raise EngineError(404, f"No entity function named '{name}' exists.")
-        if not key or not operation:
-            raise EngineError(400, "An entity signal needs a key and an operation (op=...).")
+        if not operation:
+            raise EngineError(400, "An entity signal needs an operation (op=...).")
+        check_payload("operation input", input_json)
         request = EntityRequest(new_id(), operation, True, input_json)
         await self._send_to_entity(
             request_message(scheduler_id(name, key), request, self.clock.now())
         )
 
+    @client_operation
     async def read_entity(self, name: str, key: str) -> InstanceRecord | None:
         """The entity's record if it has state; None if it has none (or never existed)."""
+        check_entity_id(name, key)
         entity_id = scheduler_id(name, key)
         runtime = self._entities.get(entity_id)
         record = runtime.record if runtime else await self.store.get_instance(entity_id)
@@ -410,6 +530,17 @@ class Engine:
                         seen.add(request.id)
                         requests.append(request)
                 outcomes = run_operations(self._entity_function(record.name), record, requests)
+                for outcome in outcomes:
+                    if outcome.is_error:
+                        log.error(
+                            "%s: Function '%s (Entity)' failed '%s' operation %s with an error. "
+                            "Reason: %s. IsReplay: False. State: Failed.",
+                            record.instance_id,
+                            record.name,
+                            outcome.request.operation,
+                            outcome.request.id,
+                            outcome.result,
+                        )
                 now = self.clock.now()
                 record.last_updated_time = now
                 remember(record, [r.id for r in requests])
@@ -503,8 +634,27 @@ class Engine:
             try:
                 while await self._step(orch):
                     pass
+            except StorageRequestError as err:
+                await self._fail_unstorable(orch, err)
             finally:
                 orch.busy = False
+
+    async def _fail_unstorable(self, orch: Orchestration, err: StorageRequestError) -> None:
+        """Storage refused an episode for good: fail the instance rather than leave it stuck."""
+        record = orch.record.copy()
+        now = self.clock.now()
+        record.last_updated_time = now
+        commit = EpisodeCommit(
+            record,
+            [event(EventType.OrchestratorStarted, now)],
+            [m.message_id for m in orch.inbox if m.stored],
+        )
+        self._finish(commit, Outcome("Failed", error=f"its state could not be stored: {err}"), now)
+        try:
+            await self._commit(orch, commit)
+        except StorageRequestError:
+            log.exception("Instance '%s' could not be stored, even as failed", record.instance_id)
+            self._evict(orch)
 
     async def _step(self, orch: Orchestration) -> bool:
         """One unit of progress for an instance; False when nothing can be done now."""
@@ -588,6 +738,7 @@ class Engine:
         record.custom_status = (
             to_json_text(result.custom_status) if result.has_custom_status else None
         )
+        plan.outcome = _within_limits(plan.outcome, record.custom_status)
         outbox = self._child_starts(orch, plan.work)
         for entity_id, request in plan.work.entity_messages:
             # Sent before the commit: a crash in between replays the episode, which sends the
@@ -651,6 +802,7 @@ class Engine:
             record.output = to_json_text(
                 f"Orchestrator function '{record.name}' failed: {outcome.error}"
             )
+            log.error(failure_line(record.instance_id, record.name, "Orchestrator", outcome.error))
         commit.new_events.append(
             event(
                 EventType.ExecutionCompleted,
@@ -843,7 +995,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         future.add_done_callback(
             lambda done: self._finished_in_thread(
-                loop, (instance_id, execution_id, task_id, done.result())
+                loop, (instance_id, execution_id, task_id, task.name or "", done.result())
             )
         )
 
@@ -880,12 +1032,26 @@ class Engine:
         else:
             async with self._activity_slots:
                 outcome = await run_activity(self.invoker, info, task.input)
-        self._activity_done(instance_id, execution_id, task_id, outcome)
+        self._activity_done(instance_id, execution_id, task_id, task.name or "", outcome)
 
     def _activity_done(
-        self, instance_id: str, execution_id: str, task_id: int, outcome: ActivityOutcome
+        self,
+        instance_id: str,
+        execution_id: str,
+        task_id: int,
+        name: str,
+        outcome: ActivityOutcome,
     ) -> None:
         now = self.clock.now()
+        if outcome.ok and outcome.result is not None and len(outcome.result) > MAX_PAYLOAD_CHARS:
+            message = payload_too_large(f"result of activity '{name}'", len(outcome.result))
+            outcome = ActivityOutcome(ok=False, reason=message, details=message)
+        if not outcome.ok:
+            log.error(
+                "%s\n%s",
+                failure_line(instance_id, name, "Activity", outcome.reason or "", task_id),
+                outcome.details,
+            )
         if outcome.ok:
             evt = event(
                 EventType.TaskCompleted, now, TaskScheduledId=task_id, Result=outcome.result
@@ -925,6 +1091,42 @@ class Engine:
             return
         orch.inbox.append(message)
         self._notify(orch)
+
+
+def _within_limits(outcome: Outcome | None, custom_status: str | None) -> Outcome | None:
+    """The episode's outcome, turned into a failure where a payload passes the runtime's limits."""
+    if custom_status is not None and len(custom_status) > MAX_CUSTOM_STATUS_CHARS:
+        return Outcome(
+            "Failed",
+            error=f"the custom status is {len(custom_status):,} characters of JSON; the runtime "
+            f"allows at most {MAX_CUSTOM_STATUS_CHARS:,} (16 KB of UTF-16)",
+        )
+    if outcome is None:
+        return None
+    if outcome.status == "Completed":
+        output = to_json_text(outcome.output)
+        if output is not None and len(output) > MAX_PAYLOAD_CHARS:
+            return Outcome("Failed", error=payload_too_large("output", len(output)))
+    if outcome.status == "ContinuedAsNew":
+        text = outcome.continue_input
+        if text is not None and len(text) > MAX_PAYLOAD_CHARS:
+            return Outcome("Failed", error=payload_too_large("new input", len(text)))
+    return outcome
+
+
+def _status_after_inbox(orch: Orchestration) -> RuntimeStatus:
+    """The status once the suspend and resume messages already accepted are applied."""
+    status = orch.record.runtime_status
+    for message in orch.inbox:
+        kind = message.event["EventType"]
+        if kind == EventType.ExecutionSuspended and status in (
+            RuntimeStatus.Running,
+            RuntimeStatus.Pending,
+        ):
+            status = RuntimeStatus.Suspended
+        elif kind == EventType.ExecutionResumed and status == RuntimeStatus.Suspended:
+            status = RuntimeStatus.Running
+    return status
 
 
 def _parent_id(record: InstanceRecord) -> str | None:

@@ -23,7 +23,6 @@ import base64
 import json
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -51,7 +50,16 @@ from ..engine.model import (
     RuntimeStatus,
     same_parent_task,
 )
-from .base import InstanceExistsError, TaskHubStore
+from ..engine.rules import has_invalid_character
+from .base import (
+    BAD_TOKEN,
+    InstanceExistsError,
+    StorageRequestError,
+    StorageUnavailableError,
+    TaskHubStore,
+    current_deadline,
+)
+from .large_values import BLOB_SUFFIX, LARGE_TEXT, LargeValues, PendingBlob
 from .table_batch import Account, BatchRejectedError, BatchServerError, TableBatchClient
 
 log = logging.getLogger("devhost.store")
@@ -62,6 +70,7 @@ CHUNK = 30_000  # characters per string property (the service allows 64 KiB of U
 BATCH_ROWS = 100
 BATCH_BYTES = 3_500_000
 LEASE_SECONDS = 30
+MAX_RETRY_DELAY = 5.0
 LIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
 
 
@@ -74,7 +83,11 @@ class CommitConflictError(Exception):
 
 
 def _put_text(entity: dict[str, Any], name: str, text: str | None) -> None:
+    """A text property, chunked across properties, or a blob when it is too large for a row."""
     if text is None:
+        return
+    if len(text) > LARGE_TEXT:
+        entity[name + BLOB_SUFFIX] = PendingBlob(text)
         return
     for index in range(0, max(len(text), 1), CHUNK):
         key = name if index == 0 else f"{name}_{index // CHUNK}"
@@ -172,7 +185,13 @@ def _message_from(entity: dict[str, Any]) -> Message:
     )
 
 
+TRANSIENT_STATUSES = frozenset({408, 429})
+CONFLICT_STATUSES = frozenset({404, 409, 412})  # a transaction that lost a race
+NOT_STORAGE_STATUSES = frozenset({501, 505})  # a server that does not speak the storage API
+
+
 def _is_outage(err: BaseException) -> bool:
+    """Worth retrying: the service was unreachable, timed out, throttled or failed (5xx)."""
     if isinstance(
         err,
         ServiceRequestError
@@ -183,7 +202,51 @@ def _is_outage(err: BaseException) -> bool:
         | asyncio.TimeoutError,
     ):
         return True
-    return isinstance(err, HttpResponseError) and (err.status_code or 0) >= 500
+    status = getattr(err, "status_code", None) or getattr(err, "status", None) or 0
+    return (status >= 500 and status not in NOT_STORAGE_STATUSES) or status in TRANSIENT_STATUSES
+
+
+def _refusal(err: BaseException) -> StorageRequestError | None:
+    """A permanent 4xx answer as one sentence; None for anything else."""
+    if isinstance(err, BatchRejectedError):
+        status, detail = err.status, str(err)
+    elif isinstance(err, HttpResponseError) and (
+        400 <= (err.status_code or 0) < 500 or err.status_code in NOT_STORAGE_STATUSES
+    ):
+        status = err.status_code or 400
+        detail = str(err.error_code or err.reason or err.message).split("\n")[0]
+    else:
+        return None
+    if status in CONFLICT_STATUSES or status in TRANSIENT_STATUSES:
+        return None  # the caller handles a lost race; throttling is retried
+    answer = 413 if status == 413 or "EntityTooLarge" in detail else 400
+    return StorageRequestError(
+        answer, f"Azure Storage refused the request ({status}): {detail[:200]}"
+    )
+
+
+def _decode_token(continuation: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(continuation))
+    except (ValueError, TypeError):
+        raise StorageRequestError(400, BAD_TOKEN) from None
+
+
+def _checked_key(key: str) -> str:
+    """Table storage refuses these characters in keys (Azurite answers some with a 500, which
+    would look like an outage and be retried forever): refuse them here, at once."""
+    if not key or has_invalid_character(key):
+        raise StorageRequestError(
+            400,
+            f"Table storage cannot hold the key {key[:80]!r} (/, \\, #, ? and control "
+            "characters are not allowed)",
+        )
+    return key
+
+
+def _describe(err: BaseException) -> str:
+    text = str(err).split("\n")[0][:120]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _size(entity: dict[str, Any]) -> int:
@@ -221,6 +284,11 @@ class AzureStore(TaskHubStore):
         self._outage_logged = False
         self._sequence = 0
         self.round_trips = 0  # storage calls made, for benchmarks
+        # Told once when an outage begins (the endpoint and the error), so the layer above can
+        # say what to do about it; the store itself only retries.
+        self.on_unreachable: Callable[[str, BaseException], None] | None = None
+        # Told when another host took the hub: the layer above decides to stop.
+        self.on_lease_lost: Callable[[str], None] | None = None
 
     # -- connection, retries and the lease ------------------------------------------------------
 
@@ -229,26 +297,40 @@ class AzureStore(TaskHubStore):
         return self._service.url if self._service else "storage"
 
     async def _retry(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run a storage call, waiting out outages (Azurite stopped, network down)."""
+        """Run a storage call, waiting out outages (Azurite stopped, network down).
+
+        A permanent refusal (a 4xx such as InvalidInput) raises StorageRequestError at once;
+        an outage is retried with backoff until the caller's deadline, if it set one.
+        """
         delay = 0.2
         while True:
             try:
                 self.round_trips += 1
                 result = await operation()
-            except (ResourceExistsError, ResourceNotFoundError, BatchRejectedError):
+            except (ResourceExistsError, ResourceNotFoundError):
                 raise
             except Exception as err:  # noqa: BLE001 - classified below
+                refusal = _refusal(err)
+                if refusal is not None:
+                    raise refusal from err
                 if not _is_outage(err):
                     raise
-                log.warning(
-                    "Storage at %s is unreachable (%s); retrying in %.1fs",
-                    self.endpoint,
-                    type(err).__name__,
-                    delay,
-                )
+                deadline = current_deadline()
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise StorageUnavailableError(
+                        f"Storage at {self.endpoint} is unreachable ({type(err).__name__})"
+                    ) from err
+                if not self._outage_logged and self.on_unreachable is not None:
+                    self.on_unreachable(self.endpoint, err)
+                if not self._outage_logged or delay >= MAX_RETRY_DELAY:
+                    log.warning(
+                        "Storage at %s is unreachable (%s); retrying every few seconds",
+                        self.endpoint,
+                        _describe(err),
+                    )
                 self._outage_logged = True
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
                 continue
             if self._outage_logged:
                 log.warning("Storage at %s is reachable again", self.endpoint)
@@ -270,6 +352,7 @@ class AzureStore(TaskHubStore):
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         account = Account.from_connection_string(self.connection_string)
         self._batch = TableBatchClient(account, f"{self.hub}History", self._session)
+        self._large = LargeValues(self.connection_string, self.hub)
         await self._acquire_lease()
         self._lease_task = asyncio.create_task(self._renew_lease())
 
@@ -282,6 +365,7 @@ class AzureStore(TaskHubStore):
             await self._service.close()
         if self._session:
             await self._session.close()
+            await self._large.close()
 
     def _lease_entity(self) -> dict[str, Any]:
         expires = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
@@ -335,22 +419,43 @@ class AzureStore(TaskHubStore):
                 try:  # the row changed or vanished (storage restored); take it again if free
                     await self._acquire_lease()
                 except HubInUseError as err:
-                    log.critical("Lost the lease: %s. Stopping.", err)
-                    os.kill(os.getpid(), signal.SIGTERM)
+                    log.critical("Lost the lease: %s.", err)
+                    if self.on_lease_lost is not None:
+                        self.on_lease_lost(str(err))
                     return
 
     async def _release_lease(self) -> None:
         try:
-            await self._leases.delete_entity(
-                "lease",
-                self.hub,
-                etag=self._lease_etag,
-                match_condition=MatchConditions.IfNotModified,
+            await asyncio.wait_for(
+                self._leases.delete_entity(
+                    "lease",
+                    self.hub,
+                    etag=self._lease_etag,
+                    match_condition=MatchConditions.IfNotModified,
+                ),
+                timeout=2,
             )
         except Exception:  # noqa: BLE001 - best effort; the lease expires anyway
             log.debug("lease not released", exc_info=True)
 
     # -- writes --------------------------------------------------------------------------------
+
+    async def _offload(self, entities: list[dict[str, Any]]) -> None:
+        for entity in entities:
+            if any(isinstance(v, PendingBlob) for v in entity.values()):
+                await self._retry(lambda entity=entity: self._large.offload(entity))
+
+    async def _upsert(self, table: TableClient, entity: dict[str, Any]) -> None:
+        await self._offload([entity])
+        await self._retry(lambda: table.upsert_entity(entity, mode=UpdateMode.REPLACE))
+
+    async def _submit(self, operations: list) -> list[str | None]:
+        """One entity-group transaction, its large values uploaded first."""
+        await self._offload([op[1] for op in operations])
+        return await self._retry(lambda: self._batch.submit(operations))
+
+    async def _upsert_projection(self, record: InstanceRecord) -> None:
+        await self._upsert(self._instances, _record_entity(record, ""))
 
     def _inbox_key(self, message: Message) -> str:
         self._sequence += 1
@@ -380,11 +485,7 @@ class AzureStore(TaskHubStore):
         existing: tuple[InstanceRecord, str, int] | None,
     ) -> None:
         """Instance row first (so recovery finds it), then state and start in one transaction."""
-        await self._retry(
-            lambda: self._instances.upsert_entity(
-                _record_entity(record, ""), mode=UpdateMode.REPLACE
-            )
-        )
+        await self._upsert_projection(record)
         if existing is not None:
             await self._delete_partition(record.instance_id, keep_state=True)
         state = _record_entity(record, STATE_KEY)
@@ -392,7 +493,7 @@ class AzureStore(TaskHubStore):
         state_op = ("insert", state, None) if existing is None else ("update", state, existing[1])
         operations = [state_op, ("upsert", _message_entity(start, self._inbox_key(start)), None)]
         try:
-            result = await self._retry(lambda: self._batch.submit(operations))
+            result = await self._submit(operations)
         except BatchRejectedError as err:
             winner = await self._read_state(record.instance_id)  # a racing start won
             if winner is not None:
@@ -403,28 +504,21 @@ class AzureStore(TaskHubStore):
     async def ensure_entity(self, record: InstanceRecord) -> None:
         if await self._read_state(record.instance_id) is not None:
             return
-        await self._retry(
-            lambda: self._instances.upsert_entity(
-                _record_entity(record, ""), mode=UpdateMode.REPLACE
-            )
-        )
+        await self._upsert_projection(record)
         state = _record_entity(record, STATE_KEY)
         state["Next"] = 0
         try:
-            result = await self._retry(lambda: self._batch.submit([("insert", state, None)]))
+            result = await self._submit([("insert", state, None)])
             self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
         except BatchRejectedError:
             self._states.pop(record.instance_id, None)  # created meanwhile; read on commit
 
     async def send(self, messages: list[Message]) -> None:
         """Inbox rows, written at once; their keys, made here in order, keep the order."""
+        for message in messages:
+            _checked_key(message.instance_id)
         entities = [_message_entity(m, self._inbox_key(m)) for m in messages]
-        await asyncio.gather(
-            *(
-                self._retry(lambda entity=entity: self._history.upsert_entity(entity))
-                for entity in entities
-            )
-        )
+        await asyncio.gather(*(self._upsert(self._history, entity) for entity in entities))
 
     async def commit(self, commit: EpisodeCommit) -> None:
         record = commit.record
@@ -463,22 +557,18 @@ class AzureStore(TaskHubStore):
         early_rows = [op for op in pending if op[0] == "upsert"]
         late_deletes = [op for op in pending if op[0] == "delete"]
         for batch in _batches(early_rows):
-            await self._retry(lambda batch=batch: self._batch.submit(batch))
+            await self._submit(batch)
         try:
-            result = await self._retry(lambda: self._batch.submit(final))
+            result = await self._submit(final)
         except BatchRejectedError as err:
             raise CommitConflictError(
                 f"instance '{instance_id}' was changed by another writer"
             ) from err
         self._states[instance_id] = _State(result[0], state_entity["Next"], record.execution_id)
         for batch in _batches(late_deletes):
-            await self._retry(lambda batch=batch: self._batch.submit(batch))
+            await self._submit(batch)
         if commit.status_changed or record.runtime_status.is_terminal:
-            await self._retry(
-                lambda: self._instances.upsert_entity(
-                    _record_entity(record, ""), mode=UpdateMode.REPLACE
-                )
-            )
+            await self._upsert_projection(record)
         if record.runtime_status.is_terminal:
             self._states.pop(instance_id, None)
 
@@ -493,13 +583,17 @@ class AzureStore(TaskHubStore):
 
     async def _read_state(self, instance_id: str) -> tuple[InstanceRecord, str, int] | None:
         """The state row: the record, its ETag and the count of current history events."""
+        _checked_key(instance_id)
         try:
             entity = await self._retry(lambda: self._history.get_entity(instance_id, STATE_KEY))
         except ResourceNotFoundError:
             return None
+        await self._inflate(entity)
         return _record_from(entity), entity.metadata["etag"], int(entity.get("Next", 0))
 
     async def _partition(self, instance_id: str) -> list[dict[str, Any]]:
+        _checked_key(instance_id)
+
         async def read() -> list[dict[str, Any]]:
             rows = []
             async for entity in self._history.query_entities(
@@ -508,7 +602,15 @@ class AzureStore(TaskHubStore):
                 rows.append(entity)
             return rows
 
-        return await self._retry(read)
+        rows = await self._retry(read)
+        for row in rows:
+            await self._inflate(row)
+        return rows
+
+    async def _inflate(self, entity: dict[str, Any]) -> None:
+        """Read back the blobs a row points at (see large_values)."""
+        if any(key.endswith(BLOB_SUFFIX) for key in entity):
+            await self._retry(lambda: self._large.inflate(entity))
 
     async def load(
         self, instance_id: str
@@ -516,6 +618,7 @@ class AzureStore(TaskHubStore):
         rows = await self._partition(instance_id)
         state = next((r for r in rows if r["RowKey"] == STATE_KEY), None)
         if state is None:
+            await self._forget_unstarted(instance_id)
             return None
         record = _record_from(state)
         history = self._events(rows, state)
@@ -552,17 +655,23 @@ class AzureStore(TaskHubStore):
             or current.runtime_status != record.runtime_status
             or current.execution_id != record.execution_id
         ):
-            await self._retry(
-                lambda: self._instances.upsert_entity(
-                    _record_entity(record, ""), mode=UpdateMode.REPLACE
-                )
-            )
+            await self._upsert_projection(record)
+
+    async def _forget_unstarted(self, instance_id: str) -> None:
+        """A live Instances row without a state row is a start that never committed (it ran
+        out of time or the host died in between) and was never acknowledged: drop it."""
+        record = await self.get_instance(instance_id)
+        if record is not None and not record.runtime_status.is_terminal:
+            log.info("Dropping instance '%s': its start was never stored", instance_id)
+            await self._retry(lambda: self._instances.delete_entity(instance_id, ""))
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        _checked_key(instance_id)
         try:
             entity = await self._retry(lambda: self._instances.get_entity(instance_id, ""))
         except ResourceNotFoundError:
             return None
+        await self._inflate(entity)
         return _record_from(entity)
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
@@ -591,20 +700,24 @@ class AzureStore(TaskHubStore):
             parameters["lo"] = query.instance_id_prefix
             parameters["hi"] = query.instance_id_prefix + "\uffff"
             clauses.append("PartitionKey ge @lo and PartitionKey lt @hi")
-        token = json.loads(base64.urlsafe_b64decode(continuation)) if continuation else None
+        token = _decode_token(continuation) if continuation else None
 
         async def read() -> tuple[list[InstanceRecord], Any]:
             pages = self._instances.query_entities(
                 " and ".join(clauses), parameters=parameters, results_per_page=top or 1000
             ).by_page(continuation_token=token)
-            records = []
+            entities = []
             async for page in pages:
                 async for entity in page:
-                    records.append(_record_from(entity))
+                    entities.append(entity)
                 break
-            return records, pages.continuation_token
+            return entities, pages.continuation_token
 
-        records, next_token = await self._retry(read)
+        entities, next_token = await self._retry(read)
+        records = []
+        for entity in entities:
+            await self._inflate(entity)
+            records.append(_record_from(entity))
         encoded = (
             base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode()
             if next_token
@@ -621,6 +734,7 @@ class AzureStore(TaskHubStore):
             except ResourceNotFoundError:
                 pass
             await self._delete_partition(instance_id, keep_state=False)
+            await self._retry(lambda iid=instance_id: self._large.delete_instance(iid))
             self._states.pop(instance_id, None)
         return deleted
 
@@ -632,7 +746,7 @@ class AzureStore(TaskHubStore):
             if not (keep_state and r["RowKey"] == STATE_KEY)
         ]
         for batch in _batches(operations):
-            await self._retry(lambda batch=batch: self._batch.submit(batch))
+            await self._submit(batch)
 
     async def active_instances(self) -> list[str]:
         records, token = [], None

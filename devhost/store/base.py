@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ..engine.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message
@@ -10,6 +14,50 @@ from ..engine.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message
 
 class InstanceExistsError(Exception):
     """An instance with this id is pending or running, so it cannot be started again."""
+
+
+class StorageUnavailableError(Exception):
+    """Storage stayed unreachable past the caller's deadline; nothing was acknowledged."""
+
+
+class StorageRequestError(Exception):
+    """Storage refused a request for good (a 4xx such as InvalidInput): retrying cannot help.
+
+    `status` is the HTTP status to answer a client with; the message is one sentence.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+BAD_TOKEN = "The continuation token is not one this host gave out."
+
+_deadline: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+
+
+@contextmanager
+def storage_deadline(seconds: float | None) -> Iterator[None]:
+    """Within this block a store gives up retrying an outage after `seconds` (None: never).
+
+    Requests answered to a client set one; the engine's own work runs without, so that work
+    already acknowledged waits out any outage.
+    """
+    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def clear_deadline() -> None:
+    """Drop the deadline in the current context (background work that a request started)."""
+    _deadline.set(None)
+
+
+def current_deadline() -> float | None:
+    """The monotonic time after which a retried storage call gives up, if any."""
+    return _deadline.get()
 
 
 class TaskHubStore(ABC):

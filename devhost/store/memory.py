@@ -11,7 +11,7 @@ from ..engine.model import (
     Message,
     same_parent_task,
 )
-from .base import InstanceExistsError, TaskHubStore
+from .base import BAD_TOKEN, InstanceExistsError, StorageRequestError, TaskHubStore
 
 
 class MemoryStore(TaskHubStore):
@@ -90,6 +90,8 @@ class MemoryStore(TaskHubStore):
             (r for r in self.records.values() if query.matches(r)),
             key=lambda r: (r.created_time, r.instance_id),
         )
+        if continuation and not (continuation.isascii() and continuation.isdigit()):
+            raise StorageRequestError(400, BAD_TOKEN)
         start = int(continuation or 0)
         end = len(matches) if top is None else start + top
         token = str(end) if end < len(matches) else None

@@ -80,6 +80,16 @@ class HostProcess:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(timeout=30)
 
+    def finished(self, instance_id: str, timeout: float = 60) -> dict:
+        """The status of the instance once it has finished (the API answers 200)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code, status = self.request("GET", f"{WEBHOOKS}/instances/{instance_id}")
+            if code == 200:
+                return status
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+
     def request(self, method: str, path: str, body=None) -> tuple[int, object]:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
@@ -198,13 +208,7 @@ def test_timers_that_came_due_while_the_host_was_down_fire_on_restart(crash_env,
         host.kill()
         time.sleep(1.5)  # the host is down while the 1 s timer comes due
         host.start()
-        deadline = time.monotonic() + 30
-        while True:
-            code, status = host.request("GET", f"{WEBHOOKS}/instances/sleeper")
-            if code == 200:
-                break
-            assert time.monotonic() < deadline, status
-            time.sleep(0.05)
+        status = host.finished("sleeper")
         assert status["output"] == "nap:side"
     finally:
         host.stop()
@@ -279,5 +283,29 @@ def test_entity_signals_answered_202_are_applied_exactly_once(crash_env, tmp_pat
             time.sleep(0.05)
         assert acked > 20
         assert acked <= state <= acked + ambiguous, (state, acked, ambiguous)
+    finally:
+        host.stop()
+
+
+def test_work_resumed_after_a_restart_can_call_the_host(crash_env, tmp_path):
+    """The host listens before it resumes work: an activity re-run during recovery that starts
+    a workflow through the durable client reaches it, rather than failing its orchestration."""
+    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host.start()
+    try:
+        code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Relay/relay")
+        assert code == 202
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "waiting").exists():
+            assert time.monotonic() < deadline, "the activity never started"
+            time.sleep(0.02)
+        host.kill()
+        (tmp_path / "go").touch()
+        host.start()
+        body = host.finished("relay")
+        assert body["runtimeStatus"] == "Completed", body
+        assert body["output"] == "relay-started"
+        code, started = host.request("GET", f"{WEBHOOKS}/instances/relay-started")
+        assert code in (200, 202) and started["name"] == "Looper"
     finally:
         host.stop()

@@ -1,7 +1,9 @@
 """An app for the crash tests: activities, timers, sub-orchestrations and events in flight."""
 
+import asyncio
 import os
 from datetime import timedelta
+from pathlib import Path
 
 import azure.durable_functions as df
 
@@ -52,3 +54,22 @@ def Looper(context: df.DurableOrchestrationContext):
     yield context.call_activity("Record", f"{context.instance_id}:{remaining}")
     context.continue_as_new(remaining - 1)
     return None
+
+
+@app.activity_trigger(input_name="name")
+@app.durable_client_input(client_name="client")
+async def StartWhenTold(name: str, client: df.DurableOrchestrationClient) -> str:
+    """Starts another workflow through the host, once the test has created the file `go`.
+
+    The test kills the host while this waits: after the restart it runs again, during recovery.
+    """
+    folder = Path(os.environ["CRASH_LOG"]).parent
+    (folder / "waiting").touch()
+    while not (folder / "go").exists():
+        await asyncio.sleep(0.02)
+    return await client.start_new("Looper", f"{name}-started", 1)
+
+
+@app.orchestration_trigger(context_name="context")
+def Relay(context: df.DurableOrchestrationContext):
+    return (yield context.call_activity("StartWhenTold", context.instance_id))

@@ -333,3 +333,23 @@ def TallyUser(context: df.DurableOrchestrationContext):
         failure = str(err)
     after = yield context.call_entity(counter, "get")
     return {"total": total, "failure": failure, "after": after}
+
+
+# -- payload sizes ------------------------------------------------------------------------------
+
+
+@app.activity_trigger(input_name="size")
+def Big(size: int) -> str:
+    return "x" * size
+
+
+@app.orchestration_trigger(context_name="context")
+def BigOutput(context: df.DurableOrchestrationContext):
+    text = yield context.call_activity("Big", context.get_input())
+    return text
+
+
+@app.orchestration_trigger(context_name="context")
+def BigStatus(context: df.DurableOrchestrationContext):
+    context.set_custom_status("s" * context.get_input())
+    yield context.wait_for_external_event("Never")
