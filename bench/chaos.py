@@ -221,9 +221,7 @@ async def check(api: Api, connection: str, players: list[Player], report: ChaosR
     acknowledged = [p for p in players if p.acknowledged]
     for player in acknowledged:
         state = await player.state()
-        code, monitor = await api.call(
-            "GET", f"/api/CheckStatus/{player.name}/GameMonitorWorkflow"
-        )
+        code, monitor = await api.call("GET", f"/api/CheckStatus/{player.name}/GameMonitorWorkflow")
         won = code == 200 and monitor["status"] == "Completed"
         dead = bool(state) and not state["user"]["isAlive"]
         report.won += won
