@@ -22,6 +22,7 @@ code that reads `is_replaying` or `histories` (which a replay answers differentl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -109,7 +110,9 @@ class WarmMismatchError(Exception):
     """In verify mode, a warm episode whose state differs from the full replay's."""
 
 
+@functools.cache
 def sdk_digest() -> str:
+    """SHA-256 of the SDK files a warm episode relies on, as installed."""
     root = Path(azure.durable_functions.__file__).parent
     actions = sorted(str(p.relative_to(root)) for p in (root / "models" / "actions").glob("*.py"))
     digest = hashlib.sha256()
