@@ -9,9 +9,10 @@ customStatus) comes from the SDK's own `get_orchestrator_state_str`, and each ac
 serialized once, except those whose JSON can still change (timers, which `cancel()` changes, and
 compound actions holding them), which are checked every episode.
 
-Between episodes the live state is brought to where a full replay of the longer history would
-leave it: the episode's events become played, and so do the tasks they completed (and the
-compound tasks those completions reached), since a full replay sees them as old.
+The live state differs from a full replay's in two ways only: its context keeps no history, and
+the SDK's played flags of events and tasks stay as the episode that processed them set them,
+where a replay would see them as old. Those are what `histories` and `is_replaying` answer from,
+and code that reads either is never kept warm.
 
 A full replay (the SDK's handle over the whole history) stays the reference and runs instead
 on a cache miss or eviction, after a restart, for a new execution (continue-as-new, rewind,
@@ -59,7 +60,6 @@ from azure.durable_functions.models.DurableOrchestrationContext import (
 )
 from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
 from azure.durable_functions.models.ReplaySchema import ReplaySchema
-from azure.durable_functions.models.Task import TaskBase, TaskState
 from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
@@ -155,37 +155,22 @@ class WatchedContext(DurableOrchestrationContext):
         return self._histories
 
 
-class TrackingExecutor(TaskOrchestrationExecutor):
-    """The SDK's executor, noting the tasks each event completes (to mark them played later)."""
+class WarmExecutor(TaskOrchestrationExecutor):
+    """The SDK's executor, sharing one event-to-task table with every other warm executor.
+
+    The SDK makes this table (and a namedtuple class for it) per executor, 5 KB for each warm
+    instance; its content never changes.
+    """
 
     shared_completions: dict[Any, Any] = {}
 
     def __init__(self) -> None:
         super().__init__()
-        # The SDK makes this table (and a namedtuple class for it) per executor: 5 KB for each
-        # warm instance. Its content never changes, so they all share the first one.
-        shared = TrackingExecutor.shared_completions
+        shared = WarmExecutor.shared_completions
         if not shared:
             shared.update(self.event_to_SetTaskValuePayload)
         self.event_to_SetTaskValuePayload = shared
         self.task_completion_events = shared.keys()
-        self.touched: list[TaskBase] = []
-
-    def set_task_value(self, event: HistoryEvent, is_success: bool, id_key: str) -> None:
-        waiting = self.context.open_tasks.get(getattr(event, id_key))
-        task = waiting[-1] if isinstance(waiting, list) and waiting else waiting
-        super().set_task_value(event, is_success, id_key)
-        if isinstance(task, TaskBase):
-            self.touched.extend(_completion_chain(task))
-
-
-def _completion_chain(task: TaskBase) -> list[TaskBase]:
-    """The task and the compound tasks its completion reached (each one's is_played was set)."""
-    chain = [task]
-    while task.state is not TaskState.RUNNING and task.parent is not None:
-        task = task.parent
-        chain.append(task)
-    return chain
 
 
 def _fingerprint(action: Any) -> Fingerprint:
@@ -216,7 +201,7 @@ class WarmInstance:
 
     handle: Callable[[Any], str]
     context: WatchedContext
-    executor: TrackingExecutor
+    executor: WarmExecutor
     events: list[dict[str, Any]]  # the history list it follows (the engine's HistoryCache.events)
     start: int  # where its last episode's events begin in that list, once stored
     first: dict[str, Any]  # that episode's OrchestratorStarted: proof that the episode was stored
@@ -238,15 +223,6 @@ class WarmInstance:
         self.start = len(history.events)
         self.first = new_events[0]
         self.seen = self.start + len(new_events)
-
-    def settle(self, events: list[HistoryEvent]) -> None:
-        """Make the episode's events and the tasks they completed played, as a replay sees them."""
-        for evt in events:
-            evt._is_played = True
-        for task in self.executor.touched:
-            for reached in _completion_chain(task):
-                reached.is_played = True
-        self.executor.touched.clear()
 
     def watch(self, payload: list[Any], start: int) -> None:
         for index in range(start, len(payload)):
@@ -369,7 +345,7 @@ def _replay_keeping_state(
     context = WatchedContext.from_json(context_json)
     context._input_expected_type = getattr(handle, "_df_input_type", None)
     context.read_replay_state = False  # the SDK's own read, in the constructor
-    executor = TrackingExecutor()
+    executor = WarmExecutor()
     try:
         state = json.loads(executor.execute(context, context._histories, user_code))
     except Exception as err:  # noqa: BLE001 - user code failures are results, not host crashes
@@ -384,7 +360,6 @@ def _replay_keeping_state(
     warm = WarmInstance(handle, context, executor, history.events, 0, new_events[0], 0)
     warm.actions = result.actions
     warm.watch(context._action_payload_v2, 0)
-    warm.settle(context._histories[len(history.events) :])
     warm.took(history, new_events)
     context._histories = []  # only code that reads it needs it, and such code is not kept warm
     return warm, result
@@ -414,12 +389,11 @@ def _continue(
         log.debug("warm episode fell back to a full replay", exc_info=True)
         return None
     head["actions"] = [warm.sync_actions(context._action_payload_v2)]
-    warm.settle(events)
     warm.took(history, new_events)
     return result_from_state(head)
 
 
-def _state_head(context: WatchedContext, executor: TrackingExecutor) -> dict:
+def _state_head(context: WatchedContext, executor: WarmExecutor) -> dict:
     """The SDK's own state JSON without its actions (the costly part, kept incrementally)."""
     payload = context._action_payload_v2
     context._action_payload_v2 = []
