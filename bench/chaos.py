@@ -14,7 +14,8 @@ itself loses recent writes on a SIGKILL). Then, once the hub has settled, it pri
 - narration lines written twice in a player's story;
 - Stats counters that differ from the truth counted from the tables and the task hub;
 - instances still running past their deadline;
-- requests that never answered.
+- requests that never answered, and requests answered with a server error (5xx but 503,
+  whose Retry-After players honour).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class ChaosReport:
     stats_differences: list[str] = field(default_factory=list)
     stuck_instances: list[str] = field(default_factory=list)
     unanswered_requests: int = 0
+    server_errors: list[str] = field(default_factory=list)
     player_notes: list[str] = field(default_factory=list)
     kills: int = 0
     azurite_restarts: int = 0
@@ -65,6 +67,7 @@ class ChaosReport:
             or self.stats_differences
             or self.stuck_instances
             or self.unanswered_requests
+            or self.server_errors
         )
 
     def lines(self) -> list[str]:
@@ -73,6 +76,7 @@ class ChaosReport:
             + self.repeated_lines
             + self.stats_differences
             + self.stuck_instances
+            + self.server_errors
         )
         return [
             f"kills {self.kills}, Azurite restarts {self.azurite_restarts}, "
@@ -82,6 +86,7 @@ class ChaosReport:
             f"Stats counters that differ from the truth: {len(self.stats_differences)}",
             f"instances stuck past their deadlines: {len(self.stuck_instances)}",
             f"requests that never answered: {self.unanswered_requests}",
+            f"requests answered with a server error: {len(self.server_errors)}",
             *(f"  {detail}" for detail in details[:40]),
             *(f"  (player) {note}" for note in self.player_notes[:10]),
         ]
@@ -106,7 +111,13 @@ class Api:
                     json=body,
                     timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
                 ) as response:
-                    return response.status, await response.json(content_type=None)
+                    body = await response.json(content_type=None)
+                    if response.status == 503:  # storage is away: come back as told
+                        await asyncio.sleep(float(response.headers.get("Retry-After", 1)))
+                        continue
+                    if response.status >= 500:
+                        self.report.server_errors.append(f"{method} {path}: {response.status}")
+                    return response.status, body
             except TimeoutError:
                 self.report.unanswered_requests += 1
             except DROPPED:
