@@ -5,28 +5,36 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HTTP_TRIGGER = "httpTrigger"
-ORCHESTRATION_TRIGGER = "orchestrationTrigger"
-ACTIVITY_TRIGGER = "activityTrigger"
-ENTITY_TRIGGER = "entityTrigger"
-DURABLE_CLIENT = "durableClient"
-SUPPORTED_TRIGGERS = (HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, ENTITY_TRIGGER)
+from .binding_spec import (
+    ACTIVITY_TRIGGER,
+    BLOB_TRIGGER,
+    DURABLE_CLIENT,
+    ENTITY_TRIGGER,
+    HTTP_OUTPUT,
+    HTTP_TRIGGER,
+    ORCHESTRATION_TRIGGER,
+    QUEUE_TRIGGER,
+    SUPPORTED_TRIGGERS,
+    TIMER_TRIGGER,
+    Binding,
+    type_hints,
+)
+from .load_errors import AppLoadError, describe_exception
+from .v1_index import is_v1_app, load_v1_functions
+
+__all__ = ["AppLoadError", "FunctionIndex", "FunctionInfo", "index_app"]
+
 # The decorators' optional names ("Name of ... Function"), which replace the method's name.
 NAME_PROPERTIES = {
     ORCHESTRATION_TRIGGER: "orchestration",
     ACTIVITY_TRIGGER: "activity",
     ENTITY_TRIGGER: "entityName",
 }
-
-
-class AppLoadError(Exception):
-    """The app cannot start: the message names the file, the line and the reason."""
 
 
 @dataclass
@@ -41,14 +49,30 @@ class FunctionInfo:
     client_param: str | None = None
     accepts_context: bool = False
     is_async: bool = False
+    bindings: list[Binding] = field(default_factory=list)
+    annotations: dict[str, Any] = field(default_factory=dict)
+    directory: str = ""
+    # Bindings beyond the trigger and the durable client (storage, http out, others): computed
+    # once, as every invocation walks them.
+    extras: list[Binding] = field(init=False)
+    # The extras that read or write storage (or are logged): all but an HTTP response.
+    io_bindings: list[Binding] = field(init=False)
+    trigger: Binding = field(init=False)  # `binding`, read case-insensitively
+
+    def __post_init__(self) -> None:
+        self.trigger = Binding.from_dict(self.binding)
+        self.extras = [
+            b for b in self.bindings if b.name != self.trigger_param and b.type != DURABLE_CLIENT
+        ]
+        self.io_bindings = [b for b in self.extras if b.type != HTTP_OUTPUT]
 
     @property
     def route(self) -> str:
-        return str(self.binding.get("route") or self.name)
+        return str(self.trigger.get("route") or self.name)
 
     @property
     def methods(self) -> list[str] | None:
-        methods = self.binding.get("methods")
+        methods = self.trigger.get("methods")
         return [str(m).upper() for m in methods] if methods else None
 
 
@@ -62,6 +86,10 @@ class FunctionIndex:
     orchestrators: dict[str, FunctionInfo] = field(init=False)
     activities: dict[str, FunctionInfo] = field(init=False)
     entities: dict[str, FunctionInfo] = field(init=False)
+    timers: dict[str, FunctionInfo] = field(init=False)
+    queues: dict[str, FunctionInfo] = field(init=False)
+    blobs: dict[str, FunctionInfo] = field(init=False)
+    model: str = "v2"
 
     def of_type(self, trigger_type: str) -> dict[str, FunctionInfo]:
         return {n: f for n, f in self.functions.items() if f.trigger_type == trigger_type}
@@ -76,17 +104,26 @@ class FunctionIndex:
         self.activities = self.of_type(ACTIVITY_TRIGGER)
         # Entities by lower-cased name: the SDK lower-cases entity names in their ids.
         self.entities = {n.lower(): f for n, f in self.of_type(ENTITY_TRIGGER).items()}
+        self.timers = self.of_type(TIMER_TRIGGER)
+        self.queues = self.of_type(QUEUE_TRIGGER)
+        self.blobs = self.of_type(BLOB_TRIGGER)
 
-
-def _describe_exception(err: BaseException, app_dir: Path) -> str:
-    """File, line and reason of an import failure, pointing into the app rather than into us."""
-    if isinstance(err, SyntaxError):
-        return f"{err.filename}:{err.lineno}: {type(err).__name__}: {err.msg}"
-    frames = traceback.extract_tb(err.__traceback__)
-    in_app = [f for f in frames if Path(f.filename).resolve().is_relative_to(app_dir)]
-    where = (in_app or frames or [None])[-1]
-    location = f"{where.filename}:{where.lineno}: " if where else ""
-    return f"{location}{type(err).__name__}: {err}"
+    def select(self, names: list[str]) -> FunctionIndex:
+        """Only the named functions, as `func start --functions`; an unknown name is an error."""
+        known = {n.lower(): n for n in self.functions} | {n.lower(): n for n, _ in self.skipped}
+        missing = [n for n in names if n.lower() not in known]
+        if missing:
+            raise AppLoadError(
+                f"--functions: no function named {', '.join(missing)}; "
+                f"the app has {', '.join(sorted(known.values()))}"
+            )
+        wanted = {known[n.lower()] for n in names}
+        chosen = FunctionIndex(
+            functions={n: f for n, f in self.functions.items() if n in wanted},
+            skipped=[s for s in self.skipped if s[0] in wanted],
+            model=self.model,
+        )
+        return chosen
 
 
 def load_app(app_dir: str | Path, module_name: str = "function_app") -> Any:
@@ -108,7 +145,7 @@ def load_app(app_dir: str | Path, module_name: str = "function_app") -> Any:
         spec.loader.exec_module(module)
     except Exception as err:  # noqa: BLE001 - any import failure stops start-up with its reason
         sys.modules.pop(module_name, None)
-        raise AppLoadError(_describe_exception(err, root)) from None
+        raise AppLoadError(describe_exception(err, root)) from None
     return module
 
 
@@ -149,31 +186,70 @@ def build_index(app: Any, app_file: str = "function_app.py") -> FunctionIndex:
 
 
 def _function_info(function: Any) -> FunctionInfo | None:
-    bindings = function.get_bindings_dict()["bindings"]
-    trigger = next((b for b in bindings if b["type"] in SUPPORTED_TRIGGERS), None)
+    raw = function.get_bindings_dict()["bindings"]
+    trigger = next((b for b in raw if b["type"] in SUPPORTED_TRIGGERS), None)
     if trigger is None:
         return None
-    client = next((b for b in bindings if b["type"] == DURABLE_CLIENT), None)
-    user_function = function.get_user_function()
+    return describe_function(
+        trigger.get(NAME_PROPERTIES.get(trigger["type"], "")) or function.get_function_name(),
+        function.get_user_function(),
+        raw,
+        trigger,
+    )
+
+
+def describe_function(
+    name: str,
+    user_function: Callable[..., Any],
+    raw_bindings: list[dict[str, Any]],
+    trigger: dict[str, Any],
+    directory: str = "",
+) -> FunctionInfo:
+    """A FunctionInfo from the bindings either programming model declares."""
+    bindings = [Binding.from_dict(b) for b in raw_bindings]
+    client = next((b for b in bindings if b.type == DURABLE_CLIENT), None)
     params = inspect.signature(user_function).parameters
-    binding_names = {b["name"] for b in bindings}
+    binding_names = {b.name for b in bindings}
     return FunctionInfo(
-        name=trigger.get(NAME_PROPERTIES.get(trigger["type"], "")) or function.get_function_name(),
-        trigger_type=trigger["type"],
-        trigger_param=trigger["name"],
+        name=name,
+        trigger_type=Binding.from_dict(trigger).type,
+        trigger_param=str(trigger["name"]),
         user_function=user_function,
         binding=trigger,
-        client_param=client["name"] if client else None,
+        client_param=client.name if client else None,
         accepts_context="context" in params and "context" not in binding_names,
         is_async=inspect.iscoroutinefunction(user_function),
+        bindings=bindings,
+        annotations=type_hints(user_function),
+        directory=directory,
     )
 
 
 _indexes: dict[str, tuple[Any, FunctionIndex]] = {}
 
 
+def index_v1_app(app_dir: str | Path) -> FunctionIndex:
+    """The functions of a v1 app folder, loaded as the worker loads them."""
+    index = FunctionIndex(model="v1")
+    for spec in load_v1_functions(app_dir):
+        if spec.trigger is None:
+            index.skipped.append((spec.name, spec.trigger_type))
+            continue
+        index.functions[spec.name] = describe_function(
+            spec.name, spec.user_function, spec.bindings, spec.trigger, str(spec.directory)
+        )
+    index.reclassify()
+    return index
+
+
 def index_app(app_dir: str | Path) -> FunctionIndex:
-    """The index of an app folder, built once per loaded module (the SDK allows one indexing)."""
+    """The index of an app folder, built once per loaded module (the SDK allows one indexing).
+
+    A folder with `function_app.py` is a v2 app; one with function folders (`*/function.json`)
+    and no `function_app.py` is a v1 app, as the Python worker decides.
+    """
+    if not (Path(app_dir) / "function_app.py").is_file() and is_v1_app(app_dir):
+        return index_v1_app(app_dir)
     module = load_app(app_dir)
     cached = _indexes.get(module.__file__)
     if cached is not None and cached[0] is module:

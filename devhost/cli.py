@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import replay_command
 from .app_index import AppLoadError, index_app
 from .azurite import (
     DEFAULT_PORTS,
@@ -52,12 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--cors-credentials", action="store_true", help="allow credentialed cross-origin requests"
     )
     start.add_argument("--web-dir", default=None, help="serve this folder's files at /")
+    start.add_argument(
+        "--functions",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="run only these functions, as `func start --functions`",
+    )
     start.add_argument("--verbose", action="store_true", help="log debug detail")
     up = commands.add_parser(
         "up", parents=[], help="start Azurite if needed, then the app with web/ at / (make run)"
     )
     for action in start._actions[1:]:
         up._add_action(action)
+    replay_command.add_parser(commands)
     return parser
 
 
@@ -171,6 +180,8 @@ def start(args: argparse.Namespace) -> int:
     if args.cors_credentials:
         settings.cors_credentials = True
     index = index_app(app_dir)
+    if args.functions:
+        index = index.select(args.functions)
     store = make_store(args.store, settings)
     web_dir = Path(args.web_dir).resolve() if args.web_dir else None
     host = DevHost(
@@ -197,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return start(args)
         if args.command == "up":
             return up(args)
+        if args.command == "replay":
+            return replay_command.run(args)
     except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
         return 2

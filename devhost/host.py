@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .app_index import FunctionIndex, index_app
+from .bindings import BindingIO, unsupported
 from .client_binding import WEBHOOK_PATH, client_binding_json
 from .clock import Clock
 from .engine.engine import Engine
@@ -17,10 +20,14 @@ from .http_functions import HttpFunctions
 from .invoke import Invoker
 from .management_api import ManagementApi
 from .settings import HostSettings
+from .storage_account import StorageAccounts
 from .store.base import TaskHubStore
+from .triggers.listeners import TriggerListeners
+from .triggers.queue import QueueOptions
 
 log = logging.getLogger("devhost")
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's HTTP request limit
+SHUTDOWN_SECONDS = 5  # how long a stop waits for requests still being answered
 
 
 @dataclass
@@ -31,6 +38,14 @@ class ListenAddress:
     @property
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def host_id(app_dir: Path) -> str:
+    """Names this host's own records in the account (timer status, blob receipts), as the host's
+    `AzureFunctionsWebHost__hostid` setting does; by default, the app folder's name."""
+    configured = os.environ.get("AzureFunctionsWebHost__hostid")
+    derived = re.sub(r"[^a-z0-9-]", "-", Path(app_dir).resolve().name.lower()).strip("-")
+    return (configured or derived or "devhost")[:32]
 
 
 def cors_middleware(origins: list[str], credentials: bool):
@@ -110,7 +125,23 @@ class DevHost:
         self.executor = ThreadPoolExecutor(
             max_workers=settings.max_concurrent_activities, thread_name_prefix="devhost-fn"
         )
-        self.invoker = Invoker(self.executor, str(settings.app_dir), self.client_json)
+        self.accounts = accounts = StorageAccounts()
+        self.io = BindingIO(
+            accounts,
+            queue_base64=QueueOptions.from_host_json(settings.host_json).base64,
+            on_write=self._written,
+        )
+        self.invoker = Invoker(self.executor, str(settings.app_dir), self.client_json, self.io)
+        self.triggers = TriggerListeners(
+            self.index,
+            clock,
+            self.invoker.call,
+            accounts,
+            self.executor,
+            settings.host_json,
+            host_id=host_id(settings.app_dir),
+        )
+        self.clock = clock
         self.engine = Engine(
             self.index,
             store,
@@ -123,6 +154,9 @@ class DevHost:
         )
         self.static_dir = static_dir
         self._runner: web.AppRunner | None = None
+
+    def _written(self, kind: str, target: str) -> None:
+        self.triggers.written(kind, target)
 
     @property
     def base_url(self) -> str:
@@ -168,7 +202,9 @@ class DevHost:
         starting another workflow): it must find the host answering. Requests that arrive
         before the engine is ready wait for it, within their deadline.
         """
-        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        self._runner = web.AppRunner(
+            self.build_app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
         await site.start()
@@ -176,24 +212,47 @@ class DevHost:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.listen.port = sockets[0].getsockname()[1]
         await self.engine.start()
+        # Last: a timer that runs on start-up may call this host's own HTTP API.
+        await self.triggers.start()
+
+    async def wait_idle(self) -> None:
+        """Until no episode, activity, delivery or timer function is under way."""
+        while True:
+            await self.triggers.timers.wait_idle()
+            await self.engine.wait_idle()
+            if not self.triggers.timers.busy:
+                return
 
     async def stop(self) -> None:
+        await self.triggers.stop()
         if self._runner:
             await self._runner.cleanup()
         await self.engine.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.accounts.close()
 
     def describe(self) -> list[str]:
         """Lines like `func start` prints: each function with its trigger and URL."""
         lines = ["Functions:", ""]
+        warnings = []
         for name, info in sorted(self.index.functions.items()):
             if info.trigger_type == "httpTrigger":
                 methods = ",".join(info.methods or ["GET", "POST", "PUT", "DELETE", "PATCH"])
                 prefix = f"/{self.settings.route_prefix}" if self.settings.route_prefix else ""
                 lines.append(f"        {name}: [{methods}] {self.base_url}{prefix}/{info.route}")
+            elif info.trigger_type in ("timerTrigger", "queueTrigger", "blobTrigger"):
+                lines.append(f"        {name}: {self.triggers.describe(info)}")
             else:
                 lines.append(f"        {name}: {info.trigger_type}")
+            for binding in unsupported(info.extras):
+                warnings.append(
+                    f"Warning: {name}: binding '{binding.name}' ({binding.type}) is not "
+                    "supported by devhost; the function runs and what it would send is logged"
+                )
         for name, kind in self.index.skipped:
-            lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
+            if kind == "disabled":
+                lines.append(f"        {name}: disabled")
+            else:
+                lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
         lines += ["", f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
-        return lines
+        return lines + ([""] + warnings if warnings else [])

@@ -99,7 +99,8 @@ class HttpFunctions:
             body=await request.read(),
         )
         try:
-            result = await self.invoker.call(route.function, http_request)
+            data = {**http_request.params, **params, "query": dict(http_request.params)}
+            result = await self.invoker.call(route.function, http_request, data)
         except Exception:
             log.exception("Function '%s' failed", route.function.name)
             return web.json_response(

@@ -16,6 +16,9 @@ from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
 from .app_index import FunctionInfo
+from .binding_expressions import json_properties
+from .binding_spec import HTTP_OUTPUT, RETURN
+from .bindings import BindingIO, OutValue
 
 
 class InvocationContext(func.Context):
@@ -53,32 +56,87 @@ class InvocationContext(func.Context):
 
 @dataclass
 class Invoker:
-    """Runs functions: async ones on the loop, sync ones on the executor, as the worker does."""
+    """Runs functions: async ones on the loop, sync ones on the executor, as the worker does.
+
+    Storage input bindings are read and output bindings written on the executor, beside the
+    function; `data` is the trigger's binding data, for expressions such as `{name}`.
+    """
 
     executor: Executor
     app_dir: str
     client_json: Callable[[], str]
+    io: BindingIO | None = None
 
-    def arguments(self, info: FunctionInfo, trigger_value: Any) -> dict[str, Any]:
+    def arguments(
+        self, info: FunctionInfo, trigger_value: Any, data: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {info.trigger_param: trigger_value}
         if info.client_param:
             kwargs[info.client_param] = self.client_json()
         if info.accepts_context:
-            kwargs["context"] = InvocationContext(info.name, self.app_dir)
+            kwargs["context"] = InvocationContext(info.name, info.directory or self.app_dir)
+        for binding in info.extras:
+            if binding.is_output:
+                if binding.name != RETURN:
+                    kwargs[binding.name] = OutValue()
+            else:
+                kwargs[binding.name] = self._io.read(
+                    info.name, binding, info.annotations.get(binding.name), data or {}
+                )
         return kwargs
 
-    async def call(self, info: FunctionInfo, trigger_value: Any) -> Any:
-        kwargs = self.arguments(info, trigger_value)
-        if info.is_async:
-            return await info.user_function(**kwargs)
+    def outputs(
+        self, info: FunctionInfo, kwargs: dict[str, Any], result: Any, data: dict | None = None
+    ) -> Any:
+        """Write the output bindings; what the trigger answers with (an HTTP response)."""
+        answer = result
+        for binding in info.extras:
+            if not binding.is_output:
+                continue
+            returned = binding.name == RETURN
+            value = result if returned else kwargs[binding.name].get()
+            if binding.type == HTTP_OUTPUT:
+                answer = value
+                continue
+            annotation = info.annotations.get("return" if returned else binding.name)
+            self._io.write(info.name, binding, value, annotation, data or {})
+        return answer
+
+    @property
+    def _io(self) -> BindingIO:
+        if self.io is None:
+            raise RuntimeError("storage bindings need a storage account; none is configured")
+        return self.io
+
+    def call_sync(
+        self, info: FunctionInfo, trigger_value: Any, data: dict[str, Any] | None = None
+    ) -> Any:
+        """A sync function with its bindings, whole, on the calling thread."""
+        kwargs = self.arguments(info, trigger_value, data)
+        return self.outputs(info, kwargs, info.user_function(**kwargs), data)
+
+    async def call(
+        self, info: FunctionInfo, trigger_value: Any, data: dict[str, Any] | None = None
+    ) -> Any:
         loop = asyncio.get_running_loop()
+        if not info.is_async:
+            return await loop.run_in_executor(
+                self.executor, self.call_sync, info, trigger_value, data
+            )
+        if not info.io_bindings:  # nothing to read or write: stay on the loop
+            kwargs = self.arguments(info, trigger_value)
+            return self.outputs(info, kwargs, await info.user_function(**kwargs))
+        kwargs = await loop.run_in_executor(
+            self.executor, self.arguments, info, trigger_value, data
+        )
+        result = await info.user_function(**kwargs)
         return await loop.run_in_executor(
-            self.executor, functools.partial(info.user_function, **kwargs)
+            self.executor, functools.partial(self.outputs, info, kwargs, result, data)
         )
 
     def submit_activity(self, info: FunctionInfo, input_json: str | None) -> Future:
         """A sync activity run whole on the executor (decoding and encoding included)."""
-        return self.executor.submit(run_sync_activity, info, self.arguments, input_json)
+        return self.executor.submit(run_sync_activity, self, info, input_json)
 
 
 @dataclass
@@ -99,22 +157,29 @@ def _encoded(output: Any) -> ActivityOutcome:
     return ActivityOutcome(ok=True, result=encoded.value)
 
 
+def _activity_data(info: FunctionInfo, value: Any) -> dict[str, Any] | None:
+    """An object input's properties are binding data ({id}), for activities with bindings."""
+    return json_properties(value) if info.extras else None
+
+
 async def run_activity(
     invoker: Invoker, info: FunctionInfo, input_json: str | None
 ) -> ActivityOutcome:
     """Decode the input and encode the output with the worker's own activity converter."""
     try:
-        return _encoded(await invoker.call(info, _decode_input(input_json)))
+        value = _decode_input(input_json)
+        return _encoded(await invoker.call(info, value, _activity_data(info, value)))
     except Exception as err:  # noqa: BLE001 - an activity failure is reported to its orchestrator
         return failed_activity(info.name, err)
 
 
 def run_sync_activity(
-    info: FunctionInfo, arguments: Callable[..., dict[str, Any]], input_json: str | None
+    invoker: Invoker, info: FunctionInfo, input_json: str | None
 ) -> ActivityOutcome:
     """The thread-side twin of run_activity, for sync functions."""
     try:
-        return _encoded(info.user_function(**arguments(info, _decode_input(input_json))))
+        value = _decode_input(input_json)
+        return _encoded(invoker.call_sync(info, value, _activity_data(info, value)))
     except Exception as err:  # noqa: BLE001 - an activity failure is reported to its orchestrator
         return failed_activity(info.name, err)
 

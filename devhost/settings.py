@@ -34,6 +34,7 @@ class HostSettings:
     values: dict[str, str] = field(default_factory=dict)
     # How long a client request waits for storage that is away before answering 503.
     request_deadline: float = 10.0
+    host_json: dict = field(default_factory=dict)  # as read, for extensions' own settings
 
     @property
     def storage_connection(self) -> str:
@@ -70,7 +71,7 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
     root = Path(app_dir).resolve()
     host = _read_json(root / "host.json")
     local = _read_json(root / "local.settings.json")
-    settings = HostSettings(app_dir=root)
+    settings = HostSettings(app_dir=root, host_json=host)
 
     extensions = host.get("extensions") or {}
     http = extensions.get("http") or {}

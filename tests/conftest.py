@@ -1,5 +1,8 @@
 """Shared fixtures: one Azurite for the whole session, on free ports in a temporary folder.
 
+Tests that use Azure Storage (the `azurite` fixture, or the `azure` variant of a store
+parameter) are marked `azure`, so `pytest -m "not azure"` runs the memory-store part alone.
+
 Every host of the suite, in-process or a subprocess (which inherits the environment), runs each
 warm orchestration episode a second time as a full replay and fails on any difference.
 """
@@ -16,12 +19,6 @@ from devhost.settings import VERIFY_WARM_VARIABLE
 os.environ[VERIFY_WARM_VARIABLE] = "1"
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "warm_mismatch_expected: the test makes a warm episode differ on purpose"
-    )
-
-
 @pytest.fixture(autouse=True)
 def warm_episodes_equal_full_replays(request, caplog):
     """Fail the test that saw a warm episode differ from its full replay (verify mode)."""
@@ -36,6 +33,20 @@ def warm_episodes_equal_full_replays(request, caplog):
     ]
     if mismatches:
         pytest.fail("\n".join(mismatches))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "azurite" in item.fixturenames or "azure" in params.values():
+            item.add_marker("azure")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "azure: uses Azure Storage (Azurite)")
+    config.addinivalue_line(
+        "markers", "warm_mismatch_expected: the test makes a warm episode differ on purpose"
+    )
 
 
 @pytest.fixture(scope="session")

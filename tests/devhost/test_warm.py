@@ -4,20 +4,28 @@ Each `Instance` runs its episodes as the engine does (the planner turns actions 
 with verify mode on: every episode also runs as a full replay and must return the same state.
 """
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import azure.durable_functions as df
 import pytest
 
+from devhost.clock import Clock
 from devhost.engine import warm as warm_module
 from devhost.engine.history import EventType, event, execution_started
+from devhost.engine.model import RuntimeStatus
 from devhost.engine.planner import Planner
 from devhost.engine.replay import HistoryCache, ReplayResult
 from devhost.engine.warm import WarmMismatchError, WarmOrchestrations
+from devhost.host import DevHost, ListenAddress
 from devhost.settings import SettingsError, load_settings
+from devhost.store.azure import AzureStore
+from devhost.store.memory import MemoryStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PATTERNS_APP = Path(__file__).parent / "apps" / "patterns"
 
 
 class Instance:
@@ -264,9 +272,29 @@ def test_the_cache_size_comes_from_the_environment_and_bad_values_are_refused(
         load_settings(tmp_path, apply_environment=False)
 
 
-def test_the_host_runs_the_patterns_warm_and_checks_each_episode(host):
+@pytest.fixture(params=["memory", "azure"])
+def store(request, hub_name):
+    if request.param == "azure":
+        return AzureStore(request.getfixturevalue("azurite").connection_string, hub_name)
+    return MemoryStore()
+
+
+def test_the_host_runs_the_patterns_warm_and_checks_each_episode(store):
     """The suite's verify mode is on, so the episodes below ran both ways and matched."""
-    assert "each checked against a full replay" in host.engine.warm.describe()
-    instance_id = host.run(host.client.start_new("Sequence", None, "Warm"))
-    assert host.wait_for(instance_id).output[0] == "Hello Warm!"
-    assert host.engine.warm.stats.warm >= 2
+
+    async def scenario() -> tuple[object, WarmOrchestrations]:
+        host = DevHost(
+            load_settings(PATTERNS_APP), store, Clock(), listen=ListenAddress("127.0.0.1", 0)
+        )
+        await host.start()
+        try:
+            instance_id = await host.engine.start_new("Sequence", None, json.dumps("Warm"))
+            record = await host.engine.wait_for_status(instance_id, {RuntimeStatus.Completed}, 30)
+            return record, host.engine.warm
+        finally:
+            await host.stop()
+
+    record, warm = asyncio.run(scenario())
+    assert json.loads(record.output)[0] == "Hello Warm!"
+    assert "each checked against a full replay" in warm.describe()
+    assert warm.stats.warm >= 2
