@@ -12,7 +12,7 @@ from dungeon import openapi, stats, workflows
 from dungeon.names import InvalidNameError, validate_name
 from dungeon.narration import Narrator
 from dungeon.repository import ConflictError, GameRepository, UniverseNotReadyError
-from dungeon.rules import ActionError, check_request, perform
+from dungeon.rules import ActionError, check_request, perform, progress_events
 from dungeon.settings import GameSettings, storage_connection
 from orchestrators import bp as orchestrators
 
@@ -196,6 +196,8 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
             outcome = perform(loaded.state, verb, target, body.get("with"))
         except ActionError as err:
             await narrator.say(name, f"{name} tried to {verb} the {target}, but: {err}")
+            # A repeated action finds it done: its events may have been lost in a crash.
+            await announce(client, name, progress_events(loaded.state))
             return error(err.status, str(err))
         try:
             await repository().save_game(loaded)
@@ -205,10 +207,15 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     else:
         return error(409, f"{name} is doing too much at once; try again.")
     await narrator.say(name, outcome.message)
-    for event in outcome.events:
-        # A finished or missing game monitor is no error for the player.
+    await announce(client, name, outcome.events)
+    return reply({"message": outcome.message})
+
+
+async def announce(client: df.DurableOrchestrationClient, name: str, events: list[str]) -> None:
+    """Tell the game monitor; a finished or missing one is no error for the player, and the
+    monitor takes each event once however often it is told."""
+    for event in events:
         with contextlib.suppress(Exception):
             await client.raise_event(
                 workflows.instance_id(workflows.GAME_MONITOR, name), event, True
             )
-    return reply({"message": outcome.message})

@@ -3,11 +3,17 @@
 Every query is a point read or a partition query with the key passed as a parameter: a name
 is never pasted into a filter string. Updates are ETag-checked; all of a player's actions go
 through their User row first, so two racing actions are serialized there and none is lost.
+
+An action changes rows of four tables, which no transaction spans. So the User row's update
+(the one under the ETag) also carries `LastAction`: the room, monster and item rows the action
+leaves. Reads take those rows from there, so a host killed halfway through writing the tables
+leaves the game as the action made it, never half of it; the tables catch up on the next save.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +28,7 @@ from .model import Creature, GameState, Item, Monster, Room, User, join_items, s
 
 USER, MONSTER, ROOM, INVENTORY, LOG = "User", "Monster", "Room", "Inventory", "Log"
 TABLES = (USER, MONSTER, ROOM, INVENTORY, LOG)
+LAST_ACTION = "LastAction"  # property of the User row: the rows the last action left (JSON)
 PARTITION_QUERY = "PartitionKey eq @pk"
 C = TypeVar("C", bound=Creature)
 
@@ -112,6 +119,30 @@ def _item_entity(user: str, item: Item) -> dict[str, Any]:
     }
 
 
+def _action_rows(state: GameState) -> str:
+    """The room, monster and item rows an action leaves, as JSON for the User row."""
+    user = state.user.name
+    return json.dumps(
+        {
+            "room": _room_entity(user, state.room),
+            "monster": _monster_entity(user, state.monster),
+            "items": [_item_entity(user, item) for item in state.items.values()],
+        }
+    )
+
+
+def _with_last_action(
+    user_entity: dict[str, Any], rooms: list, monsters: list, items: list
+) -> tuple[list, list, list]:
+    """The rows as the last action left them: its copy in the User row wins over the tables,
+    which a crash may have left half written."""
+    text = user_entity.get(LAST_ACTION)
+    if not text:
+        return rooms, monsters, items
+    rows = json.loads(text)
+    return [rows["room"]], [rows["monster"]], rows["items"]
+
+
 @dataclass
 class LoadedGame:
     state: GameState
@@ -197,6 +228,7 @@ class GameRepository:
             self._partition(MONSTER, name),
             self._partition(INVENTORY, name),
         )
+        rooms, monsters, items = _with_last_action(user_entity, rooms, monsters, items)
         if not rooms or not monsters or len(items) < 2:
             raise UniverseNotReadyError(name)
         state = GameState(
@@ -210,11 +242,12 @@ class GameRepository:
     # -- writing -------------------------------------------------------------------------------
 
     async def save_game(self, loaded: LoadedGame) -> None:
-        """The User row under its ETag first (the per-player lock), then the rest."""
+        """The User row under its ETag first (the per-player lock), holding the action's rows
+        (see LAST_ACTION), then the rows themselves."""
         user = loaded.state.user
         try:
             await (await self._table(USER)).update_entity(
-                _user_entity(user),
+                {**_user_entity(user), LAST_ACTION: _action_rows(loaded.state)},
                 mode=UpdateMode.REPLACE,
                 etag=loaded.user_etag,
                 match_condition=MatchConditions.IfNotModified,

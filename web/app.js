@@ -50,7 +50,10 @@ function renderWorkflows(statuses) {
   const rows = WORKFLOWS.map((workflow, index) => {
     const status = statuses[index];
     const row = element("tr");
-    row.append(element("td", workflow), element("td", status ? status.status : "not started"),
+    const dashboard = new URL(`/_devhost/#/instances/${encodeURIComponent(`${workflow}:${player}`)}`, apiBase());
+    const name = element("td");
+    name.append(element("a", workflow, { href: dashboard.href, title: "this workflow in the devhost dashboard" }));
+    row.append(name, element("td", status ? status.status : "not started"),
       element("td", status ? new Date(status.created).toLocaleTimeString() : "–"));
     return row;
   });

@@ -69,6 +69,7 @@ from .timers import TimerKey, TimerService
 from .warm import DEFAULT_WARM_INSTANCES, WarmOrchestrations
 
 log = logging.getLogger("devhost.engine")
+GENERATIONS_KEPT = 5  # earlier executions of a continue-as-new loop kept for the dashboard
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -114,6 +115,8 @@ class Orchestration:
     scheduled: bool = False
     busy: bool = False
     force_episode: bool = False
+    # Histories of the last executions that continued as new (memory only, for the dashboard).
+    generations: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass
@@ -166,6 +169,7 @@ class Engine:
         self._drain_scheduled = False
         self._drained: asyncio.Future | None = None
         self._ready = asyncio.Event()
+        self._offline = False  # client operations only: work is stored, never run here
         self.warm = WarmOrchestrations(warm_instances, verify=verify_warm)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -186,6 +190,16 @@ class Engine:
             if orch is not None:
                 self._resume_work(orch)
                 self._notify(orch)
+        self._ready.set()
+
+    async def open_for_clients(self) -> None:
+        """Open the store for client operations only (the `durable` CLI with no host running).
+
+        Starts, events and control messages are stored as a host stores them; nothing runs
+        here: the host that next opens the hub resumes them.
+        """
+        self._offline = True
+        await self.store.open()
         self._ready.set()
 
     async def until_ready(self) -> None:
@@ -212,6 +226,9 @@ class Engine:
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Background work: it runs without the deadline of the request that caused it."""
+        if self._offline:
+            coro.close()
+            return
         context = contextvars.copy_context()
         context.run(clear_deadline)
         task = asyncio.create_task(coro, context=context)
@@ -429,6 +446,17 @@ class Engine:
     ) -> tuple[list[InstanceRecord], str | None]:
         return await self.store.query(query, top, continuation)
 
+    def generations(self, instance_id: str) -> list[list[dict[str, Any]]]:
+        """Histories of the executions before the current one that continued as new, oldest
+        first: the last GENERATIONS_KEPT, remembered in memory while the instance runs here."""
+        orch = self._active.get(instance_id)
+        return [list(history) for history in orch.generations] if orch else []
+
+    @client_operation
+    async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
+        """How many instances (entities too) match the query, by runtime status."""
+        return await self.store.count_by_status(query)
+
     @client_operation
     async def purge(self, instance_ids: list[str]) -> int:
         """Delete finished instances; live ones are left alone."""
@@ -484,6 +512,19 @@ class Engine:
         runtime = self._entities.get(entity_id)
         record = runtime.record if runtime else await self.store.get_instance(entity_id)
         return record.copy() if record is not None and record.entity_state is not None else None
+
+    @client_operation
+    async def entity_queue(self, name: str, key: str) -> list[EntityRequest]:
+        """The operations sent to an entity and not yet applied, oldest first."""
+        check_entity_id(name, key)
+        entity_id = scheduler_id(name, key)
+        runtime = self._entities.get(entity_id)
+        if runtime is not None:
+            messages = runtime.inbox
+        else:
+            loaded = await self.store.load(entity_id)
+            messages = loaded[2] if loaded else []
+        return [EntityRequest.from_message(m) for m in messages]
 
     async def _entity(self, entity_id: str) -> EntityRuntime:
         """The entity in memory, read from the store, or created on its first request."""
@@ -762,7 +803,10 @@ class Engine:
             self._finish(commit, plan.outcome, now)
         else:
             new_events.append(event(EventType.OrchestratorCompleted, now))
+        ended = [*orch.history.events, *new_events] if commit.new_execution else None
         await self._commit(orch, commit)
+        if ended is not None:
+            orch.generations = [*orch.generations, ended][-GENERATIONS_KEPT:]
         if not commit.new_execution and not record.runtime_status.is_terminal:
             self._start_work(orch, plan.work, ensure_children=False)
 
