@@ -152,6 +152,8 @@ class DevHost:
             self.invoker,
             max_activities=settings.max_concurrent_activities,
             max_orchestrations=settings.max_concurrent_orchestrations,
+            warm_instances=settings.warm_instances,
+            verify_warm=settings.verify_warm,
         )
         self.static_dir = static_dir
         self._runner: web.AppRunner | None = None

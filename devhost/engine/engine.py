@@ -66,6 +66,7 @@ from .rules import (
     payload_too_large,
 )
 from .timers import TimerKey, TimerService
+from .warm import DEFAULT_WARM_INSTANCES, WarmOrchestrations
 
 log = logging.getLogger("devhost.engine")
 GENERATIONS_KEPT = 5  # earlier executions of a continue-as-new loop kept for the dashboard
@@ -153,6 +154,8 @@ class Engine:
         invoker: Invoker,
         max_activities: int = 20,
         max_orchestrations: int = 20,
+        warm_instances: int = DEFAULT_WARM_INSTANCES,
+        verify_warm: bool = False,
     ) -> None:
         self.index = index
         self.store = store
@@ -175,6 +178,7 @@ class Engine:
         self._drained: asyncio.Future | None = None
         self._ready = asyncio.Event()
         self._offline = False  # client operations only: work is stored, never run here
+        self.warm = WarmOrchestrations(warm_instances, verify=verify_warm)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -184,6 +188,7 @@ class Engine:
         The host listens before this runs, so an activity resumed here that calls the host
         through the durable client finds it answering.
         """
+        log.info(self.warm.describe())
         await self.store.open()
         for instance_id in await self.store.active_instances():
             if is_entity_id(instance_id):
@@ -794,10 +799,14 @@ class Engine:
                 error=f"The orchestrator function '{record.name}' doesn't exist.",
             )
         else:
-            context = build_context(
-                orch.history, new_events, record.instance_id, _parent_id(record), record.input
+            result = self.warm.run(
+                info.user_function,
+                record.instance_id,
+                orch.history,
+                new_events,
+                _parent_id(record),
+                record.input,
             )
-            result = run_orchestrator(info.user_function, context)
         plan = orch.planner.plan(result, now, delivered)
         new_events.extend(plan.new_events)
         record.last_updated_time = now
@@ -976,6 +985,7 @@ class Engine:
     def _evict(self, orch: Orchestration) -> None:
         instance_id = orch.record.instance_id
         self._timers.cancel_instance(instance_id)
+        self.warm.discard(instance_id)
         if self._active.get(instance_id) is orch:
             del self._active[instance_id]
 
