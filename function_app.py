@@ -19,7 +19,7 @@ from dungeon.repository import (
     GameRepository,
     UniverseNotReadyError,
 )
-from dungeon.rules import ActionError, check_request, perform
+from dungeon.rules import ActionError, check_request, perform, progress_events
 from dungeon.settings import GameSettings, storage_connection
 from orchestrators import bp as orchestrators
 
@@ -257,6 +257,8 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
             )
             outcome = perform(loaded.state, request, confirmed)
         except ActionError as err:
+            # A repeated action finds it done: its events may have been lost in a crash.
+            await announce(client, name, progress_events(loaded.state))
             return error(err.status, str(err))
         try:
             await repository().save_game(loaded)
@@ -265,12 +267,16 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
             continue
     else:
         return error(409, f"{name} is doing too much at once; try again.")
-    user = loaded.state.user.name
-    await Narrator.shared(storage_connection()).say(user, outcome.message)
-    for event in outcome.events:
-        # A finished or missing game monitor is no error for the player.
+    await Narrator.shared(storage_connection()).say(loaded.state.user.name, outcome.message)
+    await announce(client, name, outcome.events)
+    return reply({"message": outcome.message})
+
+
+async def announce(client: df.DurableOrchestrationClient, name: str, events: list[str]) -> None:
+    """Tell the game monitor; a finished or missing one is no error for the player, and the
+    monitor takes each event once however often it is told."""
+    for event in events:
         with contextlib.suppress(Exception):
             await client.raise_event(
                 workflows.instance_id(workflows.GAME_MONITOR, name), event, True
             )
-    return reply({"message": outcome.message})

@@ -12,6 +12,7 @@ import azure.durable_functions as df
 from dungeon import universe, workflows
 from dungeon.narration import Narrator
 from dungeon.repository import CONFIRMED, GameRepository
+from dungeon.rules import progress_events
 from dungeon.settings import storage_connection
 
 bp = df.Blueprint()
@@ -147,15 +148,8 @@ async def RaiseProgressEvents(job: dict, client: df.DurableOrchestrationClient) 
     The user monitor calls this when it sees the game is over, so no event stays lost; the
     game monitor takes each event once, and a finished or absent one is no error.
     """
-    progress = await _progress(job["user"])
-    events = [
-        event
-        for event, happened in (
-            (workflows.KILL_MONSTER_EVENT, progress["monsterKilled"]),
-            (workflows.GOT_TREASURE_EVENT, progress["treasureTaken"]),
-        )
-        if happened
-    ]
+    loaded = await _repository().load_game(job["user"])
+    events = progress_events(loaded.state) if loaded else []
     instance_id = workflows.instance_id(workflows.GAME_MONITOR, job["user"])
     for event in events:
         with contextlib.suppress(Exception):

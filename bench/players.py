@@ -125,6 +125,15 @@ async def run_players(base: str, players: int) -> None:
         print(f"  error: {type(error).__name__}: {error}")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU a process has used (Linux), or None where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.players",
@@ -169,7 +178,14 @@ def main() -> None:
                     )
                 time.sleep(0.1)
             print(f"host on port {port}, Azurite on {azurite.ports}", file=sys.stderr)
+            idle = cpu_seconds(host.pid)
             asyncio.run(run_players(f"http://127.0.0.1:{port}/api", args.players))
+            if idle is not None:
+                used = cpu_seconds(host.pid) - idle
+                print(
+                    f"host CPU {used:.1f} s, {used / args.players * 1000:.0f} ms a game "
+                    "(steadier than latency on a busy machine)"
+                )
         finally:
             host.terminate()
             host.wait(timeout=30)

@@ -15,13 +15,16 @@ from .app_index import FunctionIndex, index_app
 from .bindings import BindingIO, unsupported
 from .client_binding import WEBHOOK_PATH, client_binding_json
 from .clock import Clock
+from .dashboard.api import DASHBOARD_PATH, DashboardApi
 from .engine.engine import Engine
 from .http_functions import HttpFunctions
 from .invoke import Invoker
 from .management_api import ManagementApi
 from .settings import HostSettings
 from .storage_account import StorageAccounts
+from .store.azure import AzureStore
 from .store.base import TaskHubStore
+from .store.memory import MemoryStore
 from .triggers.listeners import TriggerListeners
 from .triggers.queue import QueueOptions
 
@@ -149,6 +152,8 @@ class DevHost:
             self.invoker,
             max_activities=settings.max_concurrent_activities,
             max_orchestrations=settings.max_concurrent_orchestrations,
+            warm_instances=settings.warm_instances,
+            verify_warm=settings.verify_warm,
         )
         self.static_dir = static_dir
         self._runner: web.AppRunner | None = None
@@ -173,6 +178,11 @@ class DevHost:
         )
         api = ManagementApi(self.engine, self.settings.hub_name, self.settings.request_deadline)
         app.add_subapp(WEBHOOK_PATH, api.app())
+        store = self.engine.store
+        hub = store.hub if isinstance(store, AzureStore) else self.settings.hub_name
+        kind = "memory" if isinstance(store, MemoryStore) else "azure"
+        dashboard = DashboardApi(self.engine, hub, kind, api.deadline)
+        app.add_subapp(DASHBOARD_PATH, dashboard.app())
         self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
@@ -253,4 +263,5 @@ class DevHost:
             else:
                 lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
         lines += ["", f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
+        lines.append(f"Dashboard: {self.base_url}{DASHBOARD_PATH}/")
         return lines + ([""] + warnings if warnings else [])

@@ -7,6 +7,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .engine.warm import DEFAULT_WARM_INSTANCES
+
+WARM_INSTANCES_VARIABLE = "DEVHOST_WARM_INSTANCES"
+VERIFY_WARM_VARIABLE = "DEVHOST_VERIFY_WARM"
+
 
 class SettingsError(Exception):
     """A settings file that cannot be used, with the file and the reason."""
@@ -24,6 +29,8 @@ class HostSettings:
     cors_credentials: bool = False
     max_concurrent_activities: int = 10 * (os.cpu_count() or 1)
     max_concurrent_orchestrations: int = 10 * (os.cpu_count() or 1)
+    warm_instances: int = DEFAULT_WARM_INSTANCES
+    verify_warm: bool = False
     values: dict[str, str] = field(default_factory=dict)
     # How long a client request waits for storage that is away before answering 503.
     request_deadline: float = 10.0
@@ -102,7 +109,25 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
             raise SettingsError(
                 f"DEVHOST_REQUEST_DEADLINE_SECONDS must be a number of seconds, not {deadline!r}"
             ) from None
+    _read_warm_settings(settings)
     return settings
+
+
+def _read_warm_settings(settings: HostSettings) -> None:
+    """The warm cache's size and verify mode: from the environment, or local.settings.json."""
+
+    def value(name: str) -> str:
+        return os.environ.get(name, settings.values.get(name, "")).strip()
+
+    size = value(WARM_INSTANCES_VARIABLE)
+    if size and not size.isdigit():
+        raise SettingsError(
+            f"{WARM_INSTANCES_VARIABLE} must be a whole number of instances, 0 or more "
+            f"(0 turns warm orchestrations off), not '{size}'"
+        )
+    if size:
+        settings.warm_instances = int(size)
+    settings.verify_warm = value(VERIFY_WARM_VARIABLE).lower() not in ("", "0", "false", "no")
 
 
 def _expand_app_setting(value: str, values: dict) -> str:

@@ -11,11 +11,17 @@ User row keeps the name as first typed in `Name`. Every method takes a name in a
 one row is inserted once, as `State` "confirmed" by ConfirmUser or "expired" by the workflow
 when its timer fires, and never changes. Whichever insert lands first wins, so a confirmation
 answered with 202 is never overruled by the timer, and none is lost while no workflow listens.
+
+An action changes rows of four tables, which no transaction spans. So the User row's update
+(the one under the ETag) also carries `LastAction`: the room, monster and item rows the action
+leaves. Reads take those rows from there, so a host killed halfway through writing the tables
+leaves the game as the action made it, never half of it; the tables catch up on the next save.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,6 +40,7 @@ CONFIRMATION = "Confirmation"
 TABLES = (USER, MONSTER, ROOM, INVENTORY, LOG, CONFIRMATION)
 WINDOW_ROW = "window"
 CONFIRMED, EXPIRED = "confirmed", "expired"
+LAST_ACTION = "LastAction"  # property of the User row: the rows the last action left (JSON)
 PARTITION_QUERY = "PartitionKey eq @pk"
 C = TypeVar("C", bound=Creature)
 
@@ -130,6 +137,30 @@ def _item_entity(user: str, item: Item) -> dict[str, Any]:
     }
 
 
+def _action_rows(state: GameState) -> str:
+    """The room, monster and item rows an action leaves, as JSON for the User row."""
+    user = state.user.name
+    return json.dumps(
+        {
+            "room": _room_entity(user, state.room),
+            "monster": _monster_entity(user, state.monster),
+            "items": [_item_entity(user, item) for item in state.items.values()],
+        }
+    )
+
+
+def _with_last_action(
+    user_entity: dict[str, Any], rooms: list, monsters: list, items: list
+) -> tuple[list, list, list]:
+    """The rows as the last action left them: its copy in the User row wins over the tables,
+    which a crash may have left half written."""
+    text = user_entity.get(LAST_ACTION)
+    if not text:
+        return rooms, monsters, items
+    rows = json.loads(text)
+    return [rows["room"]], [rows["monster"]], rows["items"]
+
+
 @dataclass
 class LoadedGame:
     state: GameState
@@ -216,6 +247,7 @@ class GameRepository:
             self._partition(MONSTER, player_key(name)),
             self._partition(INVENTORY, player_key(name)),
         )
+        rooms, monsters, items = _with_last_action(user_entity, rooms, monsters, items)
         if not rooms or not monsters or len(items) < 2:
             raise UniverseNotReadyError(name)
         state = GameState(
@@ -229,11 +261,12 @@ class GameRepository:
     # -- writing -------------------------------------------------------------------------------
 
     async def save_game(self, loaded: LoadedGame) -> None:
-        """The User row under its ETag first (the per-player lock), then the rest."""
+        """The User row under its ETag first (the per-player lock), holding the action's rows
+        (see LAST_ACTION), then the rows themselves."""
         user = loaded.state.user
         try:
             await (await self._table(USER)).update_entity(
-                _user_entity(user),
+                {**_user_entity(user), LAST_ACTION: _action_rows(loaded.state)},
                 mode=UpdateMode.REPLACE,
                 etag=loaded.user_etag,
                 match_condition=MatchConditions.IfNotModified,

@@ -144,3 +144,12 @@ def _kill(state: GameState, target: str, weapon_name: str | None) -> Outcome:
     if dropped:
         message += f" It dropped the {', '.join(dropped)}."
     return Outcome(message, [KILL_MONSTER_EVENT])
+
+
+def progress_events(state: GameState) -> list[str]:
+    """The game-monitor events that the state says have happened (to announce them again)."""
+    events = [] if state.monster.is_alive else [KILL_MONSTER_EVENT]
+    treasure = [name for name, item in state.items.items() if item.is_treasure]
+    if any(name in state.user.inventory_items for name in treasure):
+        events.append(GOT_TREASURE_EVENT)
+    return events

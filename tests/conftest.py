@@ -2,13 +2,37 @@
 
 Tests that use Azure Storage (the `azurite` fixture, or the `azure` variant of a store
 parameter) are marked `azure`, so `pytest -m "not azure"` runs the memory-store part alone.
+
+Every host of the suite, in-process or a subprocess (which inherits the environment), runs each
+warm orchestration episode a second time as a full replay and fails on any difference.
 """
 
+import logging
+import os
 import uuid
 
 import pytest
 
 from devhost.azurite import Azurite
+from devhost.settings import VERIFY_WARM_VARIABLE
+
+os.environ[VERIFY_WARM_VARIABLE] = "1"
+
+
+@pytest.fixture(autouse=True)
+def warm_episodes_equal_full_replays(request, caplog):
+    """Fail the test that saw a warm episode differ from its full replay (verify mode)."""
+    yield
+    if request.node.get_closest_marker("warm_mismatch_expected"):
+        return
+    mismatches = [
+        record.getMessage()
+        for phase in ("setup", "call")
+        for record in caplog.get_records(phase)
+        if record.name == "devhost.warm" and record.levelno >= logging.ERROR
+    ]
+    if mismatches:
+        pytest.fail("\n".join(mismatches))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -20,6 +44,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "azure: uses Azure Storage (Azurite)")
+    config.addinivalue_line(
+        "markers", "warm_mismatch_expected: the test makes a warm episode differ on purpose"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -46,13 +46,19 @@ async function fetchOrNull(promise) {
   }
 }
 
-// "RunUserParallelWorkflow" may break before each capital on a narrow screen.
-function workflowName(workflow) {
-  const cell = element("td");
+// The workflow's name links to its page in the devhost dashboard; "RunUserParallelWorkflow"
+// may break before each capital on a narrow screen.
+function workflowName(workflow, status) {
+  const id = status ? status.instanceId : `${workflow}:${player.toLowerCase()}`;
+  const dashboard = new URL(`/_devhost/#/instances/${encodeURIComponent(id)}`, apiBase());
+  const link = element("a", undefined,
+    { href: dashboard.href, title: "this workflow in the devhost dashboard" });
   for (const [index, part] of workflow.split(/(?=[A-Z])/).entries()) {
-    if (index) cell.append(element("wbr"));
-    cell.append(document.createTextNode(part));
+    if (index) link.append(element("wbr"));
+    link.append(document.createTextNode(part));
   }
+  const cell = element("td");
+  cell.append(link);
   return cell;
 }
 
@@ -65,7 +71,7 @@ function renderWorkflows(statuses) {
     const started = status && status.status !== "Pending"
       ? new Date(status.created).toLocaleTimeString() : "–";
     const row = element("tr");
-    row.append(workflowName(workflow),
+    row.append(workflowName(workflow, status),
       element("td", word, { class: `status status-${word.replace(/ /g, "-").toLowerCase()}` }),
       element("td", started));
     return row;

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
@@ -66,8 +66,10 @@ from .rules import (
     payload_too_large,
 )
 from .timers import TimerKey, TimerService
+from .warm import DEFAULT_WARM_INSTANCES, WarmOrchestrations
 
 log = logging.getLogger("devhost.engine")
+GENERATIONS_KEPT = 5  # earlier executions of a continue-as-new loop kept for the dashboard
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -113,6 +115,16 @@ class Orchestration:
     scheduled: bool = False
     busy: bool = False
     force_episode: bool = False
+    # Histories of the last executions that continued as new (memory only, for the dashboard).
+    generations: list[list[dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class InstanceLock:
+    """A lock per instance id, kept while anyone holds or waits for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 @dataclass
@@ -142,6 +154,8 @@ class Engine:
         invoker: Invoker,
         max_activities: int = 20,
         max_orchestrations: int = 20,
+        warm_instances: int = DEFAULT_WARM_INSTANCES,
+        verify_warm: bool = False,
     ) -> None:
         self.index = index
         self.store = store
@@ -154,7 +168,7 @@ class Engine:
         self._activity_slots = asyncio.Semaphore(max_activities)
         self._episode_slots = asyncio.Semaphore(max_orchestrations)
         self._timers = TimerService(clock, self._on_timer)
-        self._load_locks: dict[str, asyncio.Lock] = {}
+        self._instance_locks: dict[str, InstanceLock] = {}
         self._watchers: dict[str, list[asyncio.Future]] = {}
         self._entity_calls: dict[str, asyncio.Future[OperationOutcome]] = {}
         self._running_activities = 0  # started and not yet handed to their instance
@@ -163,6 +177,8 @@ class Engine:
         self._drain_scheduled = False
         self._drained: asyncio.Future | None = None
         self._ready = asyncio.Event()
+        self._offline = False  # client operations only: work is stored, never run here
+        self.warm = WarmOrchestrations(warm_instances, verify=verify_warm)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -172,6 +188,7 @@ class Engine:
         The host listens before this runs, so an activity resumed here that calls the host
         through the durable client finds it answering.
         """
+        log.info(self.warm.describe())
         await self.store.open()
         for instance_id in await self.store.active_instances():
             if is_entity_id(instance_id):
@@ -181,6 +198,16 @@ class Engine:
             if orch is not None:
                 self._resume_work(orch)
                 self._notify(orch)
+        self._ready.set()
+
+    async def open_for_clients(self) -> None:
+        """Open the store for client operations only (the `durable` CLI with no host running).
+
+        Starts, events and control messages are stored as a host stores them; nothing runs
+        here: the host that next opens the hub resumes them.
+        """
+        self._offline = True
+        await self.store.open()
         self._ready.set()
 
     async def until_ready(self) -> None:
@@ -207,6 +234,9 @@ class Engine:
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Background work: it runs without the deadline of the request that caused it."""
+        if self._offline:
+            coro.close()
+            return
         context = contextvars.copy_context()
         context.run(clear_deadline)
         task = asyncio.create_task(coro, context=context)
@@ -244,17 +274,19 @@ class Engine:
         start = self._start_message(instance_id, name, input_json, parent=None)
         start.stored = True
         record = record_from_start(start, self.clock.now())
-        try:
-            await self.store.create_instance(record, start)
-        except InstanceExistsError:
-            raise EngineError(
-                409, f"An orchestration instance with the id '{instance_id}' is already running."
-            ) from None
-        old = self._active.pop(instance_id, None)
-        if old is not None:
-            self._timers.cancel_instance(instance_id)
-        orch = Orchestration(record=record, planner=Planner(instance_id, record.execution_id))
-        self._active[instance_id] = orch
+        async with self._instance_lock(instance_id):
+            try:
+                await self.store.create_instance(record, start)
+            except InstanceExistsError:
+                raise EngineError(
+                    409,
+                    f"An orchestration instance with the id '{instance_id}' is already running.",
+                ) from None
+            old = self._active.pop(instance_id, None)
+            if old is not None:
+                self._timers.cancel_instance(instance_id)
+            orch = Orchestration(record=record, planner=Planner(instance_id, record.execution_id))
+            self._active[instance_id] = orch
         orch.inbox.append(start)
         self._notify(orch)
         return instance_id
@@ -424,6 +456,17 @@ class Engine:
     ) -> tuple[list[InstanceRecord], str | None]:
         return await self.store.query(query, top, continuation)
 
+    def generations(self, instance_id: str) -> list[list[dict[str, Any]]]:
+        """Histories of the executions before the current one that continued as new, oldest
+        first: the last GENERATIONS_KEPT, remembered in memory while the instance runs here."""
+        orch = self._active.get(instance_id)
+        return [list(history) for history in orch.generations] if orch else []
+
+    @client_operation
+    async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
+        """How many instances (entities too) match the query, by runtime status."""
+        return await self.store.count_by_status(query)
+
     @client_operation
     async def purge(self, instance_ids: list[str]) -> int:
         """Delete finished instances; live ones are left alone."""
@@ -479,6 +522,19 @@ class Engine:
         runtime = self._entities.get(entity_id)
         record = runtime.record if runtime else await self.store.get_instance(entity_id)
         return record.copy() if record is not None and record.entity_state is not None else None
+
+    @client_operation
+    async def entity_queue(self, name: str, key: str) -> list[EntityRequest]:
+        """The operations sent to an entity and not yet applied, oldest first."""
+        check_entity_id(name, key)
+        entity_id = scheduler_id(name, key)
+        runtime = self._entities.get(entity_id)
+        if runtime is not None:
+            messages = runtime.inbox
+        else:
+            loaded = await self.store.load(entity_id)
+            messages = loaded[2] if loaded else []
+        return [EntityRequest.from_message(m) for m in messages]
 
     async def _entity(self, entity_id: str) -> EntityRuntime:
         """The entity in memory, read from the store, or created on its first request."""
@@ -573,15 +629,27 @@ class Engine:
         orch = self._active.get(instance_id)
         if orch is not None:
             return orch
-        lock = self._load_locks.setdefault(instance_id, asyncio.Lock())
-        async with lock:
+        async with self._instance_lock(instance_id):
             orch = self._active.get(instance_id)
             if orch is None:
                 orch = await self._read(instance_id)
                 if orch is not None:
                     self._active[instance_id] = orch
-        self._load_locks.pop(instance_id, None)
         return orch
+
+    @contextlib.asynccontextmanager
+    async def _instance_lock(self, instance_id: str) -> AsyncIterator[None]:
+        """One loader or creator of an instance at a time: a load that raced a creation would
+        read half of it and then commit beside the creator, under a stale ETag."""
+        entry = self._instance_locks.setdefault(instance_id, InstanceLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._instance_locks[instance_id]
 
     async def _read(self, instance_id: str) -> Orchestration | None:
         """Rebuild a live instance from the store: its state, history and unconsumed inbox."""
@@ -731,10 +799,14 @@ class Engine:
                 error=f"The orchestrator function '{record.name}' doesn't exist.",
             )
         else:
-            context = build_context(
-                orch.history, new_events, record.instance_id, _parent_id(record), record.input
+            result = self.warm.run(
+                info.user_function,
+                record.instance_id,
+                orch.history,
+                new_events,
+                _parent_id(record),
+                record.input,
             )
-            result = run_orchestrator(info.user_function, context)
         plan = orch.planner.plan(result, now, delivered)
         new_events.extend(plan.new_events)
         record.last_updated_time = now
@@ -753,7 +825,10 @@ class Engine:
             self._finish(commit, plan.outcome, now)
         else:
             new_events.append(event(EventType.OrchestratorCompleted, now))
+        ended = [*orch.history.events, *new_events] if commit.new_execution else None
         await self._commit(orch, commit)
+        if ended is not None:
+            orch.generations = [*orch.generations, ended][-GENERATIONS_KEPT:]
         if not commit.new_execution and not record.runtime_status.is_terminal:
             self._start_work(orch, plan.work, ensure_children=False)
 
@@ -910,6 +985,7 @@ class Engine:
     def _evict(self, orch: Orchestration) -> None:
         instance_id = orch.record.instance_id
         self._timers.cancel_instance(instance_id)
+        self.warm.discard(instance_id)
         if self._active.get(instance_id) is orch:
             del self._active[instance_id]
 
@@ -954,11 +1030,12 @@ class Engine:
     async def _create_child(self, start: Message) -> None:
         """Store a child's start, unless the same child (same parent task) already exists."""
         record = record_from_start(start, self.clock.now())
-        existing = await self.store.create_child(record, start)
-        if existing is None:
-            start.stored = True
-            self._route(start)
-        elif existing.runtime_status.is_terminal:
+        async with self._instance_lock(start.instance_id):
+            existing = await self.store.create_child(record, start)
+            if existing is None:
+                start.stored = True
+                self._route(start)  # in memory before the lock is let go
+        if existing is not None and existing.runtime_status.is_terminal:
             self._route(self._child_outcome(existing))
 
     async def _ensure_child(self, orch: Orchestration, task_id: int, task: PendingTask) -> None:

@@ -109,8 +109,14 @@ class InstanceQuery:
     created_from: datetime | None = None
     created_to: datetime | None = None
     instance_id_prefix: str | None = None
+    name: str | None = None  # the orchestrator's (or entity's) name, exactly
+    orchestrations_only: bool = False  # leave entities out
 
     def matches(self, record: InstanceRecord) -> bool:
+        if self.orchestrations_only and record.is_entity:
+            return False
+        if self.name and record.name != self.name:
+            return False
         if self.runtime_status and record.runtime_status not in self.runtime_status:
             return False
         if self.created_from and record.created_time < self.created_from:

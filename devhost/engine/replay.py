@@ -28,6 +28,7 @@ class ReplayResult:
     error: str | None = None
     custom_status: Any = None
     has_custom_status: bool = False
+    state: dict[str, Any] | None = field(default=None, repr=False)  # the SDK's state, parsed
 
 
 @dataclass
@@ -91,8 +92,8 @@ def build_context(
     return f'{head[:-1]},"history":[{history}]}}'
 
 
-def _parse_state(text: str) -> ReplayResult:
-    state = json.loads(text)
+def result_from_state(state: dict[str, Any]) -> ReplayResult:
+    """What the engine needs of the SDK's orchestrator state (its JSON, parsed)."""
     actions = state.get("actions") or []
     flat_top = actions[0] if actions and isinstance(actions[0], list) else actions
     return ReplayResult(
@@ -102,19 +103,27 @@ def _parse_state(text: str) -> ReplayResult:
         error=state.get("error"),
         custom_status=state.get("customStatus"),
         has_custom_status="customStatus" in state,
+        state=state,
     )
+
+
+def failure_result(err: Exception) -> ReplayResult:
+    """An orchestrator that raised: the error, with the actions so far when the SDK sent them."""
+    message = str(err)
+    marker = message.find(OUT_OF_PROC_MARKER)
+    if marker < 0:
+        return ReplayResult(actions=[], is_done=True, error=f"{type(err).__name__}: {message}")
+    result = result_from_state(json.loads(message[marker + len(OUT_OF_PROC_MARKER) :]))
+    result.error = message[:marker].rstrip() or result.error
+    result.is_done = True
+    result.state = None  # a failure is not a state a warm episode is compared with
+    return result
 
 
 def run_orchestrator(handle: Callable[[Any], str], context_json: str) -> ReplayResult:
     """Call the SDK; an orchestrator failure comes back as an error with the actions so far."""
     try:
-        return _parse_state(handle(OrchestrationContext(context_json)))
+        state = json.loads(handle(OrchestrationContext(context_json)))
     except Exception as err:  # noqa: BLE001 - user code failures are results, not host crashes
-        message = str(err)
-        marker = message.find(OUT_OF_PROC_MARKER)
-        if marker < 0:
-            return ReplayResult(actions=[], is_done=True, error=f"{type(err).__name__}: {message}")
-        result = _parse_state(message[marker + len(OUT_OF_PROC_MARKER) :])
-        result.error = message[:marker].rstrip() or result.error
-        result.is_done = True
-        return result
+        return failure_result(err)
+    return result_from_state(state)

@@ -120,6 +120,29 @@ class TaskHubStore(ABC):
     ) -> tuple[list[InstanceRecord], str | None]:
         """Matching instances by creation time, a page at a time, with the next page's token."""
 
+    async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
+        """How many instances match the query, by runtime status (a store may do it cheaper)."""
+        counts: dict[str, int] = {}
+        token = None
+        while True:
+            records, token = await self.query(query, 1000, token)
+            for record in records:
+                status = str(record.runtime_status)
+                counts[status] = counts.get(status, 0) + 1
+            if not token:
+                return counts
+
+    async def delete_hub(self) -> None:
+        """Delete everything the hub stores (`func durable delete-task-hub`)."""
+        token = None
+        ids: list[str] = []
+        while True:
+            records, token = await self.query(InstanceQuery(), 1000, token)
+            ids.extend(r.instance_id for r in records)
+            if not token:
+                break
+        await self.purge(ids)
+
     @abstractmethod
     async def purge(self, instance_ids: list[str]) -> int:
         """Delete instances with their history and inbox; the number deleted."""

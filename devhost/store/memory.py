@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from ..engine.model import (
@@ -96,6 +97,10 @@ class MemoryStore(TaskHubStore):
         end = len(matches) if top is None else start + top
         token = str(end) if end < len(matches) else None
         return [r.copy() for r in matches[start:end]], token
+
+    async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
+        matches = (r for r in self.records.values() if query.matches(r))
+        return dict(Counter(str(r.runtime_status) for r in matches))
 
     async def purge(self, instance_ids: list[str]) -> int:
         deleted = 0

@@ -104,7 +104,8 @@ class DurableHarness:
         cls, app: Any, app_dir: str | Path | None = None, **options: Any
     ) -> DurableHarness:
         """A harness for an app object built in the test file (`df.DFApp()` or
-        `func.FunctionApp()`) rather than a folder.
+        `func.FunctionApp()`) rather than a folder. The SDK lets an app be indexed once: for
+        the app of a folder, use `DurableHarness(folder)` rather than importing its `app` here.
 
         Args:
             app: the app object; its functions are indexed once, as the worker does.

@@ -110,8 +110,12 @@ def crash_env(azurite, hub_name, tmp_path):
         AzureWebJobsStorage=azurite.connection_string,
         CRASH_HUB=hub_name,
         CRASH_LOG=str(tmp_path / "activities.log"),
+        DEVHOST_VERIFY_WARM="1",
     )
-    return env
+    yield env
+    host_logs = "".join(path.read_text(errors="ignore") for path in tmp_path.glob("*.log"))
+    assert "differs from its full replay" not in host_logs
+    assert "each checked against a full replay" in host_logs
 
 
 def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path):

@@ -46,9 +46,12 @@ def test_a_game_goes_on_after_the_host_stops_right_after_confirm_user(
     try:
         assert request(host, "POST", "/api/NewUser", {"name": player})[0] == 202
         wait_until(
-            lambda: request(host, "GET", f"/api/CheckStatus/{player}/UserConfirmationWorkflow")[1]
-            .get("status")
-            == "Running",
+            lambda: (
+                request(host, "GET", f"/api/CheckStatus/{player}/UserConfirmationWorkflow")[1].get(
+                    "status"
+                )
+                == "Running"
+            ),
             "the confirmation",
         )
         assert request(host, "POST", "/api/ConfirmUser", {"name": player})[0] == 202

@@ -353,3 +353,9 @@ def BigOutput(context: df.DurableOrchestrationContext):
 def BigStatus(context: df.DurableOrchestrationContext):
     context.set_custom_status("s" * context.get_input())
     yield context.wait_for_external_event("Never")
+
+
+@app.orchestration_trigger(context_name="context")
+def WaitingParent(context: df.DurableOrchestrationContext):
+    """A child that waits for an event, which a client may raise while the child is created."""
+    return (yield context.call_sub_orchestrator("Waiter", None, f"{context.instance_id}-child"))

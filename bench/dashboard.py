@@ -1,0 +1,101 @@
+"""Dashboard benchmark: the first page of the instance list, and the counts, on a big hub.
+
+    python -m bench.dashboard --store memory|azure [--instances 10000] [--runs 20]
+
+The hub is filled with finished instances (status rows only: the list reads nothing else),
+then the page's two requests are timed through the host's HTTP server; the lines print medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from devhost.azurite import Azurite
+from devhost.engine.model import InstanceRecord, RuntimeStatus
+from devhost.store.azure import AzureStore, _record_entity
+from devhost.store.memory import MemoryStore
+from devhost.testing import DurableHarness
+
+APP_DIR = Path(__file__).parent / "app"
+STATUSES = [RuntimeStatus.Completed] * 8 + [RuntimeStatus.Failed, RuntimeStatus.Terminated]
+
+
+def records(count: int) -> list[InstanceRecord]:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    return [
+        InstanceRecord(
+            f"bench-{n:06}",
+            "Chain",
+            STATUSES[n % len(STATUSES)],
+            start + timedelta(seconds=n),
+            start + timedelta(seconds=n),
+            "x",
+            input="1",
+        )  # fmt: skip
+        for n in range(count)
+    ]
+
+
+async def fill_azure(store: AzureStore, rows: list[InstanceRecord]) -> None:
+    """Status rows straight into the Instances table, many at a time (the fill is not timed)."""
+    await store.open()
+    try:
+        table = store._instances
+        for first in range(0, len(rows), 64):
+            batch = rows[first : first + 64]
+            await asyncio.gather(*(table.upsert_entity(_record_entity(r, "")) for r in batch))
+    finally:
+        await store.close()
+
+
+def median_ms(host: DurableHarness, path: str, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        status, _, body = host.http("GET", path)
+        times.append((time.perf_counter() - began) * 1000)
+        assert status == 200, body
+    return statistics.median(times)
+
+
+def measure(store, label: str, count: int, runs: int) -> None:
+    with DurableHarness(APP_DIR, store=store, virtual_clock=False) as host:
+        page = median_ms(host, "/_devhost/api/instances?top=50", runs)
+        status, _, body = host.http("GET", "/_devhost/api/counts")
+        assert sum(body.values()) == count, body
+        counts = median_ms(host, "/_devhost/api/counts", max(3, runs // 4))
+    print(
+        f"dashboard {label}, {count:,} instances: first page of 50 {page:.1f} ms, "
+        f"counts by status {counts:.0f} ms (medians over {runs} and {max(3, runs // 4)} runs)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__)
+    parser.add_argument("--store", choices=("memory", "azure"), default="memory")
+    parser.add_argument("--instances", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    rows = records(args.instances)
+    if args.store == "memory":
+        store = MemoryStore()
+        store.records.update((r.instance_id, r) for r in rows)
+        measure(store, "memory", args.instances, args.runs)
+        return
+    with tempfile.TemporaryDirectory() as folder, Azurite(Path(folder)) as azurite:
+        hub = f"B{uuid.uuid4().hex[:12]}"
+        print(f"filling {args.instances:,} status rows in Azurite ...", file=sys.stderr)
+        asyncio.run(fill_azure(AzureStore(azurite.connection_string, hub), rows))
+        measure(AzureStore(azurite.connection_string, hub), "azure", args.instances, args.runs)
+
+
+if __name__ == "__main__":
+    main()
