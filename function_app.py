@@ -19,7 +19,7 @@ from dungeon.repository import (
     GameRepository,
     UniverseNotReadyError,
 )
-from dungeon.rules import ActionError, check_request, perform, progress_events
+from dungeon.rules import ActionError, arranged, check_request, perform, progress_events
 from dungeon.settings import GameSettings, storage_connection
 from orchestrators import bp as orchestrators
 
@@ -252,8 +252,7 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
             return error(404, f"There is no user named '{name}'.")
         try:
             confirmed = (
-                bool(loaded.state.user.current_room)
-                or await repository().confirmation_state(name) == CONFIRMED
+                arranged(loaded.state) or await repository().confirmation_state(name) == CONFIRMED
             )
             outcome = perform(loaded.state, request, confirmed)
         except ActionError as err:

@@ -81,13 +81,28 @@ def perform(state: GameState, request: ActionRequest, confirmed: bool = True) ->
     user = state.user
     if not user.is_alive:
         raise ActionError(409, f"{user.name} is dead and cannot act.")
-    if not user.current_room:
+    if not arranged(state):
         if confirmed:
             raise ActionError(400, f"{user.name} is entering the dungeon: try again in a moment.")
         raise ActionError(400, f"{user.name} is not in the dungeon yet: confirm first.")
     if request.verb == "get":
         return _get(state, request.target)
     return _kill(state, request.target, request.weapon)
+
+
+def arranged(state: GameState) -> bool:
+    """The dungeon is ready to play: the user and the monster in the room, every item placed.
+
+    Actions wait for it, so none is saved halfway through the arrangement (an action's saved
+    rows win over the tables, which the arrangement's later steps would then never reach).
+    """
+    user = state.user
+    held = set(user.inventory_items)
+    return (
+        bool(user.current_room)
+        and state.monster.current_room == user.current_room
+        and all(item.room or item.monster or item.name in held for item in state.items.values())
+    )
 
 
 def _find_item(state: GameState, name: str) -> Item | None:

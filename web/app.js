@@ -102,8 +102,11 @@ function tickCountdown() {
 
 function suggestedActions(game) {
   const { user, room, monster, inventory } = game;
-  if (!user.isAlive || !user.currentRoom) return [];
   const held = user.inventoryItems ? user.inventoryItems.split(",") : [];
+  // As the rules say: nothing to do until the dungeon is arranged.
+  const arranged = user.currentRoom && monster.currentRoom === user.currentRoom &&
+    inventory.every((item) => item.room || item.monster || held.includes(item.name));
+  if (!user.isAlive || !arranged) return [];
   const onFloor = inventory.filter((item) => item.room === user.currentRoom && !item.monster);
   const actions = onFloor.map((item) => ({
     label: `Get the ${item.name}`, body: { action: "get", target: item.name },

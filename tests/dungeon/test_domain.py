@@ -107,6 +107,10 @@ def test_a_player_not_yet_in_the_room_is_told_what_to_do():
         perform(game, ActionRequest("get", "axe"), confirmed=False)
     with pytest.raises(ActionError, match="try again in a moment"):
         perform(game, ActionRequest("get", "axe"), confirmed=True)
+    game = state()
+    game.monster.current_room = ""  # confirmed, in the room, but the monster is still coming
+    with pytest.raises(ActionError, match="try again in a moment"):
+        perform(game, ActionRequest("get", "axe"), confirmed=True)
 
 
 @pytest.mark.parametrize(
