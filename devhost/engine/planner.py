@@ -168,6 +168,7 @@ class Planner:
         consumed: list[str] = []
         retry_event: Message | None = None
         offered: Counter[str] = Counter()
+        taken: set[int | str] = set()  # one result a task: a second (after a crash) is a duplicate
         for message in inbox:
             evt = message.event
             kind = evt["EventType"]
@@ -191,13 +192,14 @@ class Planner:
             target = self._target_of(evt)
             task = self.tasks.get(target) if target is not None else None
             stale = message.execution_id not in (None, self.execution_id)
-            if task is None or stale:
+            if task is None or stale or target in taken:
                 consumed.append(message.message_id)  # a duplicate, or for an older execution
                 continue
             if self._is_retry_step(evt, task):
                 if retry_event is None:
                     retry_event = message
                 continue
+            taken.add(target)
             events.append(evt)
             consumed.append(message.message_id)
         if retry_event is not None:

@@ -182,6 +182,17 @@ def test_duplicates_and_results_of_an_older_execution_are_consumed_unseen():
     assert sorted(selection.consumed) == ["old", "start-again", "unknown-task"]
 
 
+def test_two_results_for_one_task_in_one_inbox_deliver_the_first_only():
+    """After a restart a finished child's outcome can be handed over twice (by the child and by
+    the parent's recovery); history must record it once."""
+    planner = started_planner()
+    planner.plan(ReplayResult([child("Child", "kid")]), T0, [STARTED])
+    outcome = event(EventType.SubOrchestrationInstanceCompleted, T0, TaskScheduledId=0, Result="1")
+    selection = planner.select([message(outcome, "first"), message(dict(outcome), "second")])
+    assert selection.events == [outcome]
+    assert selection.consumed == ["first", "second"]
+
+
 # -- after a restart ----------------------------------------------------------------------------
 
 
