@@ -9,6 +9,15 @@ from dungeon import stats, workflows
 
 bp = df.Blueprint()
 USER_COUNTER = df.EntityId(stats.COUNTER_ENTITY, stats.COUNTER_KEY)
+# Every activity reads or writes storage, which may be briefly away (a restarting emulator, a
+# throttled account): the runtime retries an activity only when asked, so each one is asked to,
+# for about 15 seconds. Activities are idempotent, so a retry repeats nothing.
+STORAGE_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=8)
+
+
+def call(context: df.DurableOrchestrationContext, activity: str, data: object):
+    """An activity, retried while storage is away."""
+    return context.call_activity_with_retry(activity, STORAGE_RETRY, data)
 
 
 class Story:
@@ -31,12 +40,13 @@ class Story:
         }
 
     def say(self, text: str):
-        return self.context.call_activity("Narrate", self.job(text=text))
+        return call(self.context, "Narrate", self.job(text=text))
 
 
 def start_workflow(context: df.DurableOrchestrationContext, workflow: str, game: dict):
     """Start a workflow as its own instance (not a child), through an activity."""
-    return context.call_activity(
+    return call(
+        context,
         "StartWorkflow",
         {
             "workflow": workflow,
@@ -61,10 +71,10 @@ def RunUserParallelWorkflow(context: df.DurableOrchestrationContext):
     seed = game["seed"]
     _, monster, room, items = yield context.task_all(
         [
-            context.call_activity("CreateUser", story.job()),
-            context.call_activity("CreateMonster", story.job(seed=seed)),
-            context.call_activity("CreateRoom", story.job(seed=seed)),
-            context.call_activity("CreateInventory", story.job(seed=seed)),
+            call(context, "CreateUser", story.job()),
+            call(context, "CreateMonster", story.job(seed=seed)),
+            call(context, "CreateRoom", story.job(seed=seed)),
+            call(context, "CreateInventory", story.job(seed=seed)),
         ]
     )
     universe = {"monster": monster, "room": room["name"], **items}
@@ -93,7 +103,7 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
     deadline = context.current_utc_datetime + timedelta(seconds=window)
     context.set_custom_status({"state": "waiting", "deadline": deadline.isoformat()})
     yield story.say(f"{name} has {_minutes(window)} to confirm, or will die.")
-    approved = yield context.call_activity("ConfirmationRecorded", {"user": name})
+    approved = yield call(context, "ConfirmationRecorded", {"user": name})
     declined = False
     if not approved:
         timer = context.create_timer(deadline)
@@ -102,8 +112,10 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
         if winner == approval:
             timer.cancel()
         declined = winner == approval and approval.result is not True
-        approved = yield context.call_activity(
-            "SettleConfirmation", {"user": name, "approved": winner == approval and not declined}
+        approved = yield call(
+            context,
+            "SettleConfirmation",
+            {"user": name, "approved": winner == approval and not declined},
         )
     if approved:
         context.set_custom_status({"state": "confirmed", "deadline": deadline.isoformat()})
@@ -115,7 +127,7 @@ def UserConfirmationWorkflow(context: df.DurableOrchestrationContext):
         context.set_custom_status({"state": "expired", "deadline": deadline.isoformat()})
         reason = "declined" if declined else "did not confirm in time"
         yield story.say(f"{name} {reason}.")
-        yield context.call_activity("KillUser", story.job())
+        yield call(context, "KillUser", story.job())
         context.signal_entity(USER_COUNTER, "dead")
         outcome = "dead"
     yield story.say(f"The confirmation workflow for {name} is complete.")
@@ -129,15 +141,15 @@ def RunUserSequentialWorkflow(context: df.DurableOrchestrationContext):
     name = game["name"]
     world = game["universe"]
     story = Story(context, name)
-    yield context.call_activity("PlaceUserInRoom", story.job(room=world["room"]))
-    yield context.call_activity(
-        "PlaceInventoryInRoom", story.job(item=world["weapon"], room=world["room"])
+    yield call(context, "PlaceUserInRoom", story.job(room=world["room"]))
+    yield call(context, "PlaceInventoryInRoom", story.job(item=world["weapon"], room=world["room"]))
+    yield call(
+        context, "PlaceMonsterInRoom", story.job(monster=world["monster"], room=world["room"])
     )
-    yield context.call_activity(
-        "PlaceMonsterInRoom", story.job(monster=world["monster"], room=world["room"])
-    )
-    yield context.call_activity(
-        "PlaceInventoryOnMonster", story.job(item=world["treasure"], monster=world["monster"])
+    yield call(
+        context,
+        "PlaceInventoryOnMonster",
+        story.job(item=world["treasure"], monster=world["monster"]),
     )
     yield start_workflow(context, workflows.GAME_MONITOR, {"name": name, "universe": world})
     return "arranged"
@@ -154,11 +166,11 @@ def UserMonitorWorkflow(context: df.DurableOrchestrationContext):
         lifetime = timedelta(minutes=float(state["monitor_lifetime_minutes"]))
         state["expires"] = (context.current_utc_datetime + lifetime).isoformat()
         yield story.say(f"The monitor watches {name} every {interval:g} seconds.")
-    done = yield context.call_activity("MonitorUser", {"user": name})
+    done = yield call(context, "MonitorUser", {"user": name})
     if done:
         # What the game monitor should have heard, again: an Action's event can be lost in a
         # crash between saving the game and raising it.
-        yield context.call_activity("RaiseProgressEvents", {"user": name})
+        yield call(context, "RaiseProgressEvents", {"user": name})
         yield story.say(f"Monitoring of {name} is done.")
         return "done"
     next_check = context.current_utc_datetime + timedelta(seconds=interval)
@@ -181,7 +193,7 @@ def GameMonitorWorkflow(context: df.DurableOrchestrationContext):
     game = context.get_input()
     name = game["name"]
     story = Story(context, name)
-    progress = yield context.call_activity("GameProgress", {"user": name})
+    progress = yield call(context, "GameProgress", {"user": name})
     waits = [
         context.wait_for_external_event(event)
         for event, done in (

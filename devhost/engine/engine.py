@@ -346,7 +346,7 @@ class Engine:
         orch = await self._load(instance_id)
         if orch is None:
             record = await self.store.get_instance(instance_id)
-            if record is None:
+            if record is None or not record.runtime_status.is_terminal:  # none, or not yet
                 raise EngineError(404, f"No instance with ID '{instance_id}' found.")
             raise EngineError(
                 410, f"Instance '{instance_id}' has already finished ({record.runtime_status})."
