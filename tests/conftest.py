@@ -1,7 +1,8 @@
 """Shared fixtures: one Azurite for the whole session, on free ports in a temporary folder.
 
 Tests that use Azure Storage (the `azurite` fixture, or the `azure` variant of a store
-parameter) are marked `azure`, so `pytest -m "not azure"` runs the memory-store part alone.
+parameter) are marked `azure`, and those that start processes or wait on the real clock `slow`,
+so `pytest -m "not azure and not slow"` runs the memory-store part alone, in seconds.
 
 Every host of the suite, in-process or a subprocess (which inherits the environment), runs each
 warm orchestration episode a second time as a full replay and fails on any difference.
@@ -44,6 +45,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "azure: uses Azure Storage (Azurite)")
+    config.addinivalue_line("markers", "slow: starts processes, or waits on the real clock")
     config.addinivalue_line(
         "markers", "warm_mismatch_expected: the test makes a warm episode differ on purpose"
     )

@@ -42,6 +42,7 @@ def test_broken_apps_name_the_file_line_and_reason(app, expected):
         index_app(APPS / app)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_broken_app_without_a_traceback():
     result = subprocess.run(
         [

@@ -187,6 +187,7 @@ def test_without_a_host_changes_go_into_storage_for_the_next_host(
     assert cli.json("get-instances") == []
 
 
+@pytest.mark.slow
 def test_get_instances_pages_through_ten_thousand_instances(tmp_path, capsys):
     store = MemoryStore()
     created = datetime(2026, 1, 1, tzinfo=UTC)
@@ -206,6 +207,7 @@ def test_get_instances_pages_through_ten_thousand_instances(tmp_path, capsys):
         assert [s["instanceId"] for s in first + rest] == [f"i{n:05}" for n in range(10_000)]
 
 
+@pytest.mark.slow
 def test_the_module_runs_as_documented(tmp_path):
     done = subprocess.run(
         [

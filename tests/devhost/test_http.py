@@ -75,6 +75,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_cli_start_prints_functions_and_serves_them():
     port = _free_port()
     process = subprocess.Popen(

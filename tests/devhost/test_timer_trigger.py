@@ -4,6 +4,8 @@ import json
 import sys
 from datetime import datetime, timedelta
 
+import pytest
+
 from devhost.testing import DurableHarness
 
 from .storage_checks import eventually
@@ -54,6 +56,7 @@ def test_a_timespan_schedule_fires_at_its_interval(tmp_path, monkeypatch):
         assert len(runs()) == 4
 
 
+@pytest.mark.slow
 def test_on_the_real_clock_a_timer_fires_on_its_seconds(tmp_path, monkeypatch):
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
     with DurableHarness(timer_app(tmp_path, schedule="* * * * * *"), virtual_clock=False):

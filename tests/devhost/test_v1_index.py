@@ -150,6 +150,7 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_stops_on_a_bad_function_json_with_file_line_and_reason(tmp_path):
     make_app(tmp_path, {"Hello": (activity_json().replace("activityTrigger", "fooTrigger"), HELLO)})
     result = run_cli("--app-dir", str(tmp_path))
@@ -159,6 +160,7 @@ def test_cli_stops_on_a_bad_function_json_with_file_line_and_reason(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_functions_option_runs_only_the_named_functions():
     env = {k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"}
     process = subprocess.Popen(
@@ -194,6 +196,7 @@ def test_cli_functions_option_runs_only_the_named_functions():
     assert "HttpStart" not in listing
 
 
+@pytest.mark.slow
 def test_cli_functions_option_refuses_an_unknown_name():
     result = run_cli(
         "--app-dir", str(APPS / "samples" / "function_chaining"), "--functions", "Nope"
