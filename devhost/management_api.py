@@ -92,7 +92,8 @@ def _top(request: web.Request) -> int | None:
     return min(int(text), MAX_PAGE)
 
 
-def _time(value: str | None, name: str) -> datetime | None:
+def parse_time(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 query parameter (UTC when it names no zone), or a 400 naming it."""
     if not value:
         return None
     try:
@@ -218,8 +219,8 @@ class ManagementApi:
             raise EngineError(400, f"Unknown runtimeStatus in {statuses[:200]!r}") from None
         return InstanceQuery(
             runtime_status=runtime_status,
-            created_from=_time(request.query.get("createdTimeFrom"), "createdTimeFrom"),
-            created_to=_time(request.query.get("createdTimeTo"), "createdTimeTo"),
+            created_from=parse_time(request.query.get("createdTimeFrom"), "createdTimeFrom"),
+            created_to=parse_time(request.query.get("createdTimeTo"), "createdTimeTo"),
             instance_id_prefix=request.query.get("instanceIdPrefix") or None,
         )
 

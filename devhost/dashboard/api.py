@@ -10,7 +10,6 @@ Durable Functions HTTP API itself.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ..engine.entities import entity_id_parts
 from ..engine.errors import EngineError
 from ..engine.history import EventType, format_time
 from ..engine.model import InstanceQuery, InstanceRecord, RuntimeStatus
-from ..management_api import MAX_PAGE, errors_middleware
+from ..management_api import MAX_PAGE, errors_middleware, parse_time
 from ..status import api_time, status_json
 from .timeline import bars
 
@@ -38,17 +37,6 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _time(request: web.Request, name: str) -> datetime | None:
-    value = request.query.get(name)
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise EngineError(400, f"{name} is not an ISO-8601 time: {value[:100]!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def instance_query(request: web.Request) -> InstanceQuery:
     """The list filters, named as the DF HTTP API names them, plus `name` (the orchestrator)."""
     statuses = request.query.get("runtimeStatus", "")
@@ -58,8 +46,8 @@ def instance_query(request: web.Request) -> InstanceQuery:
         raise EngineError(400, f"Unknown runtimeStatus in {statuses[:200]!r}") from None
     return InstanceQuery(
         runtime_status=runtime_status or None,
-        created_from=_time(request, "createdTimeFrom"),
-        created_to=_time(request, "createdTimeTo"),
+        created_from=parse_time(request.query.get("createdTimeFrom"), "createdTimeFrom"),
+        created_to=parse_time(request.query.get("createdTimeTo"), "createdTimeTo"),
         instance_id_prefix=request.query.get("instanceIdPrefix") or None,
         name=request.query.get("name") or None,
         orchestrations_only=True,
