@@ -222,6 +222,7 @@ class ManagementApi:
             created_from=parse_time(request.query.get("createdTimeFrom"), "createdTimeFrom"),
             created_to=parse_time(request.query.get("createdTimeTo"), "createdTimeTo"),
             instance_id_prefix=request.query.get("instanceIdPrefix") or None,
+            orchestrations_only=True,  # entities have routes of their own, and are not purged
         )
 
     async def list_instances(self, request: web.Request) -> web.Response:
@@ -231,8 +232,7 @@ class ManagementApi:
         records, next_token = await self.engine.query(query, top, token)
         show_input = _flag(request, "showInput")
         headers = {CONTINUATION_HEADER: next_token} if next_token else None
-        orchestrations = [r for r in records if not r.is_entity]
-        return _json([status_json(r, show_input) for r in orchestrations], 200, headers)
+        return _json([status_json(r, show_input) for r in records], 200, headers)
 
     async def get_entity(self, request: web.Request) -> web.Response:
         name, key = request.match_info["name"], request.match_info["key"]

@@ -205,3 +205,18 @@ def test_bad_filters_are_clear_errors(host):
     assert code == 400 and "createdTimeFrom" in body["Message"]
     code, _, body = host.http("POST", f"{WEBHOOKS}/orchestrators/Sequence", b"{not json")
     assert code == 400
+
+
+def test_purge_by_filter_and_paging_leave_entities_out(host):
+    counter = df.EntityId("Tally", "counted")
+    host.signal_entity(counter, "add", 1)
+    done = start(host, "Sequence", "Lima")
+    host.wait_for(done)
+    code, headers, page = host.http("GET", f"{WEBHOOKS}/instances?top=1")
+    assert code == 200 and [i["instanceId"] for i in page] == [done]
+    assert "x-ms-continuation-token" not in {k.lower() for k in headers}
+    code, _, body = host.http(
+        "DELETE", f"{WEBHOOKS}/instances?createdTimeFrom=2000-01-01T00:00:00Z"
+    )
+    assert code == 200 and body == {"instancesDeleted": 1}
+    assert host.entity_state(counter) == {"total": 1, "seen": [1]}
