@@ -1,13 +1,17 @@
 """The Durable Dungeon: HTTP client functions, and the blueprints of activities and workflows."""
 
 import contextlib
+import functools
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
 from activities import bp as activities
 from dungeon import openapi, stats, workflows
@@ -36,6 +40,22 @@ def reply(body: object, status: int = 200) -> func.HttpResponse:
 
 def error(status: int, message: str) -> func.HttpResponse:
     return reply({"error": message}, status)
+
+
+def storage_may_be_away(handler: Callable[..., Awaitable[func.HttpResponse]]):
+    """A request that finds the game's storage away answers 503 with Retry-After, as the
+    runtime's own API does, rather than failing with a 500."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: Any, **kwargs: Any) -> func.HttpResponse:
+        try:
+            return await handler(*args, **kwargs)
+        except (ServiceRequestError, ServiceResponseError):
+            response = error(503, "The game's storage is not answering; try again in a moment.")
+            response.headers["Retry-After"] = "5"
+            return response
+
+    return wrapper
 
 
 def json_body(req: func.HttpRequest) -> dict:
@@ -67,6 +87,7 @@ def response_links(
 
 @app.route(route="NewUser", methods=["POST"])
 @app.durable_client_input(client_name="client")
+@storage_may_be_away
 async def new_user(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     """Claims the name, then starts the universe's creation and the user's monitor."""
     try:
@@ -93,6 +114,7 @@ async def new_user(req: func.HttpRequest, client: df.DurableOrchestrationClient)
 
 @app.route(route="ConfirmUser", methods=["POST"])
 @app.durable_client_input(client_name="client")
+@storage_may_be_away
 async def confirm_user(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     """Records the confirmation (durably, once), then tells the workflow if it is listening.
 
@@ -131,6 +153,7 @@ async def tell_confirmation_workflow(client: df.DurableOrchestrationClient, name
 
 @app.route(route="CheckStatus/{username}/{workflow}", methods=["GET"])
 @app.durable_client_input(client_name="client")
+@storage_may_be_away
 async def check_status(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     username, workflow = req.route_params["username"], req.route_params["workflow"]
     if workflow not in workflows.ALL:
@@ -180,6 +203,7 @@ async def not_started(workflow: str, name: str, instance_id: str) -> func.HttpRe
 
 
 @app.route(route="GameStatus/{username}", methods=["GET"])
+@storage_may_be_away
 async def game_status(req: func.HttpRequest) -> func.HttpResponse:
     try:
         name = validate_name(req.route_params["username"])
@@ -195,6 +219,7 @@ async def game_status(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.route(route="GameLog/{username}", methods=["GET"])
+@storage_may_be_away
 async def game_log(req: func.HttpRequest) -> func.HttpResponse:
     try:
         name = validate_name(req.route_params["username"])
@@ -216,6 +241,7 @@ def user_counter(context: df.DurableEntityContext) -> None:
 
 @app.route(route="Stats", methods=["GET"])
 @app.durable_client_input(client_name="client")
+@storage_may_be_away
 async def get_stats(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     response = await client.read_entity_state(df.EntityId(stats.COUNTER_ENTITY, stats.COUNTER_KEY))
     counts = response.entity_state if response.entity_exists else None
@@ -229,6 +255,7 @@ def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 
 @app.route(route="Action", methods=["POST"])
 @app.durable_client_input(client_name="client")
+@storage_may_be_away
 async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     """Apply `get` or `kill`; two racing actions are serialized by the User row's ETag.
 

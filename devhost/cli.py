@@ -33,12 +33,19 @@ from .store.table_batch import Account
 log = logging.getLogger("devhost")
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (0 picks a free one)."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="run a function app")
     start.add_argument("--app-dir", default=".", help="folder of function_app.py (default: .)")
-    start.add_argument("--port", type=int, default=None, help="HTTP port (default: 7071)")
+    start.add_argument("--port", type=port_number, default=None, help="HTTP port (default: 7071)")
     start.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     start.add_argument(
         "--store",

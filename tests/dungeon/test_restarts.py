@@ -7,11 +7,16 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from bench import chaos
 from bench.hosting import HostProcess
+from devhost.azurite import Azurite
+from devhost.testing import DurableHarness
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.azure  # every test here runs on Azure Storage
 
@@ -78,3 +83,22 @@ def test_a_short_chaos_run_loses_nothing(tmp_path):
     report = asyncio.run(chaos.run(players=4, kills=4, restarts=1, seed=3, folder=tmp_path))
     assert report.kills == 4 and report.won + report.dead == 4
     assert report.clean, "\n".join(report.lines())
+
+
+def test_the_game_answers_503_while_its_storage_is_away(tmp_path):
+    storage = Azurite(tmp_path / "azurite").start()
+    env = {"AzureWebJobsStorage": storage.connection_string, "DUNGEON_SEED": "away"}
+    try:
+        with DurableHarness(REPO, env=env) as host:
+            assert host.http("POST", "/api/NewUser", {"name": "Early"})[0] == 202
+            storage.stop()
+            for method, path, body in [
+                ("POST", "/api/NewUser", {"name": "Away"}),
+                ("GET", "/api/GameStatus/Early", None),
+                ("POST", "/api/Action", {"name": "Early", "action": "get", "target": "x"}),
+            ]:
+                code, headers, answer = host.http(method, path, body)
+                assert code == 503 and headers["Retry-After"] == "5", (path, code, answer)
+                assert "storage is not answering" in answer["error"]
+    finally:
+        storage.stop()
