@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import sys
+from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
 
@@ -77,6 +78,17 @@ def empty_table(service: TableServiceClient, name: str) -> int:
     return len(rows)
 
 
+def hub_holder(connection: str, hub: str) -> str | None:
+    """Who holds the task hub's lease now (a running local host), if anyone."""
+    table = TableServiceClient.from_connection_string(connection).get_table_client(f"{hub}Leases")
+    try:
+        lease = table.get_entity("lease", hub)
+    except ResourceNotFoundError:
+        return None
+    expires = lease.get("ExpiresAt")
+    return lease.get("Owner", "a host") if expires and expires > datetime.now(UTC) else None
+
+
 def reset(connection: str, hub: str) -> list[str]:
     """Empty the game's tables and queue, delete the hub; one line of report per thing done."""
     tables = TableServiceClient.from_connection_string(connection)
@@ -117,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Azurite is not running: removed its data folder {data}. A fresh start.")
         return 0
     try:
+        holder = hub_holder(connection, hub)
+        if holder is not None:
+            raise SystemExit(
+                f"A host ({holder}) is running on task hub '{hub}': stop it (Ctrl-C in `make run`)"
+                " first. Nothing was reset."
+            )
         for line in reset(connection, hub):
             print(line, flush=True)
     except ServiceRequestError as err:

@@ -57,6 +57,25 @@ def test_reset_forgets_every_game_and_frees_the_names(azurite, hub_name, player,
         h.idle()
 
 
+def test_reset_refuses_while_a_host_runs_on_the_hub(azurite, hub_name, player, tmp_path):
+    env = game_env(azurite)
+    app_dir = app_dir_with(tmp_path, hub_name, {"Values": {}})
+    with DurableHarness(REPO, env=env, store=AzureStore(azurite.connection_string, hub_name)) as h:
+        assert Game(h).new_user(player)[0] == 202
+        h.idle()
+        result = subprocess.run(
+            [sys.executable, "-m", "dungeon.reset", "--app-dir", app_dir],
+            env=dict(os.environ, AzureWebJobsStorage=azurite.connection_string),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode != 0
+        assert f"is running on task hub '{hub_name}'" in result.stderr
+        assert "Nothing was reset" in result.stderr
+        assert Game(h).workflow(player, "UserConfirmationWorkflow")["status"] == "Running"
+
+
 def test_make_run_takes_a_port_and_otherwise_leaves_it_to_the_settings():
     def dry_run(*args: str) -> str:
         result = subprocess.run(
