@@ -265,7 +265,11 @@ class AzureStore(TaskHubStore):
         self._large = LargeValues(self.connection_string, self.hub)
         if self.read_only:
             return
-        await self._acquire_lease()
+        try:
+            await self._acquire_lease()
+        except BaseException:  # refused, or interrupted: let go of the clients opened above
+            await self.close()
+            raise
         self._lease_task = asyncio.create_task(self._renew_lease())
 
     async def close(self) -> None:
