@@ -8,10 +8,11 @@ STORE ?= azure
 
 setup: $(VENV)/.stamp-deps node_modules/.stamp-npm local.settings.json /usr/bin/chromium
 
-$(VENV)/.stamp-deps: requirements.txt requirements-dev.txt
+$(VENV)/.stamp-deps: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
 node_modules/.stamp-npm: package.json package-lock.json

@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from . import replay_command
 from .app_index import AppLoadError, index_app
 from .azurite import (
     DEFAULT_PORTS,
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for action in start._actions[1:]:
         up._add_action(action)
+    replay_command.add_parser(commands)
     return parser
 
 
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return start(args)
         if args.command == "up":
             return up(args)
+        if args.command == "replay":
+            return replay_command.run(args)
     except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
         return 2

@@ -1,26 +1,31 @@
-"""Clocks: the real one, and a virtual one that only moves when a test advances it."""
+"""The engine's clock interface, and the real clock that implements it.
+
+The engine asks a clock two things: what time it is, and to be called back at a moment (the
+durable timers). A test clock (`devhost.testing.VirtualClock`) answers both from time that only
+moves when a test says so; the engine cannot tell the difference.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Wakeup(Protocol):
+    """A callback booked with `Clock.call_at`; `cancel()` unbooks it."""
+
+    def cancel(self) -> None: ...
 
 
 class Clock:
-    """The engine's only source of time: orchestration timestamps, timers, created times."""
+    """Wall-clock time, and callbacks on the running event loop."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-
-class VirtualClock(Clock):
-    """Time stands still until `set` moves it forward; timers fire as the engine advances it."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, moment: datetime) -> None:
-        if moment > self._now:
-            self._now = moment
+    def call_at(self, moment: datetime, callback: Callable[[], None]) -> Wakeup:
+        """Call `callback` on the running loop once `moment` has come (at once if it has)."""
+        delay = max((moment - self.now()).total_seconds(), 0.0)
+        return asyncio.get_running_loop().call_later(delay, callback)

@@ -14,7 +14,7 @@ from aiohttp import web
 from .app_index import FunctionIndex, index_app
 from .bindings import BindingIO, unsupported
 from .client_binding import WEBHOOK_PATH, client_binding_json
-from .clock import Clock, VirtualClock
+from .clock import Clock
 from .engine.engine import Engine
 from .http_functions import HttpFunctions
 from .invoke import Invoker
@@ -27,6 +27,7 @@ from .triggers.queue import QueueOptions
 
 log = logging.getLogger("devhost")
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's HTTP request limit
+SHUTDOWN_SECONDS = 5  # how long a stop waits for requests still being answered
 
 
 @dataclass
@@ -140,7 +141,6 @@ class DevHost:
             settings.host_json,
             host_id=host_id(settings.app_dir),
         )
-        self.clock = clock
         self.engine = Engine(
             self.index,
             store,
@@ -199,7 +199,9 @@ class DevHost:
         starting another workflow): it must find the host answering. Requests that arrive
         before the engine is ready wait for it, within their deadline.
         """
-        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        self._runner = web.AppRunner(
+            self.build_app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
         await site.start()
@@ -208,7 +210,15 @@ class DevHost:
             self.listen.port = sockets[0].getsockname()[1]
         await self.engine.start()
         # Last: a timer that runs on start-up may call this host's own HTTP API.
-        await self.triggers.start(real_time=not isinstance(self.clock, VirtualClock))
+        await self.triggers.start()
+
+    async def wait_idle(self) -> None:
+        """Until neither the engine nor a timer function is at work (each may start the other)."""
+        while True:
+            await self.engine.wait_idle()
+            if not self.triggers.timers.busy:
+                return
+            await self.triggers.timers.wait_idle()
 
     async def stop(self) -> None:
         await self.triggers.stop()

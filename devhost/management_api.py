@@ -46,7 +46,10 @@ def errors_middleware(deadline: float) -> Callable:
             with storage_deadline(deadline):
                 return await handler(request)
         except (EngineError, StorageRequestError) as err:
-            return _error(err.status, str(err))
+            response = _error(err.status, str(err))
+            if err.status == 413:
+                response.force_close()  # the unread body is not worth reading to keep it open
+            return response
         except StorageUnavailableError as err:
             return _error(
                 503,

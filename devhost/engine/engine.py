@@ -18,13 +18,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from ..app_index import FunctionIndex
-from ..clock import Clock, VirtualClock
+from ..clock import Clock
 from ..invoke import ActivityOutcome, Invoker, failed_activity, run_activity
 from ..store.base import (
     InstanceExistsError,
@@ -36,6 +36,7 @@ from ..store.base import (
 )
 from .entities import (
     EntityRequest,
+    OperationOutcome,
     remember,
     request_message,
     response_message,
@@ -53,7 +54,7 @@ from .model import (
     is_entity_id,
     record_from_start,
 )
-from .planner import Outcome, PendingTask, Planner, Work
+from .planner import Outcome, PendingTask, Planner, WaitingOn, Work
 from .replay import HistoryCache, ReplayResult, build_context, run_orchestrator
 from .rules import (
     MAX_CUSTOM_STATUS_CHARS,
@@ -64,7 +65,7 @@ from .rules import (
     check_payload,
     payload_too_large,
 )
-from .timers import Schedule, TimerKey, TimerService
+from .timers import TimerKey, TimerService
 
 log = logging.getLogger("devhost.engine")
 P = ParamSpec("P")
@@ -153,9 +154,9 @@ class Engine:
         self._activity_slots = asyncio.Semaphore(max_activities)
         self._episode_slots = asyncio.Semaphore(max_orchestrations)
         self._timers = TimerService(clock, self._on_timer)
-        self._timer_loop: asyncio.Task | None = None
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._watchers: dict[str, list[asyncio.Future]] = {}
+        self._entity_calls: dict[str, asyncio.Future[OperationOutcome]] = {}
         self._running_activities = 0  # started and not yet handed to their instance
         self._finished: list[tuple] = []  # sync activity results, from executor threads
         self._finished_lock = threading.Lock()
@@ -180,8 +181,6 @@ class Engine:
             if orch is not None:
                 self._resume_work(orch)
                 self._notify(orch)
-        if not isinstance(self.clock, VirtualClock):
-            self._timer_loop = asyncio.create_task(self._timers.run())
         self._ready.set()
 
     async def until_ready(self) -> None:
@@ -200,8 +199,7 @@ class Engine:
             ) from None
 
     async def stop(self) -> None:
-        if self._timer_loop:
-            self._timer_loop.cancel()
+        self._timers.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -228,28 +226,6 @@ class Engine:
                 continue
             self._drained = self._drained or asyncio.get_running_loop().create_future()
             await self._drained
-
-    async def advance(self, delta: timedelta, schedules: Sequence[Schedule] = ()) -> None:
-        """Move the virtual clock, firing due timers in order and settling after each.
-
-        `schedules` are other timed work on the same clock (the host's timer triggers), fired in
-        the same order as durable timers.
-        """
-        if not isinstance(self.clock, VirtualClock):
-            raise RuntimeError("advance() needs the virtual clock")
-        target = self.clock.now() + delta
-        await self.wait_idle()
-        while True:
-            dues = [d for d in (self._timers.next_due(), *(s.next_due() for s in schedules)) if d]
-            due = min(dues, default=None)
-            if due is None or due > target:
-                break
-            self.clock.set(due)
-            self._timers.fire_due(self.clock.now())
-            for schedule in schedules:
-                await schedule.fire_due(self.clock.now())
-            await self.wait_idle()
-        self.clock.set(target)
 
     # -- client operations -----------------------------------------------------------------
 
@@ -435,6 +411,14 @@ class Engine:
         return await self.store.get_history(instance_id)
 
     @client_operation
+    async def waiting_on(self, instance_id: str) -> WaitingOn | None:
+        """What a live orchestration waits for (timers, events, tasks); None if it is not live."""
+        if is_entity_id(instance_id):
+            return None
+        orch = await self._load(instance_id)
+        return orch.planner.waiting_on() if orch is not None else None
+
+    @client_operation
     async def query(
         self, query: InstanceQuery, top: int | None, continuation: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
@@ -461,13 +445,28 @@ class Engine:
     async def signal_entity(
         self, name: str, key: str, operation: str, input_json: str | None
     ) -> None:
+        await self._send_request(name, key, EntityRequest(new_id(), operation, True, input_json))
+
+    @client_operation
+    async def call_entity(
+        self, name: str, key: str, operation: str, input_json: str | None
+    ) -> OperationOutcome:
+        """Send an operation as a call from outside, and wait until it is applied and stored."""
+        request = EntityRequest(new_id(), operation, False, input_json)
+        outcome = self._entity_calls[request.id] = asyncio.get_running_loop().create_future()
+        try:
+            await self._send_request(name, key, request)
+            return await outcome
+        finally:
+            self._entity_calls.pop(request.id, None)
+
+    async def _send_request(self, name: str, key: str, request: EntityRequest) -> None:
         check_entity_id(name, key)
         if self._entity_function(name) is None:
             raise EngineError(404, f"No entity function named '{name}' exists.")
-        if not operation:
+        if not request.operation:
             raise EngineError(400, "An entity signal needs an operation (op=...).")
-        check_payload("operation input", input_json)
-        request = EntityRequest(new_id(), operation, True, input_json)
+        check_payload("operation input", request.input)
         await self._send_to_entity(
             request_message(scheduler_id(name, key), request, self.clock.now())
         )
@@ -557,6 +556,10 @@ class Engine:
                 runtime.record = record
                 done = set(consumed)
                 runtime.inbox = [m for m in runtime.inbox if m.message_id not in done]
+                for outcome in outcomes:
+                    caller = self._entity_calls.get(outcome.request.id)
+                    if caller is not None and not caller.done():
+                        caller.set_result(outcome)
                 for message in responses:
                     self._route(message)
         finally:

@@ -34,6 +34,7 @@ SCHEDULING_EVENTS = frozenset(
     }
 )
 ENTITY_RESPONSE_FIELD = "EntityResponse"
+CHILD_KINDS = frozenset({ActionType.CallSubOrchestrator, ActionType.CallSubOrchestratorWithRetry})
 
 
 @dataclass
@@ -98,6 +99,30 @@ class EpisodePlan:
 
 
 @dataclass
+class WaitingOn:
+    """What an execution waits for now: the open tasks of its planner, and awaited events."""
+
+    timers: list[tuple[int, datetime]] = field(default_factory=list)  # task id, due time
+    events: list[str] = field(default_factory=list)  # names of awaited external events
+    activities: list[tuple[int, str]] = field(default_factory=list)  # task id, function
+    suborchestrations: list[tuple[int, str, str]] = field(default_factory=list)  # + instance id
+    entities: list[tuple[str, str]] = field(default_factory=list)  # entity id, operation called
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, with due times in ISO 8601."""
+        return {
+            "timers": [{"task": t, "due": format_time(due)} for t, due in self.timers],
+            "events": list(self.events),
+            "activities": [{"task": t, "name": name} for t, name in self.activities],
+            "suborchestrations": [
+                {"task": t, "name": name, "instance_id": target}
+                for t, name, target in self.suborchestrations
+            ],
+            "entities": [{"entity": e, "operation": op} for e, op in self.entities],
+        }
+
+
+@dataclass
 class Selection:
     events: list[dict[str, Any]]
     consumed: list[str]
@@ -115,6 +140,25 @@ class Planner:
         self.tasks: dict[int | str, PendingTask] = {}
         self.waits: Counter[str] = Counter()
         self.delivered: Counter[str] = Counter()
+
+    def waiting_on(self) -> WaitingOn:
+        """The open tasks in task-id order, and the events awaited and not yet delivered."""
+        awaited = [name for name, count in self.waits.items() if count > self.delivered[name]]
+        view = WaitingOn(events=sorted(awaited))
+        for key, task in self.tasks.items():
+            if isinstance(key, str):  # an entity call, keyed by its request id
+                view.entities.append((task.instance_id or "", task.name or ""))
+        numbered = sorted(
+            ((k, t) for k, t in self.tasks.items() if isinstance(k, int)), key=lambda i: i[0]
+        )
+        for task_id, task in numbered:
+            if task.is_timer and task.fire_at is not None:
+                view.timers.append((task_id, task.fire_at))
+            elif task.kind in CHILD_KINDS:
+                view.suborchestrations.append((task_id, task.name or "", task.target or ""))
+            else:
+                view.activities.append((task_id, task.name or ""))
+        return view
 
     # -- choosing what an episode sees -------------------------------------------------------
 
@@ -420,10 +464,7 @@ class Planner:
         for task_id, task in self.tasks.items():
             if task.is_timer:
                 work.timers.append((task_id, task.fire_at))
-            elif task.kind in (
-                ActionType.CallSubOrchestrator,
-                ActionType.CallSubOrchestratorWithRetry,
-            ):
+            elif task.kind in CHILD_KINDS:
                 work.children.append((task_id, task))
             elif task.kind in (ActionType.CallEntity, ActionType.SignalEntity):
                 continue

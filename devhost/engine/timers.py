@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import heapq
 import itertools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
-from ..clock import Clock
+from ..clock import Clock, Wakeup
 
 TimerKey = tuple[str, str, int]  # instance id, execution id, timer id
 
 
-class Schedule(Protocol):
-    """Timed work outside the engine on the same clock (timer triggers), advanced with it."""
-
-    def next_due(self) -> datetime | None: ...
-
-    async def fire_due(self, now: datetime) -> int: ...
-
-
 class TimerService:
-    """A heap of due times. On the real clock a task sleeps until the earliest one; on the
-    virtual clock nothing fires until the engine advances time."""
+    """A heap of due times, with one wake-up booked on the clock for the earliest of them."""
 
     def __init__(self, clock: Clock, on_fire: Callable[[TimerKey, datetime], None]) -> None:
         self._clock = clock
@@ -33,12 +21,14 @@ class TimerService:
         self._heap: list[tuple[datetime, int, TimerKey]] = []
         self._live: dict[TimerKey, datetime] = {}
         self._order = itertools.count()
-        self._changed = asyncio.Event()
+        self._wakeup: Wakeup | None = None
+        self._wakeup_at: datetime | None = None
 
     def arm(self, key: TimerKey, due: datetime) -> None:
         self._live[key] = due
         heapq.heappush(self._heap, (due, next(self._order), key))
-        self._changed.set()
+        if self._wakeup_at is None or due < self._wakeup_at:
+            self._book(due)
 
     def cancel(self, key: TimerKey) -> None:
         self._live.pop(key, None)
@@ -46,6 +36,12 @@ class TimerService:
     def cancel_instance(self, instance_id: str) -> None:
         for key in [k for k in self._live if k[0] == instance_id]:
             del self._live[key]
+
+    def close(self) -> None:
+        """Stop waking up (the engine is stopping); armed timers stay in history."""
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup = self._wakeup_at = None
 
     def next_due(self) -> datetime | None:
         while self._heap:
@@ -65,17 +61,15 @@ class TimerService:
             fired += 1
         return fired
 
-    async def run(self) -> None:
-        """Real-clock loop: wake at the earliest due time, or when an earlier timer is armed."""
-        while True:
-            self._changed.clear()
-            due = self.next_due()
-            if due is None:
-                await self._changed.wait()
-                continue
-            delay = (due - self._clock.now()).total_seconds()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), delay)
-                continue
-            self.fire_due(self._clock.now())
+    def _book(self, due: datetime) -> None:
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup_at = due
+        self._wakeup = self._clock.call_at(due, self._wake)
+
+    def _wake(self) -> None:
+        self._wakeup = self._wakeup_at = None
+        self.fire_due(self._clock.now())
+        due = self.next_due()
+        if due is not None:
+            self._book(due)

@@ -41,7 +41,6 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from ..engine.history import EventType
 from ..engine.model import (
     EpisodeCommit,
     InstanceQuery,
@@ -51,6 +50,15 @@ from ..engine.model import (
     same_parent_task,
 )
 from ..engine.rules import has_invalid_character
+from .azure_rows import (
+    event_entity,
+    get_text,
+    message_entity,
+    message_from,
+    record_entity,
+    record_from,
+    utc,
+)
 from .base import (
     BAD_TOKEN,
     InstanceExistsError,
@@ -59,14 +67,13 @@ from .base import (
     TaskHubStore,
     current_deadline,
 )
-from .large_values import BLOB_SUFFIX, LARGE_TEXT, LargeValues, PendingBlob
+from .large_values import BLOB_SUFFIX, LargeValues, PendingBlob
 from .table_batch import Account, BatchRejectedError, BatchServerError, TableBatchClient
 
 log = logging.getLogger("devhost.store")
 T = TypeVar("T")
 
 STATE_KEY = "state"
-CHUNK = 30_000  # characters per string property (the service allows 64 KiB of UTF-16)
 BATCH_ROWS = 100
 BATCH_BYTES = 3_500_000
 LEASE_SECONDS = 30
@@ -80,109 +87,6 @@ class HubInUseError(Exception):
 
 class CommitConflictError(Exception):
     """The state row changed under us: another process wrote this instance."""
-
-
-def _put_text(entity: dict[str, Any], name: str, text: str | None) -> None:
-    """A text property, chunked across properties, or a blob when it is too large for a row."""
-    if text is None:
-        return
-    if len(text) > LARGE_TEXT:
-        entity[name + BLOB_SUFFIX] = PendingBlob(text)
-        return
-    for index in range(0, max(len(text), 1), CHUNK):
-        key = name if index == 0 else f"{name}_{index // CHUNK}"
-        entity[key] = text[index : index + CHUNK]
-
-
-def _get_text(entity: dict[str, Any], name: str) -> str | None:
-    if name not in entity:
-        return None
-    parts = [entity[name]]
-    index = 1
-    while f"{name}_{index}" in entity:
-        parts.append(entity[f"{name}_{index}"])
-        index += 1
-    return "".join(parts)
-
-
-def _record_entity(record: InstanceRecord, row_key: str) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": record.instance_id,
-        "RowKey": row_key,
-        "Name": record.name,
-        "RuntimeStatus": str(record.runtime_status),
-        "CreatedTime": record.created_time,
-        "LastUpdatedTime": record.last_updated_time,
-        "ExecutionId": record.execution_id,
-    }
-    _put_text(entity, "Input", record.input)
-    _put_text(entity, "Output", record.output)
-    _put_text(entity, "CustomStatus", record.custom_status)
-    if record.parent:
-        entity["Parent"] = json.dumps(record.parent)
-    _put_text(entity, "EntityState", record.entity_state)
-    if record.recent_requests:
-        entity["RecentRequests"] = json.dumps(record.recent_requests)
-    return entity
-
-
-def _record_from(entity: dict[str, Any]) -> InstanceRecord:
-    return InstanceRecord(
-        instance_id=entity["PartitionKey"],
-        name=entity["Name"],
-        runtime_status=RuntimeStatus(entity["RuntimeStatus"]),
-        created_time=_utc(entity["CreatedTime"]),
-        last_updated_time=_utc(entity["LastUpdatedTime"]),
-        execution_id=entity["ExecutionId"],
-        input=_get_text(entity, "Input"),
-        output=_get_text(entity, "Output"),
-        custom_status=_get_text(entity, "CustomStatus"),
-        parent=json.loads(entity["Parent"]) if entity.get("Parent") else None,
-        entity_state=_get_text(entity, "EntityState"),
-        recent_requests=json.loads(entity.get("RecentRequests") or "[]"),
-    )
-
-
-def _utc(value: datetime) -> datetime:
-    """A plain UTC datetime from the SDK's datetime subclass."""
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(aware.timestamp(), UTC)
-
-
-def _event_entity(instance_id: str, execution_id: str, seq: int, evt: dict) -> dict[str, Any]:
-    entity = {
-        "PartitionKey": instance_id,
-        "RowKey": f"h{seq:08d}",
-        "ExecutionId": execution_id,
-        "EventType": _event_name(evt["EventType"]),
-    }
-    _put_text(entity, "Event", json.dumps(evt, separators=(",", ":")))
-    return entity
-
-
-def _event_name(number: int) -> str:
-    return EventType(number).name
-
-
-def _message_entity(message: Message, row_key: str) -> dict[str, Any]:
-    entity = {
-        "PartitionKey": message.instance_id,
-        "RowKey": row_key,
-        "MessageId": message.message_id,
-        "ExecutionId": message.execution_id or "",
-    }
-    _put_text(entity, "Event", json.dumps(message.event, separators=(",", ":")))
-    return entity
-
-
-def _message_from(entity: dict[str, Any]) -> Message:
-    return Message(
-        message_id=entity["MessageId"],
-        instance_id=entity["PartitionKey"],
-        event=json.loads(_get_text(entity, "Event") or "{}"),
-        execution_id=entity.get("ExecutionId") or None,
-        stored=True,
-    )
 
 
 TRANSIENT_STATUSES = frozenset({408, 429})
@@ -263,7 +167,10 @@ class _State:
 
 
 class AzureStore(TaskHubStore):
-    def __init__(self, connection_string: str, hub: str, owner: str | None = None) -> None:
+    def __init__(
+        self, connection_string: str, hub: str, owner: str | None = None, read_only: bool = False
+    ) -> None:
+        """`read_only` opens an existing hub to read it beside its host: no tables, no lease."""
         if not hub.isalnum() or not hub[0].isalpha() or not 3 <= len(hub) <= 45:
             raise ValueError(
                 f"Task hub name {hub!r} must be 3 to 45 letters and digits, starting with a letter"
@@ -271,6 +178,7 @@ class AzureStore(TaskHubStore):
         self.connection_string = connection_string
         self.hub = hub
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.read_only = read_only
         self._service: TableServiceClient | None = None
         self._session: aiohttp.ClientSession | None = None
         self._batch: TableBatchClient
@@ -344,7 +252,8 @@ class AzureStore(TaskHubStore):
         tables = {}
         for suffix in ("Instances", "History", "Leases"):
             name = f"{self.hub}{suffix}"
-            await self._retry(lambda name=name: self._service.create_table_if_not_exists(name))
+            if not self.read_only:
+                await self._retry(lambda name=name: self._service.create_table_if_not_exists(name))
             tables[suffix] = self._service.get_table_client(name)
         self._instances = tables["Instances"]
         self._history = tables["History"]
@@ -353,6 +262,8 @@ class AzureStore(TaskHubStore):
         account = Account.from_connection_string(self.connection_string)
         self._batch = TableBatchClient(account, f"{self.hub}History", self._session)
         self._large = LargeValues(self.connection_string, self.hub)
+        if self.read_only:
+            return
         await self._acquire_lease()
         self._lease_task = asyncio.create_task(self._renew_lease())
 
@@ -385,7 +296,7 @@ class AzureStore(TaskHubStore):
         except ResourceExistsError:
             pass
         current = await self._retry(lambda: self._leases.get_entity("lease", self.hub))
-        expires = _utc(current["ExpiresAt"])
+        expires = utc(current["ExpiresAt"])
         holder = current["Owner"]
         if holder != self.owner and expires > datetime.now(UTC) and _holder_alive(holder):
             raise HubInUseError(
@@ -455,7 +366,7 @@ class AzureStore(TaskHubStore):
         return await self._retry(lambda: self._batch.submit(operations))
 
     async def _upsert_projection(self, record: InstanceRecord) -> None:
-        await self._upsert(self._instances, _record_entity(record, ""))
+        await self._upsert(self._instances, record_entity(record, ""))
 
     def _inbox_key(self, message: Message) -> str:
         self._sequence += 1
@@ -488,10 +399,10 @@ class AzureStore(TaskHubStore):
         await self._upsert_projection(record)
         if existing is not None:
             await self._delete_partition(record.instance_id, keep_state=True)
-        state = _record_entity(record, STATE_KEY)
+        state = record_entity(record, STATE_KEY)
         state["Next"] = 0
         state_op = ("insert", state, None) if existing is None else ("update", state, existing[1])
-        operations = [state_op, ("upsert", _message_entity(start, self._inbox_key(start)), None)]
+        operations = [state_op, ("upsert", message_entity(start, self._inbox_key(start)), None)]
         try:
             result = await self._submit(operations)
         except BatchRejectedError as err:
@@ -505,7 +416,7 @@ class AzureStore(TaskHubStore):
         if await self._read_state(record.instance_id) is not None:
             return
         await self._upsert_projection(record)
-        state = _record_entity(record, STATE_KEY)
+        state = record_entity(record, STATE_KEY)
         state["Next"] = 0
         try:
             result = await self._submit([("insert", state, None)])
@@ -517,7 +428,7 @@ class AzureStore(TaskHubStore):
         """Inbox rows, written at once; their keys, made here in order, keep the order."""
         for message in messages:
             _checked_key(message.instance_id)
-        entities = [_message_entity(m, self._inbox_key(m)) for m in messages]
+        entities = [message_entity(m, self._inbox_key(m)) for m in messages]
         await asyncio.gather(*(self._upsert(self._history, entity) for entity in entities))
 
     async def commit(self, commit: EpisodeCommit) -> None:
@@ -533,7 +444,7 @@ class AzureStore(TaskHubStore):
             )
         first = 0 if commit.new_execution else state.next_seq
         rows = [
-            ("upsert", _event_entity(instance_id, record.execution_id, first + i, evt), None)
+            ("upsert", event_entity(instance_id, record.execution_id, first + i, evt), None)
             for i, evt in enumerate(commit.new_events)
         ]
         deletes = [
@@ -541,7 +452,7 @@ class AzureStore(TaskHubStore):
             for mid in commit.consumed
             if mid in self._inbox_keys
         ]
-        state_entity = _record_entity(record, STATE_KEY)
+        state_entity = record_entity(record, STATE_KEY)
         state_entity["Next"] = first + len(commit.new_events)
         state_op = (
             ("update", state_entity, state.etag) if state.etag else ("insert", state_entity, None)
@@ -589,7 +500,7 @@ class AzureStore(TaskHubStore):
         except ResourceNotFoundError:
             return None
         await self._inflate(entity)
-        return _record_from(entity), entity.metadata["etag"], int(entity.get("Next", 0))
+        return record_from(entity), entity.metadata["etag"], int(entity.get("Next", 0))
 
     async def _partition(self, instance_id: str) -> list[dict[str, Any]]:
         _checked_key(instance_id)
@@ -620,12 +531,12 @@ class AzureStore(TaskHubStore):
         if state is None:
             await self._forget_unstarted(instance_id)
             return None
-        record = _record_from(state)
+        record = record_from(state)
         history = self._events(rows, state)
         inbox = []
         for row in rows:
             if row["RowKey"].startswith("i"):
-                message = _message_from(row)
+                message = message_from(row)
                 self._inbox_keys[message.message_id] = row["RowKey"]
                 inbox.append(message)
         self._states[instance_id] = _State(
@@ -645,7 +556,7 @@ class AzureStore(TaskHubStore):
             and int(r["RowKey"][1:]) < count
         ]
         events.sort(key=lambda r: r["RowKey"])
-        return [json.loads(_get_text(r, "Event") or "{}") for r in events]
+        return [json.loads(get_text(r, "Event") or "{}") for r in events]
 
     async def _repair_projection(self, record: InstanceRecord) -> None:
         """After a crash the Instances row may lag the state row; state wins."""
@@ -672,7 +583,7 @@ class AzureStore(TaskHubStore):
         except ResourceNotFoundError:
             return None
         await self._inflate(entity)
-        return _record_from(entity)
+        return record_from(entity)
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
         rows = await self._partition(instance_id)
@@ -717,7 +628,7 @@ class AzureStore(TaskHubStore):
         records = []
         for entity in entities:
             await self._inflate(entity)
-            records.append(_record_from(entity))
+            records.append(record_from(entity))
         encoded = (
             base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode()
             if next_token

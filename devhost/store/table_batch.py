@@ -88,6 +88,49 @@ def _body(entity: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def encode_batch(table_url: str, operations: list[Operation]) -> tuple[str, bytes]:
+    """The multipart body of one entity-group transaction on the table at `table_url`, and its
+    batch boundary (the request's Content-Type names it)."""
+    batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+    lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
+    for kind, entity, etag in operations:
+        lines += [
+            f"--{changeset}",
+            "Content-Type: application/http",
+            "Content-Transfer-Encoding: binary",
+            "",
+        ]
+        if kind == "insert":
+            lines += [f"POST {table_url} HTTP/1.1", "Prefer: return-no-content"]
+        else:
+            method = {"upsert": "PUT", "update": "PUT", "delete": "DELETE"}[kind]
+            lines.append(f"{method} {table_url}{_key_path(entity)} HTTP/1.1")
+            if kind == "update":
+                lines.append(f"If-Match: {etag or '*'}")
+            elif kind == "delete":
+                lines.append("If-Match: *")
+        lines += ["Accept: application/json;odata=minimalmetadata", "DataServiceVersion: 3.0"]
+        if kind == "delete":
+            lines += ["", ""]
+        else:
+            lines += ["Content-Type: application/json", "", _body(entity)]
+    lines += [f"--{changeset}--", f"--{batch}--", ""]
+    return batch, "\r\n".join(lines).encode()
+
+
+def read_batch_response(raw: bytes, operations: list[Operation]) -> list[str | None]:
+    """The ETag of each operation from a 202 answer; BatchRejectedError if one failed."""
+    statuses = [int(s) for s in STATUS_LINE.findall(raw)]
+    failed = [s for s in statuses if s >= 300]
+    if failed or len(statuses) != len(operations):
+        raise BatchRejectedError(failed[0] if failed else 0, raw[-400:].decode(errors="replace"))
+    etags = [e.decode().strip() for e in ETAG_LINE.findall(raw)]
+    result: list[str | None] = []
+    for kind, _, _ in operations:
+        result.append(None if kind == "delete" else (etags.pop(0) if etags else None))
+    return result
+
+
 class TableBatchClient:
     """Sends transactions for one table; `submit` returns the ETag of each operation."""
 
@@ -103,35 +146,8 @@ class TableBatchClient:
         digest = hmac.new(self.account.key, f"{date}\n{resource}".encode(), hashlib.sha256)
         return f"SharedKeyLite {self.account.name}:{base64.b64encode(digest.digest()).decode()}"
 
-    def _encode(self, operations: list[Operation]) -> tuple[str, bytes]:
-        batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
-        lines = [f"--{batch}", f"Content-Type: multipart/mixed; boundary={changeset}", ""]
-        for kind, entity, etag in operations:
-            lines += [
-                f"--{changeset}",
-                "Content-Type: application/http",
-                "Content-Transfer-Encoding: binary",
-                "",
-            ]
-            if kind == "insert":
-                lines += [f"POST {self.table_url} HTTP/1.1", "Prefer: return-no-content"]
-            else:
-                method = {"upsert": "PUT", "update": "PUT", "delete": "DELETE"}[kind]
-                lines.append(f"{method} {self.table_url}{_key_path(entity)} HTTP/1.1")
-                if kind == "update":
-                    lines.append(f"If-Match: {etag or '*'}")
-                elif kind == "delete":
-                    lines.append("If-Match: *")
-            lines += ["Accept: application/json;odata=minimalmetadata", "DataServiceVersion: 3.0"]
-            if kind == "delete":
-                lines += ["", ""]
-            else:
-                lines += ["Content-Type: application/json", "", _body(entity)]
-        lines += [f"--{changeset}--", f"--{batch}--", ""]
-        return batch, "\r\n".join(lines).encode()
-
     async def submit(self, operations: list[Operation]) -> list[str | None]:
-        boundary, body = self._encode(operations)
+        boundary, body = encode_batch(self.table_url, operations)
         date = formatdate(usegmt=True)
         headers = {
             "x-ms-date": date,
@@ -147,14 +163,4 @@ class TableBatchClient:
                 raise BatchServerError(f"{response.status}: {raw[:200]!r}")
             if response.status != 202:
                 raise BatchRejectedError(response.status, raw[:300].decode(errors="replace"))
-        statuses = [int(s) for s in STATUS_LINE.findall(raw)]
-        failed = [s for s in statuses if s >= 300]
-        if failed or len(statuses) != len(operations):
-            raise BatchRejectedError(
-                failed[0] if failed else 0, raw[-400:].decode(errors="replace")
-            )
-        etags = [e.decode().strip() for e in ETAG_LINE.findall(raw)]
-        result: list[str | None] = []
-        for kind, _, _ in operations:
-            result.append(None if kind == "delete" else (etags.pop(0) if etags else None))
-        return result
+        return read_batch_response(raw, operations)

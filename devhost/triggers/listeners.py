@@ -91,11 +91,11 @@ class TriggerListeners:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
-    async def start(self, real_time: bool) -> None:
+    async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for listener in (*self.queues, *self.blobs):
             self._tasks.append(asyncio.create_task(listener.run()))
-        await self.timers.start(real_time)
+        await self.timers.start()
 
     async def stop(self) -> None:
         await self.timers.stop()

@@ -1,8 +1,9 @@
 """Timer triggers: each function's next occurrence, fired when the clock reaches it.
 
-Time comes only from the `Clock`. On the real clock a task sleeps until the earliest
-occurrence; on a virtual clock nothing fires until the harness advances time, which asks
-`next_due()` and calls `fire_due()` at each occurrence in order, as it does for durable timers.
+Time comes only from the `Clock`: each function's next occurrence is booked on it with
+`call_at`, as the engine books durable timers, so on a test's virtual clock the occurrences run
+as the test advances time, in order with durable timers, and `wait_idle()` tells when they are
+done.
 
 As the host, devhost keeps each schedule's status (last and next occurrence) in the storage
 account, under `azure-webjobs-hosts/timers/<host id>/<function>/status`, when the schedule is
@@ -13,7 +14,6 @@ occurrence runs the function at once with `IsPastDue` true. `runOnStartup` runs 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,7 +26,7 @@ from azure.functions import meta
 
 from ..app_index import FunctionInfo
 from ..binding_expressions import expand_settings
-from ..clock import Clock
+from ..clock import Clock, Wakeup
 from .ncrontab import Schedule, ScheduleError, parse_schedule
 from .timer_status import ScheduleStatusStore
 
@@ -63,10 +63,6 @@ class TimerEntry:
     monitored: bool = False
 
 
-def _next(entry: TimerEntry) -> datetime:
-    return entry.next
-
-
 class TimerTriggers:
     """The app's timer functions on one clock."""
 
@@ -97,10 +93,11 @@ class TimerTriggers:
                 else str(use_monitor).lower() == "true"
             )
             self.entries.append(TimerEntry(info, schedule, first, monitored=monitored))
-        self._loop_task: asyncio.Task | None = None
+        self._wakeups: dict[str, Wakeup] = {}
+        self._running: set[asyncio.Task] = set()
 
-    async def start(self, real_time: bool) -> None:
-        """Past-due and run-on-startup invocations, then (on the real clock) the timer loop."""
+    async def start(self) -> None:
+        """Past-due and run-on-startup invocations, then each occurrence booked on the clock."""
         now = self.clock.now()
         for entry in self.entries:
             known = (
@@ -114,25 +111,38 @@ class TimerTriggers:
                 await self._fire(entry, past_due=bool(missed), scheduled=False)
             elif entry.monitored:
                 await self._save(entry)
-        if real_time:
-            self._loop_task = asyncio.create_task(self._run())
+            self._book(entry)
 
     async def stop(self) -> None:
-        if self._loop_task:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for wakeup in self._wakeups.values():
+            wakeup.cancel()
+        self._wakeups.clear()
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
 
-    def next_due(self) -> datetime | None:
-        return min((e.next for e in self.entries), default=None)
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
 
-    async def fire_due(self, now: datetime) -> int:
-        """Run every function whose occurrence has come, earliest first; how many ran."""
-        fired = 0
-        while (entry := min(self.entries, key=_next, default=None)) and entry.next <= now:
-            await self._fire(entry, past_due=False)
-            fired += 1
-        return fired
+    async def wait_idle(self) -> None:
+        """Until no timer function is running (one that came due and was started)."""
+        while self._running:
+            await asyncio.wait(set(self._running))
+
+    def _book(self, entry: TimerEntry) -> None:
+        self._wakeups[entry.info.name] = self.clock.call_at(entry.next, lambda: self._due(entry))
+
+    def _due(self, entry: TimerEntry) -> None:
+        """The clock reached the entry's occurrence: run it, then book the next one."""
+        self._wakeups.pop(entry.info.name, None)
+        task = asyncio.get_running_loop().create_task(self._occurrence(entry))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _occurrence(self, entry: TimerEntry) -> None:
+        await self._fire(entry, past_due=False)
+        self._book(entry)
 
     async def _fire(self, entry: TimerEntry, past_due: bool, scheduled: bool = True) -> None:
         """Run the function; a scheduled run moves on to the next occurrence, a start-up run
@@ -160,17 +170,6 @@ class TimerTriggers:
             await self.run_blocking(self.status.save, entry.info.name, status)
         except Exception:  # noqa: BLE001 - a lost status only costs a past-due run
             log.warning("Timer '%s': could not save its schedule status", entry.info.name)
-
-    async def _run(self) -> None:
-        while True:
-            due = self.next_due()
-            if due is None:
-                return
-            delay = (due - self.clock.now()).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue
-            await self.fire_due(self.clock.now())
 
     def describe(self, info: FunctionInfo) -> str:
         entry = next(e for e in self.entries if e.info is info)

@@ -19,6 +19,7 @@ from devhost.store.azure import AzureStore
 from devhost.testing import DurableHarness
 
 CRASH_APP = Path(__file__).parent / "apps" / "crash"
+pytestmark = pytest.mark.azure  # every test here runs on Azure Storage
 WEBHOOKS = "/runtime/webhooks/durabletask"
 
 

@@ -21,6 +21,8 @@ from devhost.store.azure import AzureStore
 from devhost.store.base import StorageRequestError
 from devhost.testing import DurableHarness
 
+pytestmark = pytest.mark.azure  # every test here runs on Azure Storage
+
 PATTERNS = Path(__file__).parent / "apps" / "patterns"
 WEBHOOKS = "/runtime/webhooks/durabletask"
 

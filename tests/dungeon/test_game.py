@@ -5,7 +5,6 @@ import json
 
 from azure.storage.queue import QueueClient
 
-from devhost.invoke import run_activity
 from dungeon import workflows
 from dungeon.repository import GameRepository
 
@@ -76,9 +75,7 @@ def test_the_monitor_ends_on_its_lifetime(game, player):
     game.host.advance(minutes=1, seconds=20)
     monitor = game.workflow(player, workflows.USER_MONITOR)
     assert monitor["status"] == "Completed" and monitor["output"] == "timed out"
-    history = game.host.run(
-        game.host.engine.get_history(workflows.instance_id(workflows.USER_MONITOR, player))
-    )
+    history = game.host.history(workflows.instance_id(workflows.USER_MONITOR, player))
     assert len(history) < 30, "the monitor's history must stay bounded"
     assert f"The monitor for {player} timed out." in game.log(player)
 
@@ -196,21 +193,18 @@ def test_each_activity_run_twice_leaves_the_same_state(game, player):
     game.start_and_confirm(player)
     before = game.status(player)
     log_before = game.log(player)
-    engine = game.host.engine
     ids = [
         workflows.instance_id(w, player)
         for w in (workflows.PARALLEL, workflows.CONFIRMATION, workflows.SEQUENTIAL)
     ]
     scheduled = []
     for instance_id in ids:
-        for evt in game.host.run(engine.get_history(instance_id)):
+        for evt in game.host.history(instance_id):
             if evt["EventType"] == 4 and evt["Name"] != "StartWorkflow":
                 scheduled.append((evt["Name"], evt["Input"]))
     assert len(scheduled) >= 10
     for name, input_json in scheduled:
-        info = game.host.host.index.activities[name]
-        outcome = game.host.run(run_activity(game.host.host.invoker, info, input_json))
-        assert outcome.ok, outcome.reason
+        game.host.run_activity(name, json.loads(input_json) if input_json else None)
     assert game.status(player) == before
     assert game.log(player) == log_before
 

@@ -12,7 +12,7 @@ def test_openapi_describes_exactly_the_routes_of_the_app(game):
         for method in operations
     }
     routes = set()
-    for function in game.host.host.index.http.values():
+    for function in game.host.functions.http.values():
         route = re.sub(r"\{(\w+)(:[^}]*)?\??\}", r"{\1}", function.route)
         for method in function.methods or ["GET"]:
             routes.add((route, method))

@@ -13,6 +13,8 @@ import pytest
 from bench import chaos
 from bench.hosting import HostProcess
 
+pytestmark = pytest.mark.azure  # every test here runs on Azure Storage
+
 
 def request(host: HostProcess, method: str, path: str, body=None) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()

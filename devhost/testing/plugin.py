@@ -1,0 +1,89 @@
+"""The pytest plugin (entry point `pytest11`): fixtures that run your Functions app in a test.
+
+    def test_hello(durable_host):
+        instance_id = durable_host.start("Hello", "Tokyo")
+        assert durable_host.wait_for(instance_id).output == "Hello Tokyo!"
+
+Options: `--durable-app DIR` (or the ini option `durable_app`; default: the rootdir) names the
+folder of `function_app.py`; `--durable-store memory|azure` picks the task hub's store (memory by
+default; azure starts an Azurite of its own for the session, on free ports).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import azure.durable_functions as df
+import pytest
+
+from ..azurite import Azurite
+from ..store.azure import AzureStore
+from ..store.base import TaskHubStore
+from .harness import DurableHarness
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("durable", "Durable Functions apps (devhost)")
+    group.addoption(
+        "--durable-app",
+        metavar="DIR",
+        default=None,
+        help="folder of the app's function_app.py (default: ini durable_app, else the rootdir)",
+    )
+    group.addoption(
+        "--durable-store",
+        choices=("memory", "azure"),
+        default="memory",
+        help="task hub store of durable_host: memory (default) or azure (starts Azurite)",
+    )
+    parser.addini("durable_app", "folder of the app's function_app.py, relative to the ini file")
+
+
+def durable_app_dir(config: pytest.Config) -> Path:
+    """The app folder: --durable-app, else the ini option durable_app, else the rootdir."""
+    given = config.getoption("--durable-app")
+    if given:
+        return Path(given).resolve()
+    ini = config.getini("durable_app")
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return (base / ini).resolve() if ini else config.rootpath
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The host decodes activity inputs with the worker's converter, which warns on every call
+    # that it was given no expected type; that is the host's business, not the test's.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:azure.functions")
+
+
+@pytest.fixture(scope="session")
+def durable_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """An Azurite of the session's own, on free ports in a temporary folder."""
+    with Azurite(tmp_path_factory.mktemp("durable-azurite")) as server:
+        yield server
+
+
+@pytest.fixture
+def durable_host(request: pytest.FixtureRequest) -> Iterator[DurableHarness]:
+    """A started DurableHarness for the app, on a task hub of its own, on the virtual clock."""
+    store: TaskHubStore | None = None
+    if request.config.getoption("--durable-store") == "azure":
+        azurite = request.getfixturevalue("durable_azurite")
+        store = AzureStore(azurite.connection_string, f"T{uuid.uuid4().hex[:20]}")
+    app_dir = durable_app_dir(request.config)
+    if not (app_dir / "function_app.py").is_file():
+        pytest.fail(
+            f"{app_dir} has no function_app.py: name the app's folder with --durable-app DIR "
+            "or the ini option durable_app",
+            pytrace=False,
+        )
+    with DurableHarness(app_dir, store=store) as host:
+        yield host
+
+
+@pytest.fixture
+def durable_client(durable_host: DurableHarness) -> df.DurableOrchestrationClient:
+    """The SDK's own DurableOrchestrationClient, bound to `durable_host` (call it with
+    `durable_host.run(...)`)."""
+    return durable_host.client
