@@ -141,6 +141,7 @@ class DevHost:
             settings.host_json,
             host_id=host_id(settings.app_dir),
         )
+        self.clock = clock
         self.engine = Engine(
             self.index,
             store,
@@ -213,12 +214,12 @@ class DevHost:
         await self.triggers.start()
 
     async def wait_idle(self) -> None:
-        """Until neither the engine nor a timer function is at work (each may start the other)."""
+        """Until no episode, activity, delivery or timer function is under way."""
         while True:
+            await self.triggers.timers.wait_idle()
             await self.engine.wait_idle()
             if not self.triggers.timers.busy:
                 return
-            await self.triggers.timers.wait_idle()
 
     async def stop(self) -> None:
         await self.triggers.stop()

@@ -15,7 +15,7 @@ DISTRIBUTIONS = {  # import name -> the distribution pyproject.toml must name
     "azure.data.tables": "azure-data-tables",
     "azure.core": "azure-data-tables",  # azure-core comes with the storage SDKs
     "azure.storage.blob": "azure-storage-blob",
-    "azure.storage.queue": "azure-storage-queue",  # queue triggers and outputs
+    "azure.storage.queue": "azure-storage-queue",
 }
 
 

@@ -188,7 +188,7 @@ class DurableHarness:
     async def _settle(self) -> None:
         host = self._started
         while True:
-            await host.wait_idle()  # the engine, and timer trigger functions
+            await host.wait_idle()
             if not isinstance(self.clock, VirtualClock) or not self.clock.move_to(self.clock.now()):
                 return
 

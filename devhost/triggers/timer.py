@@ -1,9 +1,8 @@
 """Timer triggers: each function's next occurrence, fired when the clock reaches it.
 
-Time comes only from the `Clock`: each function's next occurrence is booked on it with
-`call_at`, as the engine books durable timers, so on a test's virtual clock the occurrences run
-as the test advances time, in order with durable timers, and `wait_idle()` tells when they are
-done.
+Time comes only from the `Clock`: one wake-up is booked with `Clock.call_at` for the earliest
+occurrence, as the engine books its durable timers, so on a test's virtual clock the functions
+fire in order with the durable timers as the test advances time.
 
 As the host, devhost keeps each schedule's status (last and next occurrence) in the storage
 account, under `azure-webjobs-hosts/timers/<host id>/<function>/status`, when the schedule is
@@ -63,6 +62,10 @@ class TimerEntry:
     monitored: bool = False
 
 
+def _next(entry: TimerEntry) -> datetime:
+    return entry.next
+
+
 class TimerTriggers:
     """The app's timer functions on one clock."""
 
@@ -93,11 +96,12 @@ class TimerTriggers:
                 else str(use_monitor).lower() == "true"
             )
             self.entries.append(TimerEntry(info, schedule, first, monitored=monitored))
-        self._wakeups: dict[str, Wakeup] = {}
-        self._running: set[asyncio.Task] = set()
+        self._wakeup: Wakeup | None = None
+        self._firing: set[asyncio.Task] = set()
 
     async def start(self) -> None:
-        """Past-due and run-on-startup invocations, then each occurrence booked on the clock."""
+        """Past-due and run-on-startup invocations, then a wake-up booked on the clock for the
+        earliest occurrence (a test's virtual clock calls it when the test advances time)."""
         now = self.clock.now()
         for entry in self.entries:
             known = (
@@ -111,38 +115,34 @@ class TimerTriggers:
                 await self._fire(entry, past_due=bool(missed), scheduled=False)
             elif entry.monitored:
                 await self._save(entry)
-            self._book(entry)
+        self._book()
 
     async def stop(self) -> None:
-        for wakeup in self._wakeups.values():
-            wakeup.cancel()
-        self._wakeups.clear()
-        for task in list(self._running):
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        for task in list(self._firing):
             task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        await asyncio.gather(*self._firing, return_exceptions=True)
 
     @property
     def busy(self) -> bool:
-        return bool(self._running)
+        return bool(self._firing)
 
     async def wait_idle(self) -> None:
-        """Until no timer function is running (one that came due and was started)."""
-        while self._running:
-            await asyncio.wait(set(self._running))
+        """Until no timer function that came due is still running."""
+        while self._firing:
+            await asyncio.wait(set(self._firing))
 
-    def _book(self, entry: TimerEntry) -> None:
-        self._wakeups[entry.info.name] = self.clock.call_at(entry.next, lambda: self._due(entry))
+    def next_due(self) -> datetime | None:
+        return min((e.next for e in self.entries), default=None)
 
-    def _due(self, entry: TimerEntry) -> None:
-        """The clock reached the entry's occurrence: run it, then book the next one."""
-        self._wakeups.pop(entry.info.name, None)
-        task = asyncio.get_running_loop().create_task(self._occurrence(entry))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-
-    async def _occurrence(self, entry: TimerEntry) -> None:
-        await self._fire(entry, past_due=False)
-        self._book(entry)
+    async def fire_due(self, now: datetime) -> int:
+        """Run every function whose occurrence has come, earliest first; how many ran."""
+        fired = 0
+        while (entry := min(self.entries, key=_next, default=None)) and entry.next <= now:
+            await self._fire(entry, past_due=False)
+            fired += 1
+        return fired
 
     async def _fire(self, entry: TimerEntry, past_due: bool, scheduled: bool = True) -> None:
         """Run the function; a scheduled run moves on to the next occurrence, a start-up run
@@ -170,6 +170,19 @@ class TimerTriggers:
             await self.run_blocking(self.status.save, entry.info.name, status)
         except Exception:  # noqa: BLE001 - a lost status only costs a past-due run
             log.warning("Timer '%s': could not save its schedule status", entry.info.name)
+
+    def _book(self) -> None:
+        due = self.next_due()
+        self._wakeup = None if due is None else self.clock.call_at(due, self._wake)
+
+    def _wake(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._fire_and_book())
+        self._firing.add(task)
+        task.add_done_callback(self._firing.discard)
+
+    async def _fire_and_book(self) -> None:
+        await self.fire_due(self.clock.now())
+        self._book()
 
     def describe(self, info: FunctionInfo) -> str:
         entry = next(e for e in self.entries if e.info is info)
