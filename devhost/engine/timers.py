@@ -6,19 +6,10 @@ import heapq
 import itertools
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 from ..clock import Clock, Wakeup
 
 TimerKey = tuple[str, str, int]  # instance id, execution id, timer id
-
-
-class Schedule(Protocol):
-    """Timed work outside the engine on the same clock (timer triggers), advanced with it."""
-
-    def next_due(self) -> datetime | None: ...
-
-    async def fire_due(self, now: datetime) -> int: ...
 
 
 class TimerService:
