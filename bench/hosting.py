@@ -1,12 +1,15 @@
-"""The game's host as a process of its own, for benchmarks and chaos runs: start, kill, stop."""
+"""A host as a process of its own, for benchmarks, chaos runs and crash tests: start, kill, stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from devhost.azurite import answers, free_port
@@ -15,13 +18,29 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class HostProcess:
-    """`python -m devhost start --store azure` on the game, its output appended to `log_path`."""
+    """`python -m devhost start --store azure` on an app (the game by default), its output
+    appended to `log_path`."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        port: int | None = None,
+        app_dir: Path = REPO,
+    ) -> None:
         self.env = dict(os.environ, **env)
         self.log_path = log_path
         self.port = port or free_port()
+        self.app_dir = app_dir
         self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "devhost", "start", "--app-dir", str(self.app_dir)] + [
+            "--store",
+            "azure",
+            "--port",
+            str(self.port),
+        ]
 
     @property
     def base(self) -> str:
@@ -31,8 +50,7 @@ class HostProcess:
         """Start and wait until the port answers; the engine may still be resuming work."""
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "devhost", "start", "--app-dir", str(REPO)]
-                + ["--store", "azure", "--port", str(self.port)],
+                self.command(),
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -40,7 +58,7 @@ class HostProcess:
         deadline = time.monotonic() + timeout
         while not answers("127.0.0.1", self.port, timeout=0.2):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the host did not start:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"the host did not start:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.05)
 
     def kill(self) -> None:
@@ -55,3 +73,13 @@ class HostProcess:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
+        """A JSON request to the host: the status and the decoded body (None when empty)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")

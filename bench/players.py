@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import aiohttp
 
-from devhost.azurite import Azurite, answers, free_port
+from bench.hosting import HostProcess
+from devhost.azurite import Azurite
 
-REPO = Path(__file__).resolve().parent.parent
 FIRST_POLL, LAST_POLL = 0.25, 2.0  # a waiting player asks again with backoff, as the page does
 
 
@@ -143,53 +142,27 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, Azurite(Path(folder) / "azurite") as azurite:
-        port = free_port()
-        env = dict(
-            os.environ,
-            AzureWebJobsStorage=azurite.connection_string,
-            DUNGEON_CONFIRM_SECONDS="300",
-            DUNGEON_MONITOR_INTERVAL_SECONDS="20",
-            DUNGEON_MONITOR_LIFETIME_MINUTES="5",
-        )
-        log = open(Path(folder) / "host.log", "w")  # noqa: SIM115 - the host process owns it
-        host = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "devhost",
-                "start",
-                "--app-dir",
-                str(REPO),
-                "--store",
-                "azure",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        env = {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "DUNGEON_CONFIRM_SECONDS": "300",
+            "DUNGEON_MONITOR_INTERVAL_SECONDS": "20",
+            "DUNGEON_MONITOR_LIFETIME_MINUTES": "5",
+        }
+        host = HostProcess(env, Path(folder) / "host.log")
+        host.start()
         try:
-            deadline = time.monotonic() + 60
-            while not answers("127.0.0.1", port):
-                if host.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"the host did not start:\n{(Path(folder) / 'host.log').read_text()}"
-                    )
-                time.sleep(0.1)
-            print(f"host on port {port}, Azurite on {azurite.ports}", file=sys.stderr)
-            idle = cpu_seconds(host.pid)
-            asyncio.run(run_players(f"http://127.0.0.1:{port}/api", args.players))
+            print(f"host on port {host.port}, Azurite on {azurite.ports}", file=sys.stderr)
+            assert host.process is not None
+            idle = cpu_seconds(host.process.pid)
+            asyncio.run(run_players(f"{host.base}/api", args.players))
             if idle is not None:
-                used = cpu_seconds(host.pid) - idle
+                used = cpu_seconds(host.process.pid) - idle
                 print(
                     f"host CPU {used:.1f} s, {used / args.players * 1000:.0f} ms a game "
                     "(steadier than latency on a busy machine)"
                 )
         finally:
-            host.terminate()
-            host.wait(timeout=30)
-
+            host.stop()
 
 if __name__ == "__main__":
     main()

@@ -237,9 +237,12 @@ class Engine:
         if self._offline:
             coro.close()
             return
-        context = contextvars.copy_context()
-        context.run(clear_deadline)
-        task = asyncio.create_task(coro, context=context)
+        if current_deadline() is None:  # the engine's own work: no deadline to drop
+            task = asyncio.create_task(coro)
+        else:
+            context = contextvars.copy_context()
+            context.run(clear_deadline)
+            task = asyncio.create_task(coro, context=context)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -1,20 +1,16 @@
 """Crash safety on Azure Storage: the host process is really killed (SIGKILL) and started again."""
 
-import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from devhost.azurite import Azurite, free_port
+from bench.hosting import HostProcess
+from devhost.azurite import Azurite
 from devhost.store.azure import AzureStore
 from devhost.testing import DurableHarness
 
@@ -23,63 +19,11 @@ pytestmark = pytest.mark.azure  # every test here runs on Azure Storage
 WEBHOOKS = "/runtime/webhooks/durabletask"
 
 
-def host_command(port: int) -> list[str]:
-    """`python -m devhost start` on the crash app's hub in Azurite."""
-    return [
-        sys.executable,
-        "-m",
-        "devhost",
-        "start",
-        "--app-dir",
-        str(CRASH_APP),
-        "--store",
-        "azure",
-        "--port",
-        str(port),
-    ]
-
-
-class HostProcess:
+class CrashHost(HostProcess):
     """`python -m devhost start` on the crash app, started and killed by the test."""
 
-    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
-        self.env = env
-        self.port = port
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60) -> None:
-        log = open(self.log_path, "a")  # noqa: SIM115 - the child process owns it
-        self.process = subprocess.Popen(
-            host_command(self.port),
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"host exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                self.request("GET", f"{WEBHOOKS}/instances/ping")
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("host did not answer")
-
-    def kill(self) -> None:
-        assert self.process
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            self.process.wait(timeout=30)
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__(env, log_path, app_dir=CRASH_APP)
 
     def finished(self, instance_id: str, timeout: float = 60) -> dict:
         """The status of the instance once it has finished (the API answers 200)."""
@@ -90,17 +34,6 @@ class HostProcess:
                 return status
             assert time.monotonic() < deadline, status
             time.sleep(0.05)
-
-    def request(self, method: str, path: str, body=None) -> tuple[int, object]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as err:
-            raw = err.read()
-            return err.code, json.loads(raw) if raw else None
 
 
 @pytest.fixture
@@ -120,7 +53,7 @@ def crash_env(azurite, hub_name, tmp_path):
 
 def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path):
     rng = random.Random(7)
-    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host = CrashHost(crash_env, tmp_path / "host.log")
     host.start()
     instances = [f"quest-{i}" for i in range(6)]
     accepted_events = set()
@@ -193,7 +126,7 @@ def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path
 
 
 def test_timers_that_came_due_while_the_host_was_down_fire_on_restart(crash_env, tmp_path):
-    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host = CrashHost(crash_env, tmp_path / "host.log")
     host.start()
     try:
         code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Side/sleeper", "nap")
@@ -216,11 +149,11 @@ def test_timers_that_came_due_while_the_host_was_down_fire_on_restart(crash_env,
 
 
 def test_a_second_host_on_the_same_hub_is_refused(crash_env, tmp_path):
-    first = HostProcess(crash_env, free_port(), tmp_path / "first.log")
+    first = CrashHost(crash_env, tmp_path / "first.log")
     first.start()
     try:
         second = subprocess.run(
-            host_command(free_port()),
+            CrashHost(crash_env, tmp_path / "second.log").command(),
             env=crash_env,
             capture_output=True,
             text=True,
@@ -257,7 +190,7 @@ def test_storage_outage_makes_the_host_wait_and_retry(tmp_path, hub_name, caplog
 
 
 def test_entity_signals_answered_202_are_applied_exactly_once(crash_env, tmp_path):
-    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host = CrashHost(crash_env, tmp_path / "host.log")
     host.start()
     acked = ambiguous = 0
     path = f"{WEBHOOKS}/entities/Tally/kills?op=add"
@@ -291,7 +224,7 @@ def test_entity_signals_answered_202_are_applied_exactly_once(crash_env, tmp_pat
 def test_work_resumed_after_a_restart_can_call_the_host(crash_env, tmp_path):
     """The host listens before it resumes work: an activity re-run during recovery that starts
     a workflow through the durable client reaches it, rather than failing its orchestration."""
-    host = HostProcess(crash_env, free_port(), tmp_path / "host.log")
+    host = CrashHost(crash_env, tmp_path / "host.log")
     host.start()
     try:
         code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Relay/relay")

@@ -2,11 +2,8 @@
 after a restart; and a short chaos run loses nothing."""
 
 import asyncio
-import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,16 +16,6 @@ from devhost.testing import DurableHarness
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.azure  # every test here runs on Azure Storage
-
-
-def request(host: HostProcess, method: str, path: str, body=None) -> tuple[int, object]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(host.base + path, data=data, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=15) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def wait_until(check, what: str, timeout: float = 60):
@@ -49,17 +36,17 @@ def test_a_game_goes_on_after_the_host_stops_right_after_confirm_user(
     host = HostProcess(env, tmp_path / "host.log")
     host.start()
     try:
-        assert request(host, "POST", "/api/NewUser", {"name": player})[0] == 202
+        assert host.request("POST", "/api/NewUser", {"name": player})[0] == 202
         wait_until(
             lambda: (
-                request(host, "GET", f"/api/CheckStatus/{player}/UserConfirmationWorkflow")[1].get(
+                host.request("GET", f"/api/CheckStatus/{player}/UserConfirmationWorkflow")[1].get(
                     "status"
                 )
                 == "Running"
             ),
             "the confirmation",
         )
-        assert request(host, "POST", "/api/ConfirmUser", {"name": player})[0] == 202
+        assert host.request("POST", "/api/ConfirmUser", {"name": player})[0] == 202
         if stop == "SIGKILL":
             host.kill()
         else:
@@ -68,12 +55,12 @@ def test_a_game_goes_on_after_the_host_stops_right_after_confirm_user(
         host.start()
         monitor = f"/api/CheckStatus/{player}/GameMonitorWorkflow"
         wait_until(  # a game monitor yet to start answers 200 "Pending"
-            lambda: request(host, "GET", monitor)[1].get("status") in ("Running", "Completed"),
+            lambda: host.request("GET", monitor)[1].get("status") in ("Running", "Completed"),
             "the game monitor",
         )
-        state = request(host, "GET", f"/api/GameStatus/{player}")[1]
+        state = host.request("GET", f"/api/GameStatus/{player}")[1]
         assert state["user"]["currentRoom"] and state["monster"]["inventoryItems"]
-        sequence = request(host, "GET", f"/api/CheckStatus/{player}/RunUserSequentialWorkflow")
+        sequence = host.request("GET", f"/api/CheckStatus/{player}/RunUserSequentialWorkflow")
         assert sequence[1]["status"] == "Completed", sequence
     finally:
         host.stop()
