@@ -37,6 +37,7 @@ from azure.data.tables import TableServiceClient
 
 from bench.hosting import HostProcess
 from devhost.azurite import Azurite
+from devhost.store.azure_listing import LISTING_PARTITION
 
 REQUEST_TIMEOUT = 30  # seconds: a request still unanswered then "never answered"
 CONFIRM_SECONDS = 20
@@ -267,8 +268,9 @@ def _truth(connection: str) -> dict[str, int]:
         confirmed += sum(
             1
             for row in service.get_table_client(table).query_entities(
-                "PartitionKey ge 'RunUserSequentialWorkflow:' "
-                "and PartitionKey lt 'RunUserSequentialWorkflow;'"
+                "PartitionKey eq @listing and RowKey ge 'RunUserSequentialWorkflow:' "
+                "and RowKey lt 'RunUserSequentialWorkflow;'",
+                parameters={"listing": LISTING_PARTITION},
             )
         )
     return {

@@ -2,7 +2,7 @@
 
     python -m bench.dashboard --store memory|azure [--instances 10000] [--runs 20]
 
-The hub is filled with finished instances (status rows only: the list reads nothing else),
+The hub is filled with finished instances (their state and listing rows only),
 then the page's two requests are timed through the host's HTTP server; the lines print medians.
 """
 
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from devhost.azurite import Azurite
 from devhost.engine.model import InstanceRecord, RuntimeStatus
-from devhost.store.azure import AzureStore, _record_entity
+from devhost.store.azure import STATE_KEY, AzureStore
+from devhost.store.azure_rows import record_entity
 from devhost.store.memory import MemoryStore
 from devhost.testing import DurableHarness
 
@@ -45,13 +46,17 @@ def records(count: int) -> list[InstanceRecord]:
 
 
 async def fill_azure(store: AzureStore, rows: list[InstanceRecord]) -> None:
-    """Status rows straight into the Instances table, many at a time (the fill is not timed)."""
+    """Finished instances straight into the hub, many at a time (the fill is not timed): each
+    one's state row, and its listing row (the list reads nothing else)."""
     await store.open()
     try:
-        table = store._instances
+        history = store._history
         for first in range(0, len(rows), 64):
-            batch = rows[first : first + 64]
-            await asyncio.gather(*(table.upsert_entity(_record_entity(r, "")) for r in batch))
+            states = [record_entity(r, STATE_KEY) | {"Next": 0} for r in rows[first : first + 64]]
+            await asyncio.gather(*(history.upsert_entity(state) for state in states))
+            for state in states:
+                store.listing.mark(state)
+        await store.listing.settled()
     finally:
         await store.close()
 

@@ -164,5 +164,6 @@ def main() -> None:
         finally:
             host.stop()
 
+
 if __name__ == "__main__":
     main()

@@ -61,3 +61,12 @@ def azurite(tmp_path_factory):
 def hub_name():
     """A task hub of its own for each test."""
     return f"T{uuid.uuid4().hex[:20]}"
+
+
+@pytest.fixture
+def storage_proxy(azurite):
+    """A counting proxy in front of the session's Azurite tables (tests/storage_proxy.py)."""
+    from tests.storage_proxy import StorageProxy
+
+    with StorageProxy(azurite) as proxy:
+        yield proxy

@@ -434,9 +434,11 @@ class Engine:
         return await self.get_record(instance_id)
 
     async def get_record(self, instance_id: str) -> InstanceRecord | None:
-        orch = self._active.get(instance_id)
-        if orch is not None:
-            return orch.record.copy()
+        """From memory for an instance held here: this host holds the hub's lease, and a held
+        record is replaced only after its commit, so it is the stored one. Else a store read."""
+        held = self._active.get(instance_id) or self._entities.get(instance_id)
+        if held is not None:
+            return held.record.copy()
         return await self.store.get_instance(instance_id)
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:

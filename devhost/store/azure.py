@@ -1,19 +1,22 @@
 """The task hub in Azure Storage tables (Azurite locally, or a real account).
 
 Layout, for a hub named H (readable in Storage Explorer):
-- `HInstances`: one row per instance (PartitionKey = instance id): the status the API serves.
 - `HHistory`: one partition per instance (PartitionKey = instance id) holding
   - `state`: the instance's authoritative status row, with `Next`, the number of history
     events of the current execution;
   - `h00000000`, `h00000001`, ...: one row per history event (`Event` holds the JSON);
   - `i<time>-<message id>`: the stored inbox (starts, raised events, control messages).
+- `HInstances`: the listing queries read, one row per instance in one partition
+  (PartitionKey "listing", RowKey = instance id), written behind the commits (`azure_listing`).
 
-An episode is committed by one entity-group transaction on the instance's partition: the new
-event rows, the deletion of the inbox rows they consumed, and the `state` row updated under its
-ETag. An episode with more than fits in one transaction writes its event rows first (rows past
-`Next` are invisible until `state` moves) and commits with the `state` update, so a reader never
-sees half an episode. The `Instances` row is a projection written after the commit (and before
-a new instance exists); recovery reads `state`, which wins.
+Every change is one entity-group transaction on the instance's partition. A start inserts the
+`state` row with the start message, without reading first: only when the insert finds a row
+does it read, to refuse a live instance or replace a finished one. An episode writes its new
+event rows, deletes the inbox rows they consumed, and updates `state` under its ETag. An episode
+with more than fits in one transaction writes its event rows first (rows past `Next` are
+invisible until `state` moves) and commits with the `state` update, so a reader never sees half
+an episode. Point reads of an instance's status read `state`; recovery scans the `state` rows,
+so it finds every stored start whatever the listing holds, and brings the listing up to date.
 """
 
 from __future__ import annotations
@@ -47,10 +50,11 @@ from ..engine.model import (
     InstanceQuery,
     InstanceRecord,
     Message,
-    RuntimeStatus,
     same_parent_task,
 )
 from ..engine.rules import has_invalid_character
+from .azure_listing import BATCH_BYTES, BATCH_ROWS, LISTING_PARTITION, InstanceListing, batches
+from .azure_listing import row_size as _size
 from .azure_rows import (
     event_entity,
     get_text,
@@ -75,11 +79,11 @@ log = logging.getLogger("devhost.store")
 T = TypeVar("T")
 
 STATE_KEY = "state"
-BATCH_ROWS = 100
-BATCH_BYTES = 3_500_000
 LEASE_SECONDS = 30
 MAX_RETRY_DELAY = 5.0
 LIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
+SUMMARY = ["PartitionKey", "RowKey", "RuntimeStatus", "ExecutionId", "LastUpdatedTime"]
+CLOSE_SECONDS = 10  # how long a closing store waits to write the listing
 
 
 class HubInUseError(Exception):
@@ -154,10 +158,6 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def _size(entity: dict[str, Any]) -> int:
-    return sum(len(v) if isinstance(v, str) else 16 for v in entity.values())
-
-
 class _State:
     """What the store remembers of an instance's `state` row between commits."""
 
@@ -183,6 +183,7 @@ class AzureStore(TaskHubStore):
         self._service: TableServiceClient | None = None
         self._session: aiohttp.ClientSession | None = None
         self._batch: TableBatchClient
+        self._listing_batch: TableBatchClient
         self._instances: TableClient
         self._history: TableClient
         self._leases: TableClient
@@ -190,6 +191,7 @@ class AzureStore(TaskHubStore):
         self._inbox_keys: dict[str, str] = {}
         self._lease_task: asyncio.Task | None = None
         self._lease_etag: str | None = None
+        self.listing = InstanceListing(self._submit_listing)
         self._outage_logged = False
         self._sequence = 0
         self.round_trips = 0  # storage calls made, for benchmarks
@@ -262,6 +264,7 @@ class AzureStore(TaskHubStore):
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
         account = Account.from_connection_string(self.connection_string)
         self._batch = TableBatchClient(account, f"{self.hub}History", self._session)
+        self._listing_batch = TableBatchClient(account, f"{self.hub}Instances", self._session)
         self._large = LargeValues(self.connection_string, self.hub)
         if self.read_only:
             return
@@ -271,8 +274,10 @@ class AzureStore(TaskHubStore):
             await self.close()
             raise
         self._lease_task = asyncio.create_task(self._renew_lease())
+        self.listing.start()
 
     async def close(self) -> None:
+        await self.listing.close(CLOSE_SECONDS)
         if self._lease_task:
             self._lease_task.cancel()
             await asyncio.gather(self._lease_task, return_exceptions=True)
@@ -370,8 +375,8 @@ class AzureStore(TaskHubStore):
         await self._offload([op[1] for op in operations])
         return await self._retry(lambda: self._batch.submit(operations))
 
-    async def _upsert_projection(self, record: InstanceRecord) -> None:
-        await self._upsert(self._instances, record_entity(record, ""))
+    async def _submit_listing(self, operations: list) -> list[str | None]:
+        return await self._retry(lambda: self._listing_batch.submit(operations))
 
     def _inbox_key(self, message: Message) -> str:
         self._sequence += 1
@@ -380,28 +385,48 @@ class AzureStore(TaskHubStore):
         return key
 
     async def create_instance(self, record: InstanceRecord, start: Message) -> None:
+        if await self._insert_new(record, start):
+            return
         existing = await self._read_state(record.instance_id)
         if existing is not None and not existing[0].runtime_status.is_terminal:
             raise InstanceExistsError(record.instance_id)
-        await self._create(record, start, existing)
+        await self._replace(record, start, existing)
 
     async def create_child(self, record: InstanceRecord, start: Message) -> InstanceRecord | None:
+        if await self._insert_new(record, start):
+            return None
         existing = await self._read_state(record.instance_id)
         if existing is not None and (
             same_parent_task(existing[0], record) or not existing[0].runtime_status.is_terminal
         ):
             return existing[0]
-        await self._create(record, start, existing)
+        await self._replace(record, start, existing)
         return None
 
-    async def _create(
+    async def _insert_new(self, record: InstanceRecord, start: Message | None) -> bool:
+        """A new instance's state row (and start message) in one transaction, reading nothing
+        first; False if a state row was there already (and nothing was written)."""
+        state = record_entity(record, STATE_KEY)
+        state["Next"] = 0
+        operations = [("insert", state, None)]
+        if start is not None:
+            operations.append(("upsert", message_entity(start, self._inbox_key(start)), None))
+        try:
+            result = await self._submit(operations)
+        except BatchRejectedError:
+            return False
+        self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
+        self.listing.mark(state)
+        return True
+
+    async def _replace(
         self,
         record: InstanceRecord,
         start: Message,
         existing: tuple[InstanceRecord, str, int] | None,
     ) -> None:
-        """Instance row first (so recovery finds it), then state and start in one transaction."""
-        await self._upsert_projection(record)
+        """Start again over a finished instance: its old rows go, then state and start are
+        written in one transaction under the old state's ETag (a racing start loses)."""
         if existing is not None:
             await self._delete_partition(record.instance_id, keep_state=True)
         state = record_entity(record, STATE_KEY)
@@ -411,23 +436,13 @@ class AzureStore(TaskHubStore):
         try:
             result = await self._submit(operations)
         except BatchRejectedError as err:
-            winner = await self._read_state(record.instance_id)  # a racing start won
-            if winner is not None:
-                await self._repair_projection(winner[0])
-            raise InstanceExistsError(record.instance_id) from err
+            raise InstanceExistsError(record.instance_id) from err  # a racing start won
         self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
+        self.listing.mark(state)
 
     async def ensure_entity(self, record: InstanceRecord) -> None:
-        if await self._read_state(record.instance_id) is not None:
-            return
-        await self._upsert_projection(record)
-        state = record_entity(record, STATE_KEY)
-        state["Next"] = 0
-        try:
-            result = await self._submit([("insert", state, None)])
-            self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
-        except BatchRejectedError:
-            self._states.pop(record.instance_id, None)  # created meanwhile; read on commit
+        if not await self._insert_new(record, None):
+            self._states.pop(record.instance_id, None)  # it exists; read on commit
 
     async def send(self, messages: list[Message]) -> None:
         """Inbox rows, written at once; their keys, made here in order, keep the order."""
@@ -472,7 +487,7 @@ class AzureStore(TaskHubStore):
             final.append(pending.pop())
         early_rows = [op for op in pending if op[0] == "upsert"]
         late_deletes = [op for op in pending if op[0] == "delete"]
-        for batch in _batches(early_rows):
+        for batch in batches(early_rows):
             await self._submit(batch)
         try:
             result = await self._submit(final)
@@ -481,10 +496,10 @@ class AzureStore(TaskHubStore):
                 f"instance '{instance_id}' was changed by another writer"
             ) from err
         self._states[instance_id] = _State(result[0], state_entity["Next"], record.execution_id)
-        for batch in _batches(late_deletes):
+        for batch in batches(late_deletes):
             await self._submit(batch)
         if commit.status_changed or record.runtime_status.is_terminal:
-            await self._upsert_projection(record)
+            self.listing.mark(state_entity)
         if record.runtime_status.is_terminal:
             self._states.pop(instance_id, None)
 
@@ -499,13 +514,19 @@ class AzureStore(TaskHubStore):
 
     async def _read_state(self, instance_id: str) -> tuple[InstanceRecord, str, int] | None:
         """The state row: the record, its ETag and the count of current history events."""
-        _checked_key(instance_id)
-        try:
-            entity = await self._retry(lambda: self._history.get_entity(instance_id, STATE_KEY))
-        except ResourceNotFoundError:
+        entity = await self._read_state_row(instance_id)
+        if entity is None:
             return None
         await self._inflate(entity)
         return record_from(entity), entity.metadata["etag"], int(entity.get("Next", 0))
+
+    async def _read_state_row(self, instance_id: str) -> dict[str, Any] | None:
+        """The state row as stored (large values still in their blobs)."""
+        _checked_key(instance_id)
+        try:
+            return await self._retry(lambda: self._history.get_entity(instance_id, STATE_KEY))
+        except ResourceNotFoundError:
+            return None
 
     async def _partition(self, instance_id: str) -> list[dict[str, Any]]:
         _checked_key(instance_id)
@@ -534,7 +555,6 @@ class AzureStore(TaskHubStore):
         rows = await self._partition(instance_id)
         state = next((r for r in rows if r["RowKey"] == STATE_KEY), None)
         if state is None:
-            await self._forget_unstarted(instance_id)
             return None
         record = record_from(state)
         history = self._events(rows, state)
@@ -547,7 +567,6 @@ class AzureStore(TaskHubStore):
         self._states[instance_id] = _State(
             state.metadata["etag"], int(state.get("Next", 0)), record.execution_id
         )
-        await self._repair_projection(record)
         return record, history, inbox
 
     @staticmethod
@@ -563,32 +582,10 @@ class AzureStore(TaskHubStore):
         events.sort(key=lambda r: r["RowKey"])
         return [json.loads(get_text(r, "Event") or "{}") for r in events]
 
-    async def _repair_projection(self, record: InstanceRecord) -> None:
-        """After a crash the Instances row may lag the state row; state wins."""
-        current = await self.get_instance(record.instance_id)
-        if (
-            current is None
-            or current.runtime_status != record.runtime_status
-            or current.execution_id != record.execution_id
-        ):
-            await self._upsert_projection(record)
-
-    async def _forget_unstarted(self, instance_id: str) -> None:
-        """A live Instances row without a state row is a start that never committed (it ran
-        out of time or the host died in between) and was never acknowledged: drop it."""
-        record = await self.get_instance(instance_id)
-        if record is not None and not record.runtime_status.is_terminal:
-            log.info("Dropping instance '%s': its start was never stored", instance_id)
-            await self._retry(lambda: self._instances.delete_entity(instance_id, ""))
-
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        _checked_key(instance_id)
-        try:
-            entity = await self._retry(lambda: self._instances.get_entity(instance_id, ""))
-        except ResourceNotFoundError:
-            return None
-        await self._inflate(entity)
-        return record_from(entity)
+        """The authoritative status: the instance's state row (one point read)."""
+        state = await self._read_state(instance_id)
+        return state[0] if state is not None else None
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
         rows = await self._partition(instance_id)
@@ -597,7 +594,7 @@ class AzureStore(TaskHubStore):
 
     def _where(self, query: InstanceQuery) -> tuple[str, dict[str, Any]]:
         """The Instances table filter of a query, with its parameters."""
-        clauses, parameters = ["RowKey eq @rk"], {"rk": ""}
+        clauses, parameters = ["PartitionKey eq @pk"], {"pk": LISTING_PARTITION}
         if query.runtime_status:
             names = sorted(str(s) for s in query.runtime_status)
             terms = []
@@ -614,13 +611,13 @@ class AzureStore(TaskHubStore):
         if query.instance_id_prefix:
             parameters["lo"] = query.instance_id_prefix
             parameters["hi"] = query.instance_id_prefix + "\uffff"
-            clauses.append("PartitionKey ge @lo and PartitionKey lt @hi")
+            clauses.append("RowKey ge @lo and RowKey lt @hi")
         if query.name:
             parameters["name"] = query.name
             clauses.append("Name eq @name")
         if query.orchestrations_only:  # entity ids, and only they, start with "@"
             parameters["at"], parameters["past"] = "@", "A"
-            clauses.append("( PartitionKey lt @at or PartitionKey ge @past )")
+            clauses.append("( RowKey lt @at or RowKey ge @past )")
         return " and ".join(clauses), parameters
 
     async def query(
@@ -628,6 +625,7 @@ class AzureStore(TaskHubStore):
     ) -> tuple[list[InstanceRecord], str | None]:
         where, parameters = self._where(query)
         token = _decode_token(continuation) if continuation else None
+        await self.listing.settled()
 
         async def read() -> tuple[list[InstanceRecord], Any]:
             pages = self._instances.query_entities(
@@ -644,7 +642,7 @@ class AzureStore(TaskHubStore):
         records = []
         for entity in entities:
             await self._inflate(entity)
-            records.append(record_from(entity))
+            records.append(record_from(entity, instance_id=entity["RowKey"]))
         encoded = (
             base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode()
             if next_token
@@ -655,6 +653,7 @@ class AzureStore(TaskHubStore):
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         """Reads only the status column: 10,000 instances are ten small pages."""
         where, parameters = self._where(query)
+        await self.listing.settled()
 
         async def read() -> Counter[str]:
             counts: Counter[str] = Counter()
@@ -668,10 +667,15 @@ class AzureStore(TaskHubStore):
         return dict(await self._retry(read))
 
     async def purge(self, instance_ids: list[str]) -> int:
+        for instance_id in instance_ids:
+            self.listing.forget(instance_id)
+        await self.listing.settled()  # a row in flight must not come back after its delete
         deleted = 0
         for instance_id in instance_ids:
             try:
-                await self._retry(lambda iid=instance_id: self._instances.delete_entity(iid, ""))
+                await self._retry(
+                    lambda iid=instance_id: self._instances.delete_entity(LISTING_PARTITION, iid)
+                )
                 deleted += 1
             except ResourceNotFoundError:
                 pass
@@ -687,32 +691,48 @@ class AzureStore(TaskHubStore):
             for r in rows
             if not (keep_state and r["RowKey"] == STATE_KEY)
         ]
-        for batch in _batches(operations):
+        for batch in batches(operations):
             await self._submit(batch)
 
     async def active_instances(self) -> list[str]:
-        records, token = [], None
-        while True:
-            page, token = await self.query(
-                InstanceQuery(runtime_status={RuntimeStatus(s) for s in LIVE}), 1000, token
+        """The live instances, from their state rows; the listing is brought up to date on the
+        way (a crash may have left it behind, or holding a row of a purge it interrupted)."""
+        states = await self._summaries(self._history, "RowKey eq @k", STATE_KEY, "PartitionKey")
+        listed = await self._summaries(
+            self._instances, "PartitionKey eq @k", LISTING_PARTITION, "RowKey"
+        )
+        for instance_id, summary in states.items():
+            if listed.get(instance_id) != summary:
+                loaded = await self._read_state_row(instance_id)
+                if loaded is not None:
+                    self.listing.mark(loaded)
+        stale = [
+            ("delete", {"PartitionKey": LISTING_PARTITION, "RowKey": instance_id}, None)
+            for instance_id in listed.keys() - states.keys()
+        ]
+        for batch in batches(stale):
+            await self._submit_listing(batch)
+        return [i for i, summary in states.items() if summary[0] in LIVE]
+
+    async def _summaries(
+        self, table: TableClient, where: str, key: str, id_column: str
+    ) -> dict[str, tuple[str, str, str]]:
+        """Status, execution and last update of every instance a scan finds, by id."""
+
+        async def read() -> dict[str, tuple[str, str, str]]:
+            found = {}
+            rows = table.query_entities(
+                where, parameters={"k": key}, select=SUMMARY, results_per_page=1000
             )
-            records.extend(page)
-            if not token:
-                return [r.instance_id for r in records]
+            async for row in rows:
+                found[row[id_column]] = (
+                    row["RuntimeStatus"],
+                    row["ExecutionId"],
+                    utc(row["LastUpdatedTime"]).isoformat(),
+                )
+            return found
 
-
-def _batches(operations: list) -> list[list]:
-    batches, current, size = [], [], 0
-    for operation in operations:
-        entity_size = _size(operation[1])
-        if current and (len(current) >= BATCH_ROWS or size + entity_size > BATCH_BYTES):
-            batches.append(current)
-            current, size = [], 0
-        current.append(operation)
-        size += entity_size
-    if current:
-        batches.append(current)
-    return batches
+        return await self._retry(read)
 
 
 def _holder_alive(holder: str) -> bool:

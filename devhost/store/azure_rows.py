@@ -63,9 +63,10 @@ def record_entity(record: InstanceRecord, row_key: str) -> dict[str, Any]:
     return entity
 
 
-def record_from(entity: dict[str, Any]) -> InstanceRecord:
+def record_from(entity: dict[str, Any], instance_id: str | None = None) -> InstanceRecord:
+    """The record of a state row (keyed by its partition) or of a listing row (`instance_id`)."""
     return InstanceRecord(
-        instance_id=entity["PartitionKey"],
+        instance_id=instance_id or entity["PartitionKey"],
         name=entity["Name"],
         runtime_status=RuntimeStatus(entity["RuntimeStatus"]),
         created_time=utc(entity["CreatedTime"]),

@@ -16,7 +16,7 @@ import pytest
 from azure.data.tables.aio import TableClient
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, free_port
-from devhost.engine.model import InstanceRecord, Message, RuntimeStatus
+from devhost.engine.model import InstanceQuery, InstanceRecord, Message, RuntimeStatus
 from devhost.store.azure import AzureStore
 from devhost.store.base import StorageRequestError
 from devhost.testing import DurableHarness
@@ -151,30 +151,36 @@ def test_requests_in_an_outage_answer_503_and_acknowledged_work_completes(
         storage.stop()
 
 
-def test_a_start_that_never_committed_is_dropped_on_recovery(azurite, hub_name):
-    """The Instances row is written first; if the state row never followed (deadline, crash),
-    the start was never acknowledged and must not linger as a Pending instance."""
+def test_recovery_finds_starts_the_listing_missed_and_drops_rows_it_should_not_hold(
+    azurite, hub_name
+):
+    """The listing is written behind the commits: a crash can leave a stored start out of it,
+    or leave a row whose instance was purged. Recovery reads the state rows, which win."""
 
     async def scenario() -> None:
         store = AzureStore(azurite.connection_string, hub_name)
         await store.open()
         now = datetime.now(UTC)
-        half_a_start = {
-            "PartitionKey": "orphan",
-            "RowKey": "",
-            "Name": "Waiter",
-            "RuntimeStatus": "Pending",
-            "CreatedTime": now,
-            "LastUpdatedTime": now,
-            "ExecutionId": "e",
-        }
+        evt = {"EventType": 0, "Name": "Waiter", "OrchestrationInstance": {"ExecutionId": "e"}}
+        start = Message("m", "stored", {**evt, "Input": None}, "e", stored=True)
+        record = InstanceRecord("stored", "Waiter", RuntimeStatus.Pending, now, now, "e")
+        await store.create_instance(record, start)
+        await store.close()  # the listing is written on the way out
         async with TableClient.from_connection_string(
             azurite.connection_string, f"{hub_name}Instances"
-        ) as instances:
-            await instances.upsert_entity(half_a_start)
+        ) as listing:
+            await listing.delete_entity("listing", "stored")  # as if the host died first
+            orphan = {"PartitionKey": "listing", "RowKey": "orphan", "Name": "Waiter"}
+            orphan |= {"RuntimeStatus": "Running", "ExecutionId": "e"}
+            await listing.upsert_entity(orphan | {"CreatedTime": now, "LastUpdatedTime": now})
+        store = AzureStore(azurite.connection_string, hub_name)
+        await store.open()
         try:
-            assert "orphan" in await store.active_instances()
-            assert await store.load("orphan") is None
+            assert await store.active_instances() == ["stored"]
+            listed, _ = await store.query(InstanceQuery(), None, None)
+            assert [(r.instance_id, r.runtime_status) for r in listed] == [
+                ("stored", RuntimeStatus.Pending)
+            ]
             assert await store.get_instance("orphan") is None
         finally:
             await store.close()

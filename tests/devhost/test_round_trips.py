@@ -1,0 +1,86 @@
+"""Round trips to Azure Storage, counted by a proxy in front of the real Azurite: a start is one
+transaction, a step of a running instance one, and polling an instance held in memory none."""
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from devhost.engine.history import execution_started
+from devhost.engine.model import (
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    RuntimeStatus,
+    record_from_start,
+)
+from devhost.store.azure import AzureStore
+from devhost.store.base import InstanceExistsError
+from devhost.testing import DurableHarness
+
+PATTERNS = Path(__file__).parent / "apps" / "patterns"
+
+
+def new_start(instance_id: str) -> tuple[InstanceRecord, Message]:
+    now = datetime.now(UTC)
+    execution = f"e-{now.timestamp()}"
+    evt = execution_started(now, "Chain", instance_id, execution, "5", None)
+    start = Message(f"m-{now.timestamp()}", instance_id, evt, execution, stored=True)
+    return record_from_start(start, now), start
+
+
+def test_a_start_is_one_transaction_and_a_refused_start_changes_nothing(storage_proxy, hub_name):
+    async def scenario() -> None:
+        store = AzureStore(storage_proxy.connection_string, hub_name)
+        await store.open()
+        try:
+            record, start = new_start("once")
+            storage_proxy.reset()
+            await store.create_instance(record, start)
+            assert [(r.method, r.batch_table) for r in storage_proxy.requests] == [
+                ("POST", f"{hub_name}History")
+            ]
+            with pytest.raises(InstanceExistsError):
+                await store.create_instance(*new_start("once"))
+            stored = await store.get_instance("once")
+            assert stored is not None and stored.execution_id == record.execution_id
+            loaded = await store.load("once")
+            assert loaded is not None and [m.message_id for m in loaded[2]] == [start.message_id]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_step_of_a_running_instance_is_one_transaction(storage_proxy, hub_name):
+    store = AzureStore(storage_proxy.connection_string, hub_name)
+    with DurableHarness(PATTERNS, store=store) as host:
+        storage_proxy.reset()
+        instance_id = host.start("Chain", 5)
+        assert host.wait_for(instance_id).output == 2
+        writes = [r.batch_table for r in storage_proxy.requests if r.method != "GET"]
+        # the start, then six episodes (the start, and one for each result), one each
+        assert writes.count(f"{hub_name}History") == 7
+        # the listing follows behind: at most Pending, Running and Completed, maybe fewer
+        assert 1 <= writes.count(f"{hub_name}Instances") <= 3
+        assert len(writes) == 7 + writes.count(f"{hub_name}Instances")
+        listed, _ = host.run(store.query(InstanceQuery(), None, None))
+        assert [(r.instance_id, r.runtime_status) for r in listed] == [
+            (instance_id, RuntimeStatus.Completed)
+        ]
+
+
+def test_polling_a_loaded_instance_reads_no_storage(storage_proxy, hub_name):
+    store = AzureStore(storage_proxy.connection_string, hub_name)
+    with DurableHarness(PATTERNS, store=store) as host:
+        instance_id = host.start("Approval")
+        host.wait_for(instance_id, statuses=("Running",))
+        host.idle()
+        host.run(store.query(InstanceQuery(), None, None))  # the listing has caught up
+        storage_proxy.reset()
+        for _ in range(20):
+            assert host.status(instance_id).runtime_status.value == "Running"
+        assert [r for r in storage_proxy.requests if "Leases" not in r.path] == []
+        host.raise_event(instance_id, "Approval", "yes")
+        assert host.wait_for(instance_id).output == "approved: yes"
