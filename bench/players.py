@@ -164,6 +164,5 @@ def main() -> None:
         finally:
             host.stop()
 
-
 if __name__ == "__main__":
     main()
