@@ -5,8 +5,10 @@ import json
 
 from azure.storage.queue import QueueClient
 
+from devhost.testing import DurableHarness
 from dungeon import workflows
 from dungeon.repository import GameRepository
+from tests.dungeon.conftest import REPO, Game, game_env
 
 
 def test_a_whole_game_is_won(game, player):
@@ -248,3 +250,17 @@ def test_stats_count_games_won_and_timed_out(game, player):
     code, _, counts = game.get("Stats")
     assert code == 200
     assert counts == {"created": 3, "confirmed": 2, "dead": 1, "winners": 2}
+
+
+def test_game_status_reads_its_four_tables_at_once(storage_proxy, player):
+    """User, Room, Monster and Inventory: four reads in flight together (the proxy holds each
+    one until four are in flight, or two seconds have passed)."""
+    env = game_env(storage_proxy.azurite) | {"AzureWebJobsStorage": storage_proxy.connection_string}
+    with DurableHarness(REPO, env=env) as host:
+        game = Game(host)
+        game.start_and_confirm(player)
+        storage_proxy.reset(meet=4)
+        state = game.status(player)
+        assert state["user"]["name"] == player and state["monster"]["name"]
+        assert len(storage_proxy.requests) == 4
+        assert storage_proxy.max_in_flight == 4
