@@ -5,9 +5,10 @@
     python -m devhost durable get-runtime-status --id ID --url http://localhost:7071
 
 Without --url it works on the task hub in storage named by the app folder's settings
-(AzureWebJobsStorage, hubName): reads beside a running host without taking its lease; changes
-through the host answering at the app's port (Host.LocalHttpPort, default 7071) if it serves
-this hub, else straight into storage, where the next host picks them up. With --url it talks
+(AzureWebJobsStorage, hubName): reads of one instance beside a running host without taking its
+lease; lists and changes through the host answering at the app's port (Host.LocalHttpPort,
+default 7071) if it serves this hub (the listing in storage trails it by a moment), else
+straight into storage, where the next host picks them up. With --url it talks
 to that running host (the memory store's only way). Tables by default; --json prints what the
 Durable Functions HTTP API answers. Exit status: 0 done, 1 refused by the hub, 2 bad input.
 """
@@ -206,7 +207,7 @@ async def _open(args: argparse.Namespace) -> Hub:
             f"{args.connection_string_setting} is not set (local.settings.json → Values); "
             "for a host on the memory store, pass --url"
         )
-    if args.durable_command not in {"get-instances", "get-runtime-status", "get-history"}:
+    if args.durable_command not in {"get-runtime-status", "get-history"}:
         running = f"http://127.0.0.1:{settings.port}"
         if await _serves_hub(running, hub_name):
             return HttpHub(running)

@@ -21,7 +21,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from .app_index import AppLoadError, FunctionIndex, index_app
 from .azurite import expand_development_storage
-from .engine.model import InstanceQuery, InstanceRecord, RuntimeStatus
+from .engine.model import InstanceRecord, RuntimeStatus, is_entity_id
 from .replay_check import HistoryError, check_history
 from .settings import SettingsError, load_settings
 from .store.azure import AzureStore
@@ -125,13 +125,11 @@ async def _read_hub(connection: str, hub: str) -> list[tuple[InstanceRecord, lis
     store = AzureStore(connection, hub, read_only=True)
     await store.open()
     try:
-        records: list[InstanceRecord] = []
-        token = None
-        while True:
-            page, token = await store.query(InstanceQuery(runtime_status=UNFINISHED), None, token)
-            records += [r for r in page if not r.is_entity]
-            if not token:
-                break
-        return [(r, await store.get_history(r.instance_id)) for r in records]
+        found = []
+        for instance_id in await store.active_instances():  # from the state rows: current
+            record = None if is_entity_id(instance_id) else await store.get_instance(instance_id)
+            if record is not None and record.runtime_status in UNFINISHED:
+                found.append((record, await store.get_history(instance_id)))
+        return found
     finally:
         await store.close()

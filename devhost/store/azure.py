@@ -643,12 +643,29 @@ class AzureStore(TaskHubStore):
         for entity in entities:
             await self._inflate(entity)
             records.append(record_from(entity, instance_id=entity["RowKey"]))
+        if self.read_only:
+            records = await self._as_stored(records, query)
         encoded = (
             base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode()
             if next_token
             else None
         )
         return records, encoded
+
+    async def _as_stored(
+        self, records: list[InstanceRecord], query: InstanceQuery
+    ) -> list[InstanceRecord]:
+        """A reader beside a running host: the listing trails the host by a moment, so each
+        live row is read again from its state row, and kept only if it still matches."""
+
+        async def current(record: InstanceRecord) -> InstanceRecord | None:
+            if record.runtime_status.is_terminal:
+                return record
+            stored = await self.get_instance(record.instance_id)
+            return stored if stored is not None and query.matches(stored) else None
+
+        checked = await asyncio.gather(*(current(r) for r in records))
+        return [r for r in checked if r is not None]
 
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         """Reads only the status column: 10,000 instances are ten small pages."""
@@ -695,9 +712,15 @@ class AzureStore(TaskHubStore):
             await self._submit(batch)
 
     async def active_instances(self) -> list[str]:
-        """The live instances, from their state rows; the listing is brought up to date on the
-        way (a crash may have left it behind, or holding a row of a purge it interrupted)."""
+        """The live instances, from their state rows (a reader beside a host finds them there
+        too). The host brings the listing up to date on the way: a crash may have left it
+        behind, or holding a row of a purge it interrupted."""
         states = await self._summaries(self._history, "RowKey eq @k", STATE_KEY, "PartitionKey")
+        if not self.read_only:
+            await self._reconcile(states)
+        return sorted(i for i, summary in states.items() if summary[0] in LIVE)
+
+    async def _reconcile(self, states: dict[str, tuple[str, str, str]]) -> None:
         listed = await self._summaries(
             self._instances, "PartitionKey eq @k", LISTING_PARTITION, "RowKey"
         )
@@ -712,7 +735,6 @@ class AzureStore(TaskHubStore):
         ]
         for batch in batches(stale):
             await self._submit_listing(batch)
-        return [i for i, summary in states.items() if summary[0] in LIVE]
 
     async def _summaries(
         self, table: TableClient, where: str, key: str, id_column: str

@@ -3,15 +3,16 @@
 An instance's authoritative status is the `state` row in its History partition, which a start
 or an episode writes in one transaction with the rest of its change. The listing is what
 queries read (the list API, counts, the dashboard, the durable CLI): one row per instance, all
-in one partition (PartitionKey "", RowKey = instance id), so that its rows can share a
+in one partition (PartitionKey "listing", RowKey = instance id), so that its rows can share a
 transaction. A commit only marks an instance's new row here; one writer sends the latest row of
-every marked instance, up to 100 in a transaction, off the commit's path. A burst of status
-changes costs a few transactions, and a status that changes twice before the writer gets to it
-is written once.
+every marked instance, up to 100 in a transaction, off the commit's path, gathering the marks of
+GATHER_SECONDS first (group commit). So a burst of status changes costs a few transactions, and
+an instance that starts, runs and completes meanwhile is written once.
 
 This process reads its own writes: a query first waits until the rows marked before it are
-written. A crash can leave the listing behind the state rows; the next host to open the hub
-reconciles the two before it resumes anything (`AzureStore.active_instances`).
+written, and its wait cuts the gathering short. A crash can leave the listing behind the state
+rows; the next host to open the hub reconciles the two before it resumes anything
+(`AzureStore.active_instances`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger("devhost.store")
 LISTING_PARTITION = "listing"
 BATCH_ROWS = 100
 BATCH_BYTES = 3_500_000
+GATHER_SECONDS = 0.05  # how long the writer collects marks before it writes them
 
 Submit = Callable[[list[Operation]], Awaitable[Any]]
 
@@ -74,6 +76,7 @@ class InstanceListing:
         self._marked = 0  # marks made so far
         self._written = 0  # marks whose rows are written (or refused for good)
         self._wakeup = asyncio.Event()
+        self._hurry = asyncio.Event()  # someone waits for the listing: write without gathering
         self._progress = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -106,6 +109,7 @@ class InstanceListing:
         caller's deadline (storage is away, and the writer waits it out)."""
         target = self._marked
         while self._written < target:
+            self._hurry.set()
             progress = self._progress
             deadline = current_deadline()
             if deadline is None:
@@ -121,7 +125,10 @@ class InstanceListing:
     async def _write_forever(self) -> None:
         while True:
             await self._wakeup.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), GATHER_SECONDS)
             self._wakeup.clear()
+            self._hurry.clear()
             rows, self._waiting = self._waiting, {}
             upto = self._marked
             operations: list[Operation] = [("upsert", row, None) for row in rows.values()]

@@ -59,16 +59,16 @@ def test_a_step_of_a_running_instance_is_one_transaction(storage_proxy, hub_name
         storage_proxy.reset()
         instance_id = host.start("Chain", 5)
         assert host.wait_for(instance_id).output == 2
-        writes = [r.batch_table for r in storage_proxy.requests if r.method != "GET"]
-        # the start, then six episodes (the start, and one for each result), one each
-        assert writes.count(f"{hub_name}History") == 7
-        # the listing follows behind: at most Pending, Running and Completed, maybe fewer
-        assert 1 <= writes.count(f"{hub_name}Instances") <= 3
-        assert len(writes) == 7 + writes.count(f"{hub_name}Instances")
         listed, _ = host.run(store.query(InstanceQuery(), None, None))
         assert [(r.instance_id, r.runtime_status) for r in listed] == [
             (instance_id, RuntimeStatus.Completed)
         ]
+        writes = [r.batch_table for r in storage_proxy.requests if r.method != "GET"]
+        # the start, then six episodes (the start, and one for each result), one each
+        assert writes.count(f"{hub_name}History") == 7
+        # the listing follows behind, gathering changes: Pending, Running and Completed at most
+        assert 1 <= writes.count(f"{hub_name}Instances") <= 3
+        assert len(writes) == 7 + writes.count(f"{hub_name}Instances")
 
 
 def test_polling_a_loaded_instance_reads_no_storage(storage_proxy, hub_name):
