@@ -44,6 +44,7 @@ from .entities import (
     scheduler_id,
 )
 from .errors import EngineError
+from .finished import FinishedRecords
 from .history import EventType, event, execution_started, format_time
 from .model import (
     EpisodeCommit,
@@ -179,6 +180,7 @@ class Engine:
         self._ready = asyncio.Event()
         self._offline = False  # client operations only: work is stored, never run here
         self.warm = WarmOrchestrations(warm_instances, verify=verify_warm)
+        self._finished_records = FinishedRecords()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -285,6 +287,7 @@ class Engine:
                     409,
                     f"An orchestration instance with the id '{instance_id}' is already running.",
                 ) from None
+            self._finished_records.forget(instance_id)
             old = self._active.pop(instance_id, None)
             if old is not None:
                 self._timers.cancel_instance(instance_id)
@@ -407,6 +410,7 @@ class Engine:
         record.runtime_status = RuntimeStatus.Running
         record.output = None
         record.last_updated_time = self.clock.now()
+        self._finished_records.forget(instance_id)
         await self.store.replace_history(record, kept)
         orch = await self._load(instance_id)
         if orch is not None:
@@ -434,11 +438,15 @@ class Engine:
         return await self.get_record(instance_id)
 
     async def get_record(self, instance_id: str) -> InstanceRecord | None:
-        """From memory for an instance held here: this host holds the hub's lease, and a held
-        record is replaced only after its commit, so it is the stored one. Else a store read."""
+        """From memory for an instance held here or that finished here: this host holds the
+        hub's lease, and a held record is replaced only after its commit, so it is the stored
+        one. Else a store read."""
         held = self._active.get(instance_id) or self._entities.get(instance_id)
         if held is not None:
             return held.record.copy()
+        finished = self._finished_records.get(instance_id)
+        if finished is not None:
+            return finished
         return await self.store.get_instance(instance_id)
 
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
@@ -481,6 +489,7 @@ class Engine:
             record = await self.get_record(instance_id)
             if record is not None and record.runtime_status.is_terminal:
                 finished.append(instance_id)
+                self._finished_records.forget(instance_id)
         return await self.store.purge(finished)
 
     # -- entities ----------------------------------------------------------------------------
@@ -965,6 +974,7 @@ class Engine:
             else:
                 self._route(message)
         if commit.record.runtime_status.is_terminal:
+            self._finished_records.remember(commit.record)
             self._evict(orch)
         for waiter in self._watchers.pop(commit.record.instance_id, ()):
             if not waiter.done():
@@ -1039,6 +1049,7 @@ class Engine:
             existing = await self.store.create_child(record, start)
             if existing is None:
                 start.stored = True
+                self._finished_records.forget(start.instance_id)
                 self._route(start)  # in memory before the lock is let go
         if existing is not None and existing.runtime_status.is_terminal:
             self._route(self._child_outcome(existing))

@@ -71,7 +71,7 @@ def test_a_step_of_a_running_instance_is_one_transaction(storage_proxy, hub_name
         assert len(writes) == 7 + writes.count(f"{hub_name}Instances")
 
 
-def test_polling_a_loaded_instance_reads_no_storage(storage_proxy, hub_name):
+def test_polling_an_instance_held_or_finished_here_reads_no_storage(storage_proxy, hub_name):
     store = AzureStore(storage_proxy.connection_string, hub_name)
     with DurableHarness(PATTERNS, store=store) as host:
         instance_id = host.start("Approval")
@@ -84,3 +84,9 @@ def test_polling_a_loaded_instance_reads_no_storage(storage_proxy, hub_name):
         assert [r for r in storage_proxy.requests if "Leases" not in r.path] == []
         host.raise_event(instance_id, "Approval", "yes")
         assert host.wait_for(instance_id).output == "approved: yes"
+        storage_proxy.reset()  # finished here: its last record is still this host's to serve
+        for _ in range(5):
+            assert host.status(instance_id).runtime_status.value == "Completed"
+        assert [r for r in storage_proxy.requests if "Leases" not in r.path] == []
+        host.run(host.client.purge_instance_history(instance_id))
+        assert host.run(host.client.get_status(instance_id)).runtime_status is None
