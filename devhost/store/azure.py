@@ -478,12 +478,12 @@ class AzureStore(TaskHubStore):
             ("update", state_entity, state.etag) if state.etag else ("insert", state_entity, None)
         )
         final = [state_op]
+        final_size = _size(state_entity)
         pending = rows + deletes
         while (
-            pending
-            and len(final) < BATCH_ROWS
-            and _size(pending[-1][1]) + sum(_size(op[1]) for op in final) < BATCH_BYTES
+            pending and len(final) < BATCH_ROWS and final_size + _size(pending[-1][1]) < BATCH_BYTES
         ):
+            final_size += _size(pending[-1][1])
             final.append(pending.pop())
         early_rows = [op for op in pending if op[0] == "upsert"]
         late_deletes = [op for op in pending if op[0] == "delete"]
