@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .base import StorageRequestError, StorageUnavailableError, current_deadline
+from .base import (
+    StorageRequestError,
+    StorageUnavailableError,
+    clear_deadline,
+    current_deadline,
+)
 from .table_batch import Operation
 
 log = logging.getLogger("devhost.store")
@@ -81,7 +87,10 @@ class InstanceListing:
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._write_forever())
+        """The writer waits out outages: whatever deadline the opener had is not its own."""
+        context = contextvars.copy_context()
+        context.run(clear_deadline)
+        self._task = asyncio.create_task(self._write_forever(), context=context)
 
     async def close(self, timeout: float) -> None:
         """Write what is waiting (for at most `timeout` seconds), then stop the writer."""
