@@ -125,6 +125,24 @@ def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path
             assert runs[f"{instance_id}:{key}"] >= 1, f"{instance_id}:{key} never ran"
 
 
+def test_starts_killed_before_they_were_listed_are_listed_after_the_restart(crash_env, tmp_path):
+    """The listing is written behind the commits: a kill right after the 202s comes before it
+    has their rows. The next host finds the starts in their state rows and lists them."""
+    host = CrashHost(crash_env, tmp_path / "host.log")
+    host.start()
+    ids = [f"listed-{n}" for n in range(5)]
+    try:
+        for instance_id in ids:
+            code, _ = host.request("POST", f"{WEBHOOKS}/orchestrators/Quest/{instance_id}", 2)
+            assert code == 202
+        host.kill()
+        host.start()
+        code, listed = host.request("GET", f"{WEBHOOKS}/instances?instanceIdPrefix=listed-")
+        assert code == 200 and set(ids) <= {s["instanceId"] for s in listed}  # and children
+    finally:
+        host.stop()
+
+
 def test_timers_that_came_due_while_the_host_was_down_fire_on_restart(crash_env, tmp_path):
     host = CrashHost(crash_env, tmp_path / "host.log")
     host.start()
