@@ -26,6 +26,7 @@ import aiohttp
 API_VERSION = "2019-02-02"
 STATUS_LINE = re.compile(rb"HTTP/1\.1 (\d{3})")
 ETAG_LINE = re.compile(rb"(?im)^ETag: (.+?)\r?$")
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_.~-]*")  # what quoting leaves as it is (most keys)
 
 
 class BatchRejectedError(Exception):
@@ -64,13 +65,21 @@ class Account:
 Operation = tuple[str, dict[str, Any], str | None]
 
 
+def _quoted_key(key: Any) -> str:
+    text = str(key)
+    if PLAIN_KEY.fullmatch(text):
+        return text
+    return quote(text.replace("'", "''"), safe="")
+
+
 def _key_path(entity: dict[str, Any]) -> str:
-    pk = quote(str(entity["PartitionKey"]).replace("'", "''"), safe="")
-    rk = quote(str(entity["RowKey"]).replace("'", "''"), safe="")
+    pk, rk = _quoted_key(entity["PartitionKey"]), _quoted_key(entity["RowKey"])
     return f"(PartitionKey='{pk}',RowKey='{rk}')"
 
 
 def _body(entity: dict[str, Any]) -> str:
+    if all(type(value) is str for value in entity.values()):  # history rows: nothing to annotate
+        return json.dumps(entity, separators=(",", ":"))
     body: dict[str, Any] = {}
     for key, value in entity.items():
         if isinstance(value, datetime):
