@@ -37,6 +37,7 @@ from devhost.engine.model import RuntimeStatus
 from devhost.engine.replay import HistoryCache, build_context
 from devhost.engine.warm import DEFAULT_WARM_INSTANCES
 from devhost.host import DevHost, ListenAddress
+from devhost.runner import InProcessRunner
 from devhost.settings import load_settings
 from devhost.store.base import TaskHubStore
 
@@ -293,7 +294,8 @@ async def waiting_memory_async(store: str, instances: int, warm_instances: int) 
             )
             await host.engine.wait_idle()
         gc.collect()
-        return resident_bytes() - before, len(host.engine.warm)
+        warm = host.runner.warm if isinstance(host.runner, InProcessRunner) else ()
+        return resident_bytes() - before, len(warm)
 
 
 def waiting_memory(store: str, instances: int, warm_instances: int) -> tuple[int, int]:
@@ -322,7 +324,7 @@ def throughput_line(label: str, unit: str, runs: list[tuple[float, float]], targ
 async def main_async(store: str, runs: int) -> None:
     log(f"store: {store}; {runs} runs a scenario; medians below")
     async with running_host(store) as host:
-        print(host.engine.warm.describe(), flush=True)
+        print(host.runner.describe(), flush=True)
     targets = TARGETS[store]
     for label, scenario, unit, steps in (
         ("sequential chain of 100", sequential, "steps/s", 100),

@@ -61,6 +61,19 @@ class HistoryCache:
         self._made.clear()
 
 
+@dataclass
+class EpisodeCall:
+    """One orchestrator episode: the instance's history so far and the episode's new events."""
+
+    name: str
+    instance_id: str
+    execution_id: str
+    history: HistoryCache
+    new_events: list[dict[str, Any]]
+    parent_instance_id: str | None
+    input_json: str | None
+
+
 def _event_text(evt: dict[str, Any]) -> str:
     return json.dumps(evt, separators=(",", ":"))
 
