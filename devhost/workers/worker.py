@@ -39,8 +39,6 @@ from ..invoke import Invoker, failed_activity, run_activity, run_sync_activity
 from ..load_errors import AppLoadError, describe_exception
 from ..runner import EntityBatch
 from ..settings import HostSettings
-from ..storage_account import StorageAccounts
-from ..triggers.queue import QueueOptions
 from .protocol import (
     Answer,
     Channel,
@@ -160,12 +158,17 @@ class Worker:
         self.index = index
         self.orchestrations = Orchestrations(index, settings)
         self.cpu_work: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        accounts = StorageAccounts()
-        io = BindingIO(
-            accounts,
-            queue_base64=QueueOptions.from_host_json(settings.host_json).base64,
-            on_write=lambda kind, target: channel.send(Written(kind, target)),
-        )
+        io = None
+        if any(info.io_bindings for info in index.functions.values()):
+            # The storage SDKs take a while to import: only for apps that use storage bindings.
+            from ..storage_account import StorageAccounts
+            from ..triggers.queue import QueueOptions
+
+            io = BindingIO(
+                StorageAccounts(),
+                queue_base64=QueueOptions.from_host_json(settings.host_json).base64,
+                on_write=lambda kind, target: channel.send(Written(kind, target)),
+            )
         app_dir = str(settings.app_dir)
         self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="worker-fn")
         self.invoker = Invoker(self.executor, app_dir, lambda: setup.client_json, io)
