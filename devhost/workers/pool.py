@@ -139,6 +139,7 @@ class WorkerPool(FunctionRunner):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         self._warm_line = "orchestrations: (workers starting)"
+        self._started = asyncio.Event()  # a request may arrive while the workers load the app
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -153,6 +154,7 @@ class WorkerPool(FunctionRunner):
         except BaseException:
             await self.stop()
             raise
+        self._started.set()
 
     def _spawn(self, number: int) -> WorkerProcess:
         process = subprocess.Popen(
@@ -257,6 +259,7 @@ class WorkerPool(FunctionRunner):
         self._dispatch(self._least_loaded(), call)
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
+        await self._started.wait()
         worker = min(self._live(), key=lambda w: w.http_calls)
         return await self._invoke(
             (worker, Call("http", name, RunHttp(next(self._ids), name, call)))
