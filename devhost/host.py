@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -231,8 +232,10 @@ class DevHost:
         if self.listen.port == 0:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.listen.port = sockets[0].getsockname()[1]
-        await self.runner.start()  # once listening: workers get the client binding's URL
-        await self.engine.start()
+        # Workers load the app while the engine opens the store: the runner's task runs first
+        # and starts its processes at once (they get the client binding's URL, known now), so
+        # work the engine resumes waits in their queues rather than for the slower of the two.
+        await asyncio.gather(self.runner.start(), self.engine.start())
         # Last: a timer that runs on start-up may call this host's own HTTP API.
         await self.triggers.start()
 

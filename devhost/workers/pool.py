@@ -36,7 +36,7 @@ from ..app_index import FunctionIndex
 from ..engine.entities import EntityRequest, OperationOutcome
 from ..engine.model import InstanceRecord
 from ..engine.replay import EpisodeCall, ReplayResult
-from ..engine.warm import WarmStats
+from ..engine.warm import WarmOrchestrations, WarmStats
 from ..http_functions import JSON, HttpAnswer, HttpCall
 from ..invoke import ActivityOutcome
 from ..load_errors import AppLoadError
@@ -138,7 +138,10 @@ class WorkerPool(FunctionRunner):
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
-        self._warm_line = "orchestrations: (workers starting)"
+        # Each worker keeps its warm instances with these settings, on this same SDK.
+        self._warm_line = WarmOrchestrations(
+            settings.warm_instances, settings.verify_warm
+        ).describe()
         self._started = asyncio.Event()  # a request may arrive while the workers load the app
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -352,7 +355,6 @@ class WorkerPool(FunctionRunner):
             self.on_written(message.kind, message.target)
         elif isinstance(message, Ready):
             worker.pid = message.pid
-            self._warm_line = message.warm
             if not worker.ready.done():
                 worker.ready.set_result(None)
         elif isinstance(message, LoadFailed) and not worker.ready.done():

@@ -99,7 +99,6 @@ class Stop:
 @dataclass
 class Ready:
     pid: int
-    warm: str  # the worker's warm-orchestrations line
 
 
 @dataclass

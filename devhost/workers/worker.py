@@ -307,7 +307,7 @@ def main() -> int:
             candidate.loop = asyncio.get_running_loop()
             pending = list(early)
             early.clear()
-        channel.send(Ready(os.getpid(), candidate.orchestrations.warm.describe()))
+        channel.send(Ready(os.getpid()))
         await candidate.serve(pending)
 
     asyncio.run(serve())
