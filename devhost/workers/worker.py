@@ -193,7 +193,7 @@ class Worker:
                 else:
                     self.orchestrations.discard(request.instance_id)
                     continue
-            except Exception as err:  # noqa: BLE001 - the host decides what a crash means
+            except BaseException as err:  # noqa: BLE001 - even SystemExit: the thread must go on
                 value = Crashed("".join(traceback.format_exception(err)))
             finally:
                 current_function.set(None)
@@ -230,7 +230,10 @@ class Worker:
     async def async_activity(self, request: RunActivity) -> None:
         current_function.set(request.name)
         info = self.index.activities[request.name]
-        outcome = await run_activity(self.invoker, info, request.input_json)
+        try:
+            outcome = await run_activity(self.invoker, info, request.input_json)
+        except BaseException as err:  # noqa: BLE001 - SystemExit too: the host awaits an answer
+            outcome = failed_activity(request.name, err)
         self.channel.send(Answer(request.call_id, outcome))
 
     async def http(self, request: RunHttp) -> None:
