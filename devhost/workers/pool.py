@@ -59,6 +59,7 @@ from .protocol import (
     Stop,
     UnknownHistory,
     Written,
+    frame,
     read_message,
     widen,
 )
@@ -97,6 +98,7 @@ class WorkerProcess:
     ready: asyncio.Future
     calls: dict[int, Call] = field(default_factory=dict)
     http_calls: int = 0
+    outbox: list[bytes] = field(default_factory=list)  # frames sent at the end of this turn
     pid: int = 0
     alive: bool = True
 
@@ -136,6 +138,7 @@ class WorkerPool(FunctionRunner):
         self._arrived: list[tuple[WorkerProcess, object | None]] = []  # from reader threads
         self._arrived_lock = threading.Lock()
         self._drain_scheduled = False
+        self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
         # Each worker keeps its warm instances with these settings, on this same SDK.
@@ -303,9 +306,22 @@ class WorkerPool(FunctionRunner):
         self._send(worker, call.message)
 
     def _send(self, worker: WorkerProcess, message: object) -> None:
-        # A worker that is gone is reported by its reader thread, and its calls sent again.
-        with contextlib.suppress(OSError):
-            worker.channel.send(message)
+        """Queue a message: what the loop sends a worker in one turn goes in one write."""
+        worker.outbox.append(frame(message))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        for worker in self.workers:
+            if worker.outbox:
+                frames = b"".join(worker.outbox)
+                worker.outbox.clear()
+                # A worker that is gone is reported by its reader thread, and its calls sent again.
+                with contextlib.suppress(OSError):
+                    worker.channel.write(frames)
 
     # -- what workers say --------------------------------------------------------------------
 

@@ -146,18 +146,44 @@ class LoadFailed:
 
 @dataclass
 class Channel:
-    """The writing end of a pipe, safe to write from many threads."""
+    """The writing end of a pipe, for many threads: a thread that finds another one writing
+    leaves its frames to that one, so that a burst of answers goes in few writes."""
 
     fd: int
     lock: threading.Lock = field(default_factory=threading.Lock)
+    queued: list[bytes] = field(default_factory=list)
+    writing: bool = False
 
     def send(self, message: object) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        frame = HEADER.pack(len(data)) + data
+        self.write(frame(message))
+
+    def write(self, frames: bytes) -> None:
+        """Whole frames, one or several, in the order threads hand them over."""
         with self.lock:
-            view = memoryview(frame)
-            while view:
-                view = view[os.write(self.fd, view) :]
+            self.queued.append(frames)
+            if self.writing:
+                return
+            self.writing = True
+        while True:
+            with self.lock:
+                if not self.queued:
+                    self.writing = False
+                    return
+                data = b"".join(self.queued)
+                self.queued.clear()
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+            except BaseException:
+                with self.lock:
+                    self.writing = False
+                raise
+
+
+def frame(message: object) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(data)) + data
 
 
 def widen(fd: int) -> None:

@@ -24,6 +24,7 @@ import sys
 import threading
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,12 @@ from .protocol import (
     Stop,
     UnknownHistory,
     Written,
+    frame,
     read_message,
     widen,
 )
 
+CPU_BATCH = 8  # waiting episodes run before their answers are sent together
 MIN_HISTORIES = 1000  # instances whose history a worker keeps, at least (else the warm limit)
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "current_function", default=None
@@ -178,35 +181,47 @@ class Worker:
         self.tasks: set[asyncio.Task] = set()
 
     def run_cpu_work(self) -> None:
-        """The episode thread: episodes, entity batches and the warm state they share."""
+        """The episode thread: episodes, entity batches and the warm state they share. The
+        requests already waiting run together and are answered in one write."""
         while True:
-            request = self.cpu_work.get()
-            try:
-                if isinstance(request, RunEpisode):
-                    current_function.set(request.name)
-                    value: Any = self.orchestrations.episode(request)
-                elif isinstance(request, RunEntityBatch):
-                    current_function.set(request.record.name)
-                    value = self.orchestrations.entity_batch(request)
-                elif isinstance(request, GetWarmStats):
-                    value = self.orchestrations.warm.stats
-                else:
-                    self.orchestrations.discard(request.instance_id)
-                    continue
-            except BaseException as err:  # noqa: BLE001 - even SystemExit: the thread must go on
-                value = Crashed("".join(traceback.format_exception(err)))
-            finally:
-                current_function.set(None)
-            self.channel.send(Answer(request.call_id, value))
+            batch = [self.cpu_work.get()]
+            while len(batch) < CPU_BATCH:
+                try:
+                    batch.append(self.cpu_work.get_nowait())
+                except queue.Empty:
+                    break
+            answers = [frame(a) for a in map(self.run_cpu_request, batch) if a is not None]
+            if answers:
+                self.channel.write(b"".join(answers))
+
+    def run_cpu_request(self, request: Any) -> Answer | None:
+        try:
+            if isinstance(request, RunEpisode):
+                current_function.set(request.name)
+                value: Any = self.orchestrations.episode(request)
+            elif isinstance(request, RunEntityBatch):
+                current_function.set(request.record.name)
+                value = self.orchestrations.entity_batch(request)
+            elif isinstance(request, GetWarmStats):
+                value = self.orchestrations.warm.stats
+            else:
+                self.orchestrations.discard(request.instance_id)
+                return None
+        except BaseException as err:  # noqa: BLE001 - even SystemExit: the thread must go on
+            value = Crashed("".join(traceback.format_exception(err)))
+        finally:
+            current_function.set(None)
+        return Answer(request.call_id, value)
 
     def receive(self, message: object) -> None:
-        """On the loop: hand a request to where it runs."""
+        """On the reader thread: hand a request straight to where it runs (the event loop
+        only for what runs there), so that no request waits for a busy thread to pass it on."""
         if isinstance(message, RunEpisode | RunEntityBatch | GetWarmStats | Discard):
             self.cpu_work.put(message)
         elif isinstance(message, RunActivity):
             self.activity(message)
         elif isinstance(message, RunHttp):
-            self.spawn(self.http(message))
+            self.on_loop(self.http, message)
         elif isinstance(message, Stop):
             logging.shutdown()
             os._exit(0)
@@ -214,7 +229,7 @@ class Worker:
     def activity(self, request: RunActivity) -> None:
         info = self.index.activities[request.name]
         if info.is_async:
-            self.spawn(self.async_activity(request))
+            self.on_loop(self.async_activity, request)
             return
 
         def run() -> None:
@@ -241,17 +256,21 @@ class Worker:
         answer = await call_http(self.http_invoker, self.index.http[request.name], request.request)
         self.channel.send(Answer(request.call_id, answer))
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+    def on_loop(self, function: Callable[[Any], Coroutine[Any, Any, None]], request: Any) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.spawn, function, request)
+
+    def spawn(self, function: Callable[[Any], Coroutine[Any, Any, None]], request: Any) -> None:
+        task = asyncio.ensure_future(function(request))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def serve(self, early: list[object]) -> None:
-        """Run until Stop, or until the reader thread ends the process."""
+    def start(self, loop: asyncio.AbstractEventLoop, early: list[object]) -> None:
+        """Serve on `loop`, first the requests that arrived while the app loaded, in order."""
+        self.loop = loop
         threading.Thread(target=self.run_cpu_work, name="worker-episodes", daemon=True).start()
         for message in early:
             self.receive(message)
-        await asyncio.Event().wait()
 
 
 def read_until_end(inbox: BinaryIO, deliver: Any) -> None:
@@ -287,10 +306,10 @@ def main() -> int:
 
     def deliver(message: object) -> None:
         with lock:
-            if worker is None or worker.loop is None:
+            if worker is None:
                 early.append(message)
                 return
-        worker.loop.call_soon_threadsafe(worker.receive, message)
+        worker.receive(message)
 
     # Reading starts before the app loads, so the host never blocks on a full pipe meanwhile.
     threading.Thread(target=read_until_end, args=(inbox, deliver), daemon=True).start()
@@ -304,14 +323,13 @@ def main() -> int:
     candidate = Worker(channel, setup, index)
 
     async def serve() -> None:
+        """Until Stop, or until the reader thread ends the process."""
         nonlocal worker
+        channel.send(Ready(os.getpid()))  # before any function runs: a crash now is theirs
         with lock:
+            candidate.start(asyncio.get_running_loop(), early)
             worker = candidate
-            candidate.loop = asyncio.get_running_loop()
-            pending = list(early)
-            early.clear()
-        channel.send(Ready(os.getpid()))
-        await candidate.serve(pending)
+        await asyncio.Event().wait()
 
     asyncio.run(serve())
     return 0
