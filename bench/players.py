@@ -1,11 +1,15 @@
 """Players benchmark: N simulated players play whole games at once against the real host.
 
-    python -m bench.players --players 200
+    python -m bench.players --players 100 --runs 3
+    python -m bench.players --players 25 50 100 150      # the largest count with p99 < 250 ms
+    python -m bench.players --env DEVHOST_WARM_INSTANCES=0  # a host setting, for A/B runs
 
 Starts its own Azurite and `python -m devhost start --store azure` (short monitor timings),
 then each player: NewUser, waits for the confirmation, ConfirmUser, waits for the dungeon,
 gets the weapon, kills the monster, gets the treasure, and waits for the win. Prints games
-completed per second and the latency of the Action calls (p50, p99), and every error.
+completed, the latency of the Action calls (p50, p99), every error, and the CPU the host and its
+worker processes used a game; each run has a fresh host on one Azurite, and a median line closes
+each player count.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +29,7 @@ import aiohttp
 from bench.hosting import HostProcess
 from devhost.azurite import Azurite
 
+GOAL_P99 = 0.25  # seconds: the issue's goal for a player's click
 FIRST_POLL, LAST_POLL = 0.25, 2.0  # a waiting player asks again with backoff, as the page does
 
 
@@ -96,32 +102,47 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-async def run_players(base: str, players: int) -> None:
+@dataclass
+class RunResult:
+    """One run of N players: what the reader compares between runs."""
+
+    players: int
+    won: int
+    elapsed: float
+    latencies: list[float]
+    errors: list[Exception]
+    cpu: float | None  # seconds of the host and its worker processes
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 0.5) if self.latencies else float("nan")
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 0.99) if self.latencies else float("nan")
+
+    def line(self) -> str:
+        cpu = (
+            f", CPU {self.cpu / self.players * 1000:.0f} ms a game" if self.cpu is not None else ""
+        )
+        return (
+            f"players {self.players}: {self.won} won in {self.elapsed:.1f} s, "
+            f"{len(self.errors)} errors, action p50 {self.p50 * 1000:.1f} ms "
+            f"p99 {self.p99 * 1000:.1f} ms{cpu}"
+        )
+
+
+async def run_players(base: str, players: int, prefix: str) -> tuple[float, list, list]:
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=players)
     async with aiohttp.ClientSession(connector=connector) as session:
-        prefix = f"B{int(time.time()) % 100000}"
         started = time.perf_counter()
         results = await asyncio.gather(
             *(play(session, base, f"{prefix}-{i}", latencies) for i in range(players)),
             return_exceptions=True,
         )
         elapsed = time.perf_counter() - started
-    errors = [r for r in results if isinstance(r, Exception)]
-    done = players - len(errors)
-    print(
-        f"players {players}: {done} games won in {elapsed:.1f} s, "
-        f"{done / elapsed:.2f} games/s, {len(errors)} errors"
-    )
-    if latencies:
-        print(
-            f"action latency p50 {percentile(latencies, 0.5) * 1000:.1f} ms  "
-            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms  "
-            f"median of {len(latencies)} actions {statistics.median(latencies) * 1000:.1f} ms "
-            "(goal: p99 < 250 ms, no errors)"
-        )
-    for error in errors[:10]:
-        print(f"  error: {type(error).__name__}: {error}")
+    return elapsed, latencies, [r for r in results if isinstance(r, Exception)]
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -133,36 +154,112 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(pid: int) -> list[int]:
+    """A process and every live process under it (the host's language workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def tree_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process still alive (readable) among `pids`."""
+    used = {pid: cpu_seconds(pid) for pid in pids}
+    return {pid: u for pid, u in used.items() if u is not None}
+
+
+def one_run(
+    azurite: Azurite, folder: Path, players: int, env: dict[str, str], number: int
+) -> RunResult:
+    """A fresh host on the shared Azurite, N players, and the CPU its process tree used."""
+    host_env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "DUNGEON_CONFIRM_SECONDS": "300",
+        "DUNGEON_MONITOR_INTERVAL_SECONDS": "20",
+        "DUNGEON_MONITOR_LIFETIME_MINUTES": "5",
+        **env,
+    }
+    host = HostProcess(host_env, folder / "host.log")
+    host.start()
+    try:
+        assert host.process is not None
+        pids = descendants(host.process.pid)  # the workers have started once the port answers
+        idle = tree_cpu(pids)
+        elapsed, latencies, errors = asyncio.run(
+            run_players(f"{host.base}/api", players, f"B{number}x{players}")
+        )
+        used = tree_cpu(pids)
+        both = idle.keys() & used.keys()
+        cpu = sum(used[pid] - idle[pid] for pid in both) if host.process.pid in both else None
+    finally:
+        host.stop()
+    return RunResult(players, players - len(errors), elapsed, latencies, errors, cpu)
+
+
+def median_line(results: list[RunResult]) -> str:
+    cpus = [r.cpu / r.players for r in results if r.cpu is not None]
+    cpu = f", CPU {statistics.median(cpus) * 1000:.0f} ms a game" if cpus else ""
+    return (
+        f"players {results[0].players}, median of {len(results)} runs: "
+        f"{sum(len(r.errors) for r in results)} errors, "
+        f"action p50 {statistics.median(r.p50 for r in results) * 1000:.1f} ms "
+        f"p99 {statistics.median(r.p99 for r in results) * 1000:.1f} ms{cpu} "
+        f"(goal: p99 < {GOAL_P99 * 1000:.0f} ms, no errors)"
+    )
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--env takes NAME=VALUE, not {pair!r}")
+        env[key] = value
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.players",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--players", type=int, default=50)
+    parser.add_argument("--players", type=int, nargs="+", default=[50], metavar="N")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each player count")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a host setting"
+    )
     args = parser.parse_args()
+    env = parse_env(args.env)
+    kept: list[int] = []
     with tempfile.TemporaryDirectory() as folder, Azurite(Path(folder) / "azurite") as azurite:
-        env = {
-            "AzureWebJobsStorage": azurite.connection_string,
-            "DUNGEON_CONFIRM_SECONDS": "300",
-            "DUNGEON_MONITOR_INTERVAL_SECONDS": "20",
-            "DUNGEON_MONITOR_LIFETIME_MINUTES": "5",
-        }
-        host = HostProcess(env, Path(folder) / "host.log")
-        host.start()
-        try:
-            print(f"host on port {host.port}, Azurite on {azurite.ports}", file=sys.stderr)
-            assert host.process is not None
-            idle = cpu_seconds(host.process.pid)
-            asyncio.run(run_players(f"{host.base}/api", args.players))
-            if idle is not None:
-                used = cpu_seconds(host.process.pid) - idle
-                print(
-                    f"host CPU {used:.1f} s, {used / args.players * 1000:.0f} ms a game "
-                    "(steadier than latency on a busy machine)"
-                )
-        finally:
-            host.stop()
+        print(f"Azurite on {azurite.ports}; host settings {env or 'default'}", file=sys.stderr)
+        number = 0
+        for players in args.players:
+            results = []
+            for _ in range(args.runs):
+                number += 1
+                result = one_run(azurite, Path(folder), players, env, number)
+                print(result.line(), flush=True)
+                for error in result.errors[:5]:
+                    print(f"  error: {type(error).__name__}: {error}", flush=True)
+                results.append(result)
+            print(median_line(results), flush=True)
+            if (
+                all(not r.errors for r in results)
+                and statistics.median(r.p99 for r in results) < GOAL_P99
+            ):
+                kept.append(players)
+    if len(args.players) > 1:
+        best = max(kept) if kept else "none"
+        print(f"largest player count with no errors and action p99 < 250 ms: {best}")
+
 
 if __name__ == "__main__":
     main()
