@@ -223,12 +223,18 @@ class DevHost:
         starting another workflow): it must find the host answering. Requests that arrive
         before the engine is ready wait for it, within their deadline.
         """
+        if self.listen.port:  # the client binding's URL is known: workers load the app meanwhile
+            self.runner.launch()
         self._runner = web.AppRunner(
             self.build_app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # the port is taken, say: no worker outlives this start
+            await self.runner.stop()
+            raise
         if self.listen.port == 0:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.listen.port = sockets[0].getsockname()[1]

@@ -42,6 +42,10 @@ class FunctionRunner(ABC):
         self.index = index
 
     @abstractmethod
+    def launch(self) -> None:
+        """Begin starting (worker processes start loading the app); `start` finishes it."""
+
+    @abstractmethod
     async def start(self) -> None:
         """Ready to run functions (worker processes started)."""
 
@@ -116,6 +120,9 @@ class InProcessRunner(FunctionRunner):
 
     def describe(self) -> str:
         return self.warm.describe()
+
+    def launch(self) -> None:
+        """Nothing to start: the app is loaded in this process."""
 
     async def start(self) -> None:
         self._stopped = False

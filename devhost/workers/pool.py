@@ -149,10 +149,15 @@ class WorkerPool(FunctionRunner):
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def launch(self) -> None:
+        """Start the worker processes, which load the app meanwhile (`start` waits for them)."""
+        if not self.workers:
+            self._loop = asyncio.get_running_loop()
+            self.workers = [self._spawn(number) for number in range(1, self.count + 1)]
+
     async def start(self) -> None:
-        """Start the workers and wait until each has loaded the app."""
-        self._loop = asyncio.get_running_loop()
-        self.workers = [self._spawn(number) for number in range(1, self.count + 1)]
+        """Start the workers (unless launched) and wait until each has loaded the app."""
+        self.launch()
         try:
             async with asyncio.timeout(START_SECONDS):
                 for worker in self.workers:
