@@ -62,6 +62,7 @@ from .protocol import (
     widen,
 )
 
+SWITCH_SECONDS = 0.001  # how soon a busy thread yields the GIL to a waiting one
 CPU_BATCH = 8  # waiting episodes run before their answers are sent together
 MIN_HISTORIES = 1000  # instances whose history a worker keeps, at least (else the warm limit)
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -292,6 +293,7 @@ def main() -> int:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     widen(channel.fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the host, which stops us
+    sys.setswitchinterval(SWITCH_SECONDS)
     setup = read_message(inbox)
     if not isinstance(setup, Setup):
         return 2
