@@ -425,13 +425,13 @@ class WorkerPool(FunctionRunner):
                 self._settle(call, failure(call, reason))
             worker.calls.clear()
             return
-        running = sorted({c.name for c in worker.calls.values() if c.name}) or ["nothing"]
+        running = sorted({c.name for c in worker.calls.values() if c.name})
         log.error(
-            "worker %d (pid %d) exited with code %s while running %s; starting another",
+            "worker %d (pid %d) exited with code %s %s; starting another",
             worker.number,
             worker.pid,
             code,
-            ", ".join(repr(n) for n in running),
+            "while running " + ", ".join(repr(n) for n in running) if running else "while idle",
         )
         replacement = self._spawn(worker.number)
         replacement.ready.add_done_callback(_report_failed_start)
