@@ -174,6 +174,7 @@ class WorkerPool(FunctionRunner):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=self.settings.app_dir,
+            process_group=0,  # a terminal's Ctrl-C reaches the host alone, which stops us
         )
         assert process.stdin and process.stdout and process.stderr
         widen(process.stdin.fileno())

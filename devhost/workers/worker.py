@@ -292,7 +292,7 @@ def main() -> int:
     inbox = os.fdopen(os.dup(0), "rb")
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     widen(channel.fd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the host, which stops us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a SIGINT sent to us alone: the host stops us
     sys.setswitchinterval(SWITCH_SECONDS)
     setup = read_message(inbox)
     if not isinstance(setup, Setup):
