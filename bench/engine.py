@@ -1,6 +1,6 @@
 """Engine benchmark: throughput of the host beside the SDK's own replay floor.
 
-    python -m bench.engine --store memory|azure [--runs N]
+    python -m bench.engine --store memory|azure [--runs N] [--workers N] [--only TEXT]
 
 Each scenario runs several times on a fresh host; the lines print medians. The floor is the time
 of the bare SDK replays the scenario needs (the SDK's handle called directly with the histories
@@ -37,6 +37,7 @@ from devhost.engine.model import RuntimeStatus
 from devhost.engine.replay import HistoryCache, build_context
 from devhost.engine.warm import DEFAULT_WARM_INSTANCES
 from devhost.host import DevHost, ListenAddress
+from devhost.runner import InProcessRunner
 from devhost.settings import load_settings
 from devhost.store.base import TaskHubStore
 
@@ -117,6 +118,7 @@ def sdk_floor(
 
 
 STORES: list[TaskHubStore] = []
+WORKERS = 0  # language worker processes of each host (--workers); 0 runs functions in-process
 
 
 def make_store(kind: str) -> TaskHubStore:
@@ -154,7 +156,13 @@ async def running_host(
     settings = load_settings(APP_DIR)
     if warm_instances is not None:
         settings.warm_instances = warm_instances
-    host = DevHost(settings, make_store(store_kind), Clock(), listen=ListenAddress("127.0.0.1", 0))
+    host = DevHost(
+        settings,
+        make_store(store_kind),
+        Clock(),
+        listen=ListenAddress("127.0.0.1", 0),
+        workers=WORKERS,
+    )
     await host.start()
     try:
         yield host
@@ -305,7 +313,8 @@ async def waiting_memory_async(store: str, instances: int, warm_instances: int) 
             )
             await host.engine.wait_idle()
         gc.collect()
-        return resident_bytes() - before, len(host.engine.warm)
+        warm = host.runner.warm if isinstance(host.runner, InProcessRunner) else ()
+        return resident_bytes() - before, len(warm)
 
 
 def waiting_memory(store: str, instances: int, warm_instances: int) -> tuple[int, int]:
@@ -331,16 +340,18 @@ def throughput_line(label: str, unit: str, runs: list[tuple[float, float]], targ
     )
 
 
-async def main_async(store: str, runs: int) -> None:
+async def main_async(store: str, runs: int, only: str | None = None) -> None:
     log(f"store: {store}; {runs} runs a scenario; medians below")
     async with running_host(store) as host:
-        print(host.engine.warm.describe(), flush=True)
+        print(host.runner.describe(), flush=True)
     targets = TARGETS[store]
     for label, scenario, unit, steps in (
         ("sequential chain of 100", sequential, "steps/s", 100),
         ("fan-out/fan-in of 1,000", fan_out, "acts/s", 1000),
         ("500 instances x 5-step chain", many_instances, "steps/s", 2500),
     ):
+        if only is not None and only not in label:
+            continue
         measured = []
         STORES.clear()
         WORK_TRIPS.clear()
@@ -351,6 +362,8 @@ async def main_async(store: str, runs: int) -> None:
         if store == "azure":
             line += f"  storage round trips/step {round_trips_per_step(steps * runs)}"
         print(line, flush=True)
+    if only is not None:
+        return
     costs: dict[int, list[tuple[float, float]]] = {10: [], 1000: []}
     for run in range(runs):
         for steps in costs:  # interleaved, so that a change in the machine's load hits both
@@ -453,9 +466,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__)
     parser.add_argument("--store", choices=("memory", "azure"), default="memory")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="worker processes per host (default 0: in-process)"
+    )
+    parser.add_argument("--only", help="run only the throughput scenarios whose label has TEXT")
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     with storage_for(args.store):
-        asyncio.run(main_async(args.store, args.runs))
+        asyncio.run(main_async(args.store, args.runs, args.only))
 
 
 if __name__ == "__main__":

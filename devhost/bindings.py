@@ -14,7 +14,7 @@ import base64
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 from azure.core.exceptions import ResourceNotFoundError
@@ -22,7 +22,9 @@ from azure.functions import meta
 
 from .binding_expressions import resolve
 from .binding_spec import HTTP_OUTPUT, STORAGE_BINDINGS, Binding
-from .storage_account import StorageAccounts
+
+if TYPE_CHECKING:  # the storage SDKs load only where a host or worker opens an account
+    from .storage_account import StorageAccounts
 
 log = logging.getLogger("devhost.bindings")
 

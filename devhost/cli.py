@@ -24,7 +24,7 @@ from .azurite import (
 )
 from .clock import Clock
 from .host import DevHost, ListenAddress
-from .settings import SettingsError, load_settings, parse_cors
+from .settings import MAX_WORKER_PROCESSES, SettingsError, load_settings, parse_cors
 from .store.azure import AzureStore, HubInUseError
 from .store.base import StorageRequestError, TaskHubStore
 from .store.memory import MemoryStore
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         default=None,
         help="run only these functions, as `func start --functions`",
+    )
+    start.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run functions in the host's own process (for a debugger), not in worker processes "
+        "(default: FUNCTIONS_WORKER_PROCESS_COUNT, else one per core, at most 10)",
     )
     start.add_argument("--verbose", action="store_true", help="log debug detail")
     up = commands.add_parser(
@@ -207,9 +213,17 @@ def start(args: argparse.Namespace) -> int:
         index=index,
         listen=ListenAddress(args.host, settings.port),
         static_dir=web_dir,
+        workers=worker_count(args.in_process, settings.worker_processes),
     )
     asyncio.run(serve(host))
     return 0
+
+
+def worker_count(in_process: bool, configured: int | None) -> int:
+    """Worker processes for `start`: none with --in-process; else the setting, else the cores."""
+    if in_process:
+        return 0
+    return configured or min(os.cpu_count() or 1, MAX_WORKER_PROCESSES)
 
 
 def main(argv: list[str] | None = None) -> int:

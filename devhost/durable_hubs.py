@@ -31,6 +31,7 @@ from .engine.engine import Engine
 from .engine.errors import EngineError
 from .engine.model import InstanceQuery, RuntimeStatus
 from .invoke import Invoker
+from .runner import InProcessRunner
 from .status import public_history, status_json
 from .store.azure import AzureStore
 from .store.base import StorageRequestError
@@ -229,7 +230,7 @@ class StorageHub:
             invoker = Invoker(self._executor, self.app_dir, lambda: "{}")
             owner = f"{socket.gethostname()}:{os.getpid()}:durable-cli"  # never a host's lease
             store = AzureStore(self.connection, self.hub, owner=owner)
-            engine = Engine(self.index, store, Clock(), invoker)
+            engine = Engine(self.index, store, Clock(), InProcessRunner(self.index, invoker))
             await engine.open_for_clients()
             self._engine = engine
         return self._engine

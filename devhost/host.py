@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -17,9 +18,11 @@ from .client_binding import WEBHOOK_PATH, client_binding_json
 from .clock import Clock
 from .dashboard.api import DASHBOARD_PATH, DashboardApi
 from .engine.engine import Engine
+from .engine.warm import WarmOrchestrations
 from .http_functions import HttpFunctions
 from .invoke import Invoker
 from .management_api import ManagementApi
+from .runner import FunctionRunner, InProcessRunner
 from .settings import HostSettings
 from .storage_account import StorageAccounts
 from .store.azure import AzureStore
@@ -27,6 +30,7 @@ from .store.base import TaskHubStore
 from .store.memory import MemoryStore
 from .triggers.listeners import TriggerListeners
 from .triggers.queue import QueueOptions
+from .workers.pool import WorkerPool
 
 log = logging.getLogger("devhost")
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # the Functions host's HTTP request limit
@@ -121,7 +125,10 @@ class DevHost:
         index: FunctionIndex | None = None,
         listen: ListenAddress | None = None,
         static_dir: Path | None = None,
+        workers: int | None = None,
     ) -> None:
+        """`workers`: language worker processes to run functions in; 0 runs them in this
+        process; None takes FUNCTIONS_WORKER_PROCESS_COUNT from the settings, or 0 if unset."""
         self.settings = settings
         self.index = index or index_app(settings.app_dir)
         self.listen = listen or ListenAddress("127.0.0.1", settings.port)
@@ -145,15 +152,21 @@ class DevHost:
             host_id=host_id(settings.app_dir),
         )
         self.clock = clock
+        count = settings.worker_processes if workers is None else workers
+        self.runner: FunctionRunner
+        if count:
+            self.runner = WorkerPool(self.index, settings, count, self.client_json, self._written)
+        else:
+            warm = WarmOrchestrations(settings.warm_instances, verify=settings.verify_warm)
+            self.runner = InProcessRunner(
+                self.index, self.invoker, settings.max_concurrent_activities, warm
+            )
         self.engine = Engine(
             self.index,
             store,
             clock,
-            self.invoker,
-            max_activities=settings.max_concurrent_activities,
+            self.runner,
             max_orchestrations=settings.max_concurrent_orchestrations,
-            warm_instances=settings.warm_instances,
-            verify_warm=settings.verify_warm,
         )
         self.static_dir = static_dir
         self._runner: web.AppRunner | None = None
@@ -183,7 +196,7 @@ class DevHost:
         kind = "memory" if isinstance(store, MemoryStore) else "azure"
         dashboard = DashboardApi(self.engine, hub, kind, api.deadline)
         app.add_subapp(DASHBOARD_PATH, dashboard.app())
-        self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.invoker)
+        self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.runner)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
 
@@ -210,16 +223,25 @@ class DevHost:
         starting another workflow): it must find the host answering. Requests that arrive
         before the engine is ready wait for it, within their deadline.
         """
+        if self.listen.port:  # the client binding's URL is known: workers load the app meanwhile
+            self.runner.launch()
         self._runner = web.AppRunner(
             self.build_app(), access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:  # the port is taken, say: no worker outlives this start
+            await self.runner.stop()
+            raise
         if self.listen.port == 0:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.listen.port = sockets[0].getsockname()[1]
-        await self.engine.start()
+        # Workers load the app while the engine opens the store: the runner's task runs first
+        # and starts its processes at once (they get the client binding's URL, known now), so
+        # work the engine resumes waits in their queues rather than for the slower of the two.
+        await asyncio.gather(self.runner.start(), self.engine.start())
         # Last: a timer that runs on start-up may call this host's own HTTP API.
         await self.triggers.start()
 
@@ -235,6 +257,7 @@ class DevHost:
         await self.triggers.stop()
         if self._runner:
             await self._runner.cleanup()
+        await self.runner.stop()
         await self.engine.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.accounts.close()
@@ -262,6 +285,11 @@ class DevHost:
                 lines.append(f"        {name}: disabled")
             else:
                 lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
-        lines += ["", f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
+        if isinstance(self.runner, WorkerPool):
+            where = f"{self.runner.count} worker processes (FUNCTIONS_WORKER_PROCESS_COUNT)"
+        else:
+            where = "the host process (in-process)"
+        lines += ["", f"Functions run in {where}"]
+        lines += [f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
         lines.append(f"Dashboard: {self.base_url}{DASHBOARD_PATH}/")
         return lines + ([""] + warnings if warnings else [])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 from aiohttp import web
@@ -12,7 +13,11 @@ from aiohttp import web
 from .app_index import FunctionInfo
 from .invoke import Invoker
 
+if TYPE_CHECKING:
+    from .runner import FunctionRunner
+
 log = logging.getLogger("devhost.http")
+JSON = "application/json; charset=utf-8"
 
 # Route constraints of the Functions host (ASP.NET routing) that a regular expression can check.
 CONSTRAINTS = {
@@ -65,11 +70,13 @@ class Route:
 class HttpFunctions:
     """Dispatches requests under the route prefix to the app's HTTP functions."""
 
-    def __init__(self, functions: dict[str, FunctionInfo], prefix: str, invoker: Invoker) -> None:
+    def __init__(
+        self, functions: dict[str, FunctionInfo], prefix: str, runner: FunctionRunner
+    ) -> None:
         self.routes = [Route.compile(f, prefix) for f in functions.values()]
         # Literal routes before parameterised ones, as the real host's routing prefers them.
         self.routes.sort(key=lambda r: (r.template.count("{"), -len(r.template)))
-        self.invoker = invoker
+        self.runner = runner
 
     def match(self, path: str, method: str) -> tuple[Route, dict[str, str]] | frozenset[str] | None:
         """The route and its parameters; the methods allowed when only the method is wrong."""
@@ -88,9 +95,9 @@ class HttpFunctions:
     async def handle(
         self, request: web.Request, found: tuple[Route, dict[str, str]]
     ) -> web.StreamResponse:
-        """Call the function match() found for this request."""
+        """Call the function match() found for this request, wherever functions run."""
         route, params = found
-        http_request = func.HttpRequest(
+        call = HttpCall(
             method=request.method,
             url=str(request.url),
             headers=dict(request.headers),
@@ -98,20 +105,59 @@ class HttpFunctions:
             route_params=params,
             body=await request.read(),
         )
-        try:
-            data = {**http_request.params, **params, "query": dict(http_request.params)}
-            result = await self.invoker.call(route.function, http_request, data)
-        except Exception:
-            log.exception("Function '%s' failed", route.function.name)
-            return web.json_response(
-                {"error": "The function failed; see the host's log."}, status=500
-            )
-        return to_aiohttp(result)
+        answer = await self.runner.http(route.function.name, call)
+        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
 
 
-def to_aiohttp(result: object) -> web.Response:
+@dataclass
+class HttpCall:
+    """An HTTP request as plain fields, which cross to a worker process as they are."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    params: dict[str, str]
+    route_params: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class HttpAnswer:
+    """An HTTP function's response as plain fields."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+FAILED = HttpAnswer(
+    500, {"Content-Type": JSON}, b'{"error": "The function failed; see the host\'s log."}'
+)
+
+
+async def call_http(invoker: Invoker, info: FunctionInfo, call: HttpCall) -> HttpAnswer:
+    """Build the function's `func.HttpRequest`, call it with its bindings, answer plain fields."""
+    http_request = func.HttpRequest(
+        method=call.method,
+        url=call.url,
+        headers=call.headers,
+        params=call.params,
+        route_params=call.route_params,
+        body=call.body,
+    )
+    try:
+        data = {**http_request.params, **call.route_params, "query": dict(http_request.params)}
+        result = await invoker.call(info, http_request, data)
+    except Exception:
+        log.exception("Function '%s' failed", info.name)
+        return FAILED
+    return http_answer(result)
+
+
+def http_answer(result: object) -> HttpAnswer:
+    """What the host answers for a function's return value."""
     if result is None:
-        return web.Response(status=204)
+        return HttpAnswer(204)
     if isinstance(result, func.HttpResponse):
         headers = dict(result.headers)
         if not any(k.lower() == "content-type" for k in headers):
@@ -119,8 +165,12 @@ def to_aiohttp(result: object) -> web.Response:
             if result.charset:
                 content_type += f"; charset={result.charset}"
             headers["Content-Type"] = content_type
-        return web.Response(status=result.status_code, body=result.get_body(), headers=headers)
-    if isinstance(result, bytes | str):
-        return web.Response(status=200, body=result)
+        return HttpAnswer(result.status_code, headers, result.get_body())
+    if isinstance(result, str):
+        return HttpAnswer(200, {"Content-Type": "text/plain; charset=utf-8"}, result.encode())
+    if isinstance(result, bytes):
+        return HttpAnswer(200, {}, result)
     log.error("HTTP function returned %s; expected func.HttpResponse", type(result).__name__)
-    return web.json_response({"error": "The function returned no HTTP response."}, status=500)
+    return HttpAnswer(
+        500, {"Content-Type": JSON}, b'{"error": "The function returned no HTTP response."}'
+    )

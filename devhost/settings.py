@@ -11,6 +11,10 @@ from .engine.warm import DEFAULT_WARM_INSTANCES
 
 WARM_INSTANCES_VARIABLE = "DEVHOST_WARM_INSTANCES"
 VERIFY_WARM_VARIABLE = "DEVHOST_VERIFY_WARM"
+WORKER_COUNT_VARIABLE = "FUNCTIONS_WORKER_PROCESS_COUNT"
+THREAD_COUNT_VARIABLE = "PYTHON_THREADPOOL_THREAD_COUNT"
+MAX_WORKER_PROCESSES = 10  # as the Functions host allows
+MAX_THREADS = 32  # as the Python worker allows
 
 
 class SettingsError(Exception):
@@ -31,6 +35,10 @@ class HostSettings:
     max_concurrent_orchestrations: int = 10 * (os.cpu_count() or 1)
     warm_instances: int = DEFAULT_WARM_INSTANCES
     verify_warm: bool = False
+    # Language worker processes; None: not set, so the caller decides (in-process for tests).
+    worker_processes: int | None = None
+    # Threads of a worker for sync functions; None: the Python worker's default (the executor's).
+    worker_threads: int | None = None
     values: dict[str, str] = field(default_factory=dict)
     # How long a client request waits for storage that is away before answering 503.
     request_deadline: float = 10.0
@@ -110,7 +118,22 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
                 f"DEVHOST_REQUEST_DEADLINE_SECONDS must be a number of seconds, not {deadline!r}"
             ) from None
     _read_warm_settings(settings)
+    _read_worker_settings(settings)
     return settings
+
+
+def _read_worker_settings(settings: HostSettings) -> None:
+    """FUNCTIONS_WORKER_PROCESS_COUNT (1..10) and PYTHON_THREADPOOL_THREAD_COUNT (1..32)."""
+    for variable, attr, most in (
+        (WORKER_COUNT_VARIABLE, "worker_processes", MAX_WORKER_PROCESSES),
+        (THREAD_COUNT_VARIABLE, "worker_threads", MAX_THREADS),
+    ):
+        text = os.environ.get(variable, settings.values.get(variable, "")).strip()
+        if not text:
+            continue
+        if not text.isdigit() or not 1 <= int(text) <= most:
+            raise SettingsError(f"{variable} must be a whole number from 1 to {most}, not '{text}'")
+        setattr(settings, attr, int(text))
 
 
 def _read_warm_settings(settings: HostSettings) -> None:

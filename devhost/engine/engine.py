@@ -15,17 +15,16 @@ import dataclasses
 import functools
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from ..app_index import FunctionIndex
 from ..clock import Clock
-from ..invoke import ActivityOutcome, Invoker, failed_activity, run_activity
+from ..invoke import ActivityOutcome, failed_activity
 from ..store.base import (
     InstanceExistsError,
     StorageRequestError,
@@ -40,7 +39,6 @@ from .entities import (
     remember,
     request_message,
     response_message,
-    run_operations,
     scheduler_id,
 )
 from .errors import EngineError
@@ -56,7 +54,7 @@ from .model import (
     record_from_start,
 )
 from .planner import Outcome, PendingTask, Planner, WaitingOn, Work
-from .replay import HistoryCache, ReplayResult, build_context, run_orchestrator
+from .replay import EpisodeCall, HistoryCache, ReplayResult, build_context, run_orchestrator
 from .rules import (
     MAX_CUSTOM_STATUS_CHARS,
     MAX_PAYLOAD_CHARS,
@@ -67,7 +65,9 @@ from .rules import (
     payload_too_large,
 )
 from .timers import TimerKey, TimerService
-from .warm import DEFAULT_WARM_INSTANCES, WarmOrchestrations
+
+if TYPE_CHECKING:
+    from ..runner import FunctionRunner
 
 log = logging.getLogger("devhost.engine")
 GENERATIONS_KEPT = 5  # earlier executions of a continue-as-new loop kept for the dashboard
@@ -152,34 +152,26 @@ class Engine:
         index: FunctionIndex,
         store: TaskHubStore,
         clock: Clock,
-        invoker: Invoker,
-        max_activities: int = 20,
+        runner: FunctionRunner,
         max_orchestrations: int = 20,
-        warm_instances: int = DEFAULT_WARM_INSTANCES,
-        verify_warm: bool = False,
     ) -> None:
         self.index = index
         self.store = store
         self.clock = clock
-        self.invoker = invoker
+        self.runner = runner  # where user code runs: this process or worker processes
         self._active: dict[str, Orchestration] = {}
         self._entities: dict[str, EntityRuntime] = {}
         self._entity_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
-        self._activity_slots = asyncio.Semaphore(max_activities)
         self._episode_slots = asyncio.Semaphore(max_orchestrations)
         self._timers = TimerService(clock, self._on_timer)
         self._instance_locks: dict[str, InstanceLock] = {}
         self._watchers: dict[str, list[asyncio.Future]] = {}
         self._entity_calls: dict[str, asyncio.Future[OperationOutcome]] = {}
         self._running_activities = 0  # started and not yet handed to their instance
-        self._finished: list[tuple] = []  # sync activity results, from executor threads
-        self._finished_lock = threading.Lock()
-        self._drain_scheduled = False
         self._drained: asyncio.Future | None = None
         self._ready = asyncio.Event()
         self._offline = False  # client operations only: work is stored, never run here
-        self.warm = WarmOrchestrations(warm_instances, verify=verify_warm)
         self._finished_records = FinishedRecords()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -190,7 +182,7 @@ class Engine:
         The host listens before this runs, so an activity resumed here that calls the host
         through the durable client finds it answering.
         """
-        log.info(self.warm.describe())
+        log.info(self.runner.describe())
         await self.store.open()
         for instance_id in await self.store.active_instances():
             if is_entity_id(instance_id):
@@ -603,7 +595,7 @@ class Engine:
                     if request.id not in seen:
                         seen.add(request.id)
                         requests.append(request)
-                outcomes = run_operations(self._entity_function(record.name), record, requests)
+                outcomes = await self.runner.entity_batch(record, requests)
                 for outcome in outcomes:
                     if outcome.is_error:
                         log.error(
@@ -813,13 +805,16 @@ class Engine:
                 error=f"The orchestrator function '{record.name}' doesn't exist.",
             )
         else:
-            result = self.warm.run(
-                info.user_function,
-                record.instance_id,
-                orch.history,
-                new_events,
-                _parent_id(record),
-                record.input,
+            result = await self.runner.episode(
+                EpisodeCall(
+                    record.name,
+                    record.instance_id,
+                    record.execution_id,
+                    orch.history,
+                    new_events,
+                    _parent_id(record),
+                    record.input,
+                )
             )
         plan = orch.planner.plan(result, now, delivered)
         new_events.extend(plan.new_events)
@@ -1000,7 +995,7 @@ class Engine:
     def _evict(self, orch: Orchestration) -> None:
         instance_id = orch.record.instance_id
         self._timers.cancel_instance(instance_id)
-        self.warm.discard(instance_id)
+        self.runner.discard(instance_id)
         if self._active.get(instance_id) is orch:
             del self._active[instance_id]
 
@@ -1078,57 +1073,21 @@ class Engine:
     def _start_activity(
         self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
     ) -> None:
-        info = self.index.activities.get(task.name or "")
-        if info is None or info.is_async:
-            self._running_activities += 1
-            self._spawn(self._run_activity(instance_id, execution_id, task_id, task))
-            return
-        # Sync activities go straight to the executor, whose size is the concurrency limit: its
-        # threads keep working while an episode holds the loop, so results pile up for the next
-        # episode; the result comes back through one callback, with no task of its own.
+        name = task.name or ""
         self._running_activities += 1
-        future = self.invoker.submit_activity(info, task.input)
-        loop = asyncio.get_running_loop()
-        future.add_done_callback(
-            lambda done: self._finished_in_thread(
-                loop, (instance_id, execution_id, task_id, task.name or "", done.result())
+        if name not in self.index.activities:
+            reason = LookupError(
+                f"The function '{name}' doesn't exist, is disabled, or is not an activity function."
             )
+            self._activity_done(
+                instance_id, execution_id, task_id, name, failed_activity(name, reason)
+            )
+            return
+        self.runner.start_activity(
+            name,
+            task.input,
+            functools.partial(self._activity_done, instance_id, execution_id, task_id, name),
         )
-
-    def _finished_in_thread(self, loop: asyncio.AbstractEventLoop, result: tuple) -> None:
-        """Called on an executor thread: queue the result, waking the loop once per burst."""
-        with self._finished_lock:
-            self._finished.append(result)
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        loop.call_soon_threadsafe(self._drain_finished)
-
-    def _drain_finished(self) -> None:
-        with self._finished_lock:
-            results = self._finished
-            self._finished = []
-            self._drain_scheduled = False
-        for result in results:
-            self._activity_done(*result)
-
-    async def _run_activity(
-        self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
-    ) -> None:
-        """Async activities (and unknown names) run on the loop, within the activity limit."""
-        info = self.index.activities.get(task.name or "")
-        if info is None:
-            outcome = failed_activity(
-                task.name or "",
-                LookupError(
-                    f"The function '{task.name}' doesn't exist, is disabled, "
-                    "or is not an activity function."
-                ),
-            )
-        else:
-            async with self._activity_slots:
-                outcome = await run_activity(self.invoker, info, task.input)
-        self._activity_done(instance_id, execution_id, task_id, task.name or "", outcome)
 
     def _activity_done(
         self,

@@ -33,11 +33,21 @@ class ReplayResult:
 
 @dataclass
 class HistoryCache:
-    """An execution's history, with each old event serialized once (IsPlayed true)."""
+    """An execution's history, with each old event serialized once (IsPlayed true), when an
+    episode first needs it: a host whose episodes run in worker processes never does."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    played_json: list[str] = field(default_factory=list)
+    _played: list[str] = field(default_factory=list)  # JSON of events[: len(_played)]
     _made: dict[int, str] = field(default_factory=dict)  # JSON of events offered as new
+    _kept: dict[int, str] = field(default_factory=dict)  # that JSON, by place in history
+
+    @property
+    def played_json(self) -> list[str]:
+        played = self._played
+        for index in range(len(played), len(self.events)):
+            text = self._kept.pop(index, None) or _event_text(self.events[index])
+            played.append(_with_played(text, True))
+        return played
 
     def new_event_json(self, evt: dict[str, Any]) -> str:
         """An event offered to the SDK as new; its JSON is kept for when it joins history."""
@@ -49,16 +59,33 @@ class HistoryCache:
         self._made.clear()
 
     def extend(self, events: list[dict[str, Any]]) -> None:
+        start = len(self.events)
         self.events.extend(events)
-        for evt in events:
-            text = self._made.pop(id(evt), None) or _event_text(evt)
-            self.played_json.append(_with_played(text, True))
-        self._made.clear()
+        if self._made:
+            for offset, evt in enumerate(events):
+                text = self._made.pop(id(evt), None)
+                if text is not None:
+                    self._kept[start + offset] = text
+            self._made.clear()
 
     def clear(self) -> None:
         self.events.clear()
-        self.played_json.clear()
+        self._played.clear()
         self._made.clear()
+        self._kept.clear()
+
+
+@dataclass
+class EpisodeCall:
+    """One orchestrator episode: the instance's history so far and the episode's new events."""
+
+    name: str
+    instance_id: str
+    execution_id: str
+    history: HistoryCache
+    new_events: list[dict[str, Any]]
+    parent_instance_id: str | None
+    input_json: str | None
 
 
 def _event_text(evt: dict[str, Any]) -> str:

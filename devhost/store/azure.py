@@ -45,6 +45,7 @@ from azure.core.exceptions import (
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from ..azurite import client_options
 from ..engine.model import (
     EpisodeCommit,
     InstanceQuery,
@@ -250,7 +251,7 @@ class AzureStore(TaskHubStore):
 
     async def open(self) -> None:
         self._service = TableServiceClient.from_connection_string(
-            self.connection_string, retry_total=0
+            self.connection_string, retry_total=0, **client_options(self.connection_string)
         )
         tables = {}
         for suffix in ("Instances", "History", "Leases"):

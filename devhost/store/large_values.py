@@ -19,6 +19,8 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from ..azurite import client_options
+
 LARGE_TEXT = 45_000  # characters; below this a value is chunked across row properties
 BLOB_SUFFIX = "BlobName"
 
@@ -38,7 +40,9 @@ class LargeValues:
     """Uploads and reads the blobs behind large row properties, for one task hub."""
 
     def __init__(self, connection_string: str, hub: str) -> None:
-        self._service = BlobServiceClient.from_connection_string(connection_string, retry_total=0)
+        self._service = BlobServiceClient.from_connection_string(
+            connection_string, retry_total=0, **client_options(connection_string)
+        )
         self._container: ContainerClient = self._service.get_container_client(
             f"{hub.lower()}-largemessages"
         )

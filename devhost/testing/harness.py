@@ -136,6 +136,8 @@ class DurableHarness:
             index=index,
             listen=ListenAddress("127.0.0.1", 0),
             static_dir=self._static_dir,
+            # An app object of the test's own can only run here: a worker loads a folder's app.
+            workers=0 if self._app is not None else None,
         )
         self.run(self._host.start())
         self._client = df.DurableOrchestrationClient(self._host.client_json())

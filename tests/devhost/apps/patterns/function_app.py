@@ -1,13 +1,44 @@
 """An app written only against the SDK's public API, exercising every Durable Functions pattern."""
 
 import json
+import os
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 import azure.durable_functions as df
 import azure.functions as func
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-attempts: dict[str, int] = {}
+
+
+class Attempts:
+    """Calls of Flaky per key, in files: a retry may run in another worker process. The folder
+    is chosen by the first process that loads the app and inherited by the workers it starts."""
+
+    def __init__(self) -> None:
+        folder = os.environ.setdefault("PATTERNS_ATTEMPTS_DIR", tempfile.mkdtemp())
+        self.folder = Path(folder)
+
+    def get(self, key: str, default: int = 0) -> int:
+        path = self.folder / key
+        return int(path.read_text()) if path.exists() else default
+
+    def __getitem__(self, key: str) -> int:
+        if not (self.folder / key).exists():
+            raise KeyError(key)
+        return self.get(key)
+
+    def __setitem__(self, key: str, count: int) -> None:
+        (self.folder / key).write_text(str(count))
+
+    def pop(self, key: str, default: int | None = None) -> int | None:
+        count = self.get(key, default)
+        (self.folder / key).unlink(missing_ok=True)
+        return count
+
+
+attempts = Attempts()
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
