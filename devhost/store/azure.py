@@ -379,11 +379,15 @@ class AzureStore(TaskHubStore):
     async def _submit_listing(self, operations: list) -> list[str | None]:
         return await self._retry(lambda: self._listing_batch.submit(operations))
 
-    def _inbox_key(self, message: Message) -> str:
+    def _inbox_row(self, message: Message) -> dict[str, Any]:
+        """A new inbox row; its key is remembered (for the commit that consumes it) only once
+        the row is written, so a start refused as a repeat keeps the key of the stored one."""
         self._sequence += 1
         key = f"i{time.time_ns():020d}{self._sequence % 1000:03d}-{message.message_id}"
-        self._inbox_keys[message.message_id] = key
-        return key
+        return message_entity(message, key)
+
+    def _remember_inbox(self, row: dict[str, Any]) -> None:
+        self._inbox_keys[row["MessageId"]] = row["RowKey"]
 
     async def create_instance(self, record: InstanceRecord, start: Message) -> None:
         if await self._insert_new(record, start):
@@ -411,11 +415,13 @@ class AzureStore(TaskHubStore):
         state["Next"] = 0
         operations = [("insert", state, None)]
         if start is not None:
-            operations.append(("upsert", message_entity(start, self._inbox_key(start)), None))
+            operations.append(("upsert", self._inbox_row(start), None))
         try:
             result = await self._submit(operations)
         except BatchRejectedError:
             return False
+        if start is not None:
+            self._remember_inbox(operations[1][1])
         self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
         self.listing.mark(state)
         return True
@@ -433,11 +439,12 @@ class AzureStore(TaskHubStore):
         state = record_entity(record, STATE_KEY)
         state["Next"] = 0
         state_op = ("insert", state, None) if existing is None else ("update", state, existing[1])
-        operations = [state_op, ("upsert", message_entity(start, self._inbox_key(start)), None)]
+        operations = [state_op, ("upsert", self._inbox_row(start), None)]
         try:
             result = await self._submit(operations)
         except BatchRejectedError as err:
             raise InstanceExistsError(record.instance_id) from err  # a racing start won
+        self._remember_inbox(operations[1][1])
         self._states[record.instance_id] = _State(result[0], 0, record.execution_id)
         self.listing.mark(state)
 
@@ -449,8 +456,10 @@ class AzureStore(TaskHubStore):
         """Inbox rows, written at once; their keys, made here in order, keep the order."""
         for message in messages:
             _checked_key(message.instance_id)
-        entities = [message_entity(m, self._inbox_key(m)) for m in messages]
+        entities = [self._inbox_row(m) for m in messages]
         await asyncio.gather(*(self._upsert(self._history, entity) for entity in entities))
+        for entity in entities:
+            self._remember_inbox(entity)
 
     async def commit(self, commit: EpisodeCommit) -> None:
         record = commit.record

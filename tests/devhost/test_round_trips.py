@@ -9,6 +9,7 @@ import pytest
 
 from devhost.engine.history import execution_started
 from devhost.engine.model import (
+    EpisodeCommit,
     InstanceQuery,
     InstanceRecord,
     Message,
@@ -47,6 +48,35 @@ def test_a_start_is_one_transaction_and_a_refused_start_changes_nothing(storage_
             assert stored is not None and stored.execution_id == record.execution_id
             loaded = await store.load("once")
             assert loaded is not None and [m.message_id for m in loaded[2]] == [start.message_id]
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_child_started_again_after_a_restart_still_consumes_its_stored_start(azurite, hub_name):
+    """The parent replays after a crash and starts its child again: the insert finds the child,
+    and the child's first commit must delete the start row that is stored, not a new key."""
+
+    async def scenario() -> None:
+        record, start = new_start("child")
+        record.parent = {"TaskScheduledId": 3, "OrchestrationInstance": {"InstanceId": "p"}}
+        first = AzureStore(azurite.connection_string, hub_name)
+        await first.open()
+        assert await first.create_child(record, start) is None
+        await first.close()
+        store = AzureStore(azurite.connection_string, hub_name)  # the host after the restart
+        await store.open()
+        try:
+            loaded = await store.load("child")
+            assert loaded is not None and [m.message_id for m in loaded[2]] == [start.message_id]
+            again = await store.create_child(record.copy(), start)
+            assert again is not None and again.execution_id == record.execution_id
+            running = record.copy()
+            running.runtime_status = RuntimeStatus.Running
+            await store.commit(EpisodeCommit(running, [start.event], [start.message_id]))
+            loaded = await store.load("child")
+            assert loaded is not None and loaded[2] == [] and len(loaded[1]) == 1
         finally:
             await store.close()
 
