@@ -316,12 +316,14 @@ def main() -> int:
     # Reading starts before the app loads, so the host never blocks on a full pipe meanwhile.
     threading.Thread(target=read_until_end, args=(inbox, deliver), daemon=True).start()
     app_dir = Path(setup.settings.app_dir)
+    root.setLevel(max(setup.log_level, logging.ERROR))  # the host showed the load's warnings
     try:
         index = index_app(app_dir)
     except Exception as err:  # noqa: BLE001 - reported to the host, which refuses to start
         reason = str(err) if isinstance(err, AppLoadError) else describe_exception(err, app_dir)
         channel.send(LoadFailed(reason))
         return 2
+    root.setLevel(setup.log_level)
     candidate = Worker(channel, setup, index)
 
     async def serve() -> None:
