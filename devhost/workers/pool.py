@@ -1,13 +1,21 @@
 """The host's side of its language worker processes: start them, route work, replace the dead.
 
+Lanes: with two workers or more, the first half (at least one) run HTTP functions and nothing
+else; the others run orchestrations, entities and activities at a lower CPU priority (the
+worker lowers its own). On a busy machine a player's request then gets a core before background
+work does, rather than a time slice beside it: replays and activities catch up when requests
+leave them room. One worker runs everything.
+
 Routing:
 - an orchestration's episodes are sticky: they go to the worker that ran its last episode, which
   holds its history and warm state; the host remembers, per instance, that worker and how many
   history events it holds, and sends only the events appended since (a worker that lacks them
   answers UnknownHistory, and gets the whole history). New instances go to the least loaded worker;
 - activities and entity batches go to the least loaded worker;
-- HTTP functions go to the worker with the fewest HTTP calls in flight; each worker serves them on
-  its event loop, beside (not behind) its episode thread and activity threads.
+- HTTP functions go to the HTTP worker with the fewest HTTP calls in flight, which serves them on
+  its event loop (a lone worker does so beside, not behind, its episode and activity threads).
+
+Within a lane, a worker that is gone leaves its work to the other lane until it is replaced.
 
 A worker that exits (os._exit in a function, a kill) is replaced at once, and what it was running
 is sent again to a live worker, as the Functions host retries it (activities run at least once,
@@ -101,6 +109,7 @@ class WorkerProcess:
     outbox: list[bytes] = field(default_factory=list)  # frames sent at the end of this turn
     pid: int = 0
     alive: bool = True
+    lane: str = "all"  # "http", "background", or "all" for a lone worker
 
     @property
     def load(self) -> int:
@@ -153,7 +162,11 @@ class WorkerPool(FunctionRunner):
         """Start the worker processes, which load the app meanwhile (`start` waits for them)."""
         if not self.workers:
             self._loop = asyncio.get_running_loop()
-            self.workers = [self._spawn(number) for number in range(1, self.count + 1)]
+            http = self.count // 2 if self.count > 1 else 0
+            self.workers = [
+                self._spawn(number, "http" if number <= http else "background" if http else "all")
+                for number in range(1, self.count + 1)
+            ]
 
     async def start(self) -> None:
         """Start the workers (unless launched) and wait until each has loaded the app."""
@@ -167,7 +180,7 @@ class WorkerPool(FunctionRunner):
             raise
         self._started.set()
 
-    def _spawn(self, number: int) -> WorkerProcess:
+    def _spawn(self, number: int, lane: str) -> WorkerProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "devhost.workers.worker"],
             stdin=subprocess.PIPE,
@@ -180,10 +193,12 @@ class WorkerPool(FunctionRunner):
         widen(process.stdin.fileno())
         assert self._loop is not None
         worker = WorkerProcess(
-            number, process, Channel(process.stdin.fileno()), self._loop.create_future()
+            number, process, Channel(process.stdin.fileno()), self._loop.create_future(), lane=lane
         )
         level = min(logging.INFO, logging.getLogger().getEffectiveLevel())
-        worker.channel.send(Setup(self.settings, self.client_json(), level))
+        worker.channel.send(
+            Setup(self.settings, self.client_json(), level, background=lane == "background")
+        )
         threading.Thread(
             target=self._read, args=(worker,), name=f"worker-{number}-out", daemon=True
         ).start()
@@ -221,7 +236,13 @@ class WorkerPool(FunctionRunner):
         return [w.pid for w in self.workers if w.alive]
 
     def describe(self) -> str:
-        return f"{self._warm_line}; functions run in {self.count} worker processes"
+        if self.count == 1:
+            return f"{self._warm_line}; functions run in 1 worker process"
+        http = sum(w.lane == "http" for w in self.workers)
+        return (
+            f"{self._warm_line}; functions run in {self.count} worker processes: {http} for HTTP, "
+            f"{self.count - http} for orchestrations, entities and activities at low CPU priority"
+        )
 
     # -- invocations -------------------------------------------------------------------------
 
@@ -272,7 +293,7 @@ class WorkerPool(FunctionRunner):
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
         await self._started.wait()
-        worker = min(self._live(), key=lambda w: w.http_calls)
+        worker = min(self._lane("background"), key=lambda w: w.http_calls)
         return await self._invoke(
             (worker, Call("http", name, RunHttp(next(self._ids), name, call)))
         )
@@ -287,7 +308,13 @@ class WorkerPool(FunctionRunner):
         return total
 
     def _least_loaded(self) -> WorkerProcess:
-        return min(self._live(), key=lambda w: w.load)
+        """The background worker with the least work in flight."""
+        return min(self._lane("http"), key=lambda w: w.load)
+
+    def _lane(self, other: str) -> list[WorkerProcess]:
+        """The live workers not in the `other` lane; all of them while that finds none."""
+        live = self._live()
+        return [w for w in live if w.lane != other] or live
 
     def _live(self) -> list[WorkerProcess]:
         live = [w for w in self.workers if w.alive]
@@ -434,7 +461,7 @@ class WorkerPool(FunctionRunner):
             code,
             "while running " + ", ".join(repr(n) for n in running) if running else "while idle",
         )
-        replacement = self._spawn(worker.number)
+        replacement = self._spawn(worker.number, worker.lane)
         replacement.ready.add_done_callback(_report_failed_start)
         self.workers[self.workers.index(worker)] = replacement
         for call in worker.calls.values():

@@ -32,11 +32,13 @@ PIPE_BYTES = 1 << 20
 @dataclass
 class Setup:
     """The first message: the host's settings (the app folder, warm cache, threads), what the
-    durable client binding says (it points at this host), and the level to log at."""
+    durable client binding says (it points at this host), the level to log at, and whether this
+    worker runs background work (orchestrations, entities, activities) at a lower CPU priority."""
 
     settings: HostSettings
     client_json: str
     log_level: int
+    background: bool = False
 
 
 @dataclass

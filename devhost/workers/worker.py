@@ -6,7 +6,9 @@ Orchestrator episodes and entity batches are CPU work: one thread runs them one 
 order, and holds each instance's history (bounded, least recently used first) and its warm state.
 Sync activities run on a thread pool of PYTHON_THREADPOOL_THREAD_COUNT threads; async functions
 and HTTP functions on the event loop, so a player's request never waits behind queued episodes or
-activities (sync HTTP functions get a thread pool of their own for the same reason).
+activities (sync HTTP functions get a thread pool of their own for the same reason). With two
+workers or more, the host sends HTTP functions to some and background work to the others, which
+lower their own CPU priority (see `devhost.workers.pool`).
 
 The worker exits when its channel from the host ends: a host that was killed leaves no worker.
 """
@@ -63,6 +65,7 @@ from .protocol import (
 )
 
 SWITCH_SECONDS = 0.001  # how soon a busy thread yields the GIL to a waiting one
+BACKGROUND_NICE = 19  # a background worker's niceness: a core goes to requests first
 CPU_BATCH = 8  # waiting episodes run before their answers are sent together
 MIN_HISTORIES = 1000  # instances whose history a worker keeps, at least (else the warm limit)
 current_function: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -297,6 +300,8 @@ def main() -> int:
     setup = read_message(inbox)
     if not isinstance(setup, Setup):
         return 2
+    if setup.background and hasattr(os, "setpriority"):
+        os.setpriority(os.PRIO_PROCESS, 0, BACKGROUND_NICE)
     root = logging.getLogger()
     root.handlers[:] = [ChannelLogHandler(channel)]
     root.setLevel(setup.log_level)

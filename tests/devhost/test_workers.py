@@ -73,6 +73,14 @@ async def run(host: DevHost, name: str, value: object) -> tuple[RuntimeStatus, o
     return record.runtime_status, json.loads(record.output or "null")
 
 
+async def get_pid(host: DevHost) -> int:
+    """The process that answered the app's HTTP function `pid`."""
+    url = f"{host.base_url}/api/pid"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        return int(await response.text())
+
+
 def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
@@ -171,8 +179,8 @@ def test_logs_reach_the_host_with_the_function_name_and_prints_do_not_break_the_
 
 
 def test_an_instances_episodes_all_run_in_the_worker_that_holds_it(tmp_path, caplog):
-    async def scenario() -> list[str]:
-        async with workers_host() as host:
+    async def scenario() -> tuple[list[str], set[str]]:
+        async with workers_host(4) as host:
             ids = await asyncio.gather(
                 *(host.engine.start_new("Steps", None, json.dumps(str(tmp_path))) for _ in range(4))
             )
@@ -181,38 +189,51 @@ def test_an_instances_episodes_all_run_in_the_worker_that_holds_it(tmp_path, cap
                 assert record is not None and json.loads(record.output) == [0, 1, 2, 3, 4]
             stats = await host.runner.warm_stats()
             assert stats.warm >= 4 * 4, "after its first episode, each instance ran warm"
-            return ids
+            background = {str(w.pid) for w in pool(host).workers if w.lane == "background"}
+            return ids, background
 
     caplog.set_level(logging.INFO)
-    ids = asyncio.run(scenario())
+    ids, background = asyncio.run(scenario())
     episodes = [
         re.fullmatch(r"episode of (\w+) in pid (\d+)", m)
         for m in messages(caplog, "Function.Steps.User")
     ]
     pids = {i: {m[2] for m in episodes if m and m[1] == i} for i in ids}
     assert all(len(p) == 1 for p in pids.values()), pids
-    assert len(set().union(*pids.values())) == 2, "new instances go to the least loaded worker"
+    assert set().union(*pids.values()) == background, "the least loaded background worker"
 
 
-def test_an_http_function_answers_while_every_worker_runs_a_long_episode(tmp_path):
+def test_http_functions_and_background_work_run_in_workers_of_their_own(tmp_path):
     async def scenario() -> None:
-        async with workers_host() as host:
-            ids = [
-                await host.engine.start_new("Spin", None, json.dumps(str(tmp_path)))
-                for _ in range(2)
-            ]
-            await until(lambda: len(list(tmp_path.glob("spinning-*"))) == 2, "both workers spin")
-            url = f"{host.base_url}/api/pid"
-            async with aiohttp.ClientSession() as session, session.get(url) as response:
-                assert response.status == 200
-                assert int(await response.text()) in pool(host).pids
-            for instance_id in ids:  # their first episodes still run: none is stored yet
-                record = await host.engine.get_record(instance_id)
-                assert record is not None and record.runtime_status == RuntimeStatus.Pending
+        async with workers_host(2) as host:
+            http, background = pool(host).workers
+            assert (http.lane, background.lane) == ("http", "background")
+            assert os.getpriority(os.PRIO_PROCESS, http.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+            assert os.getpriority(os.PRIO_PROCESS, background.pid) == 19, "a core goes to requests"
+            status, output = await run(host, "CallOne", ["WhichProcess", None])
+            assert (status, output) == (RuntimeStatus.Completed, background.pid)
+            instance_id = await host.engine.start_new("Spin", None, json.dumps(str(tmp_path)))
+            await until(lambda: list(tmp_path.glob("spinning-*")), "the background worker spins")
+            assert await get_pid(host) == http.pid
             (tmp_path / "release").touch()
-            for instance_id in ids:
-                record = await host.engine.wait_for_status(instance_id, FINISHED, DEADLINE)
-                assert record is not None and json.loads(record.output) == "spun"
+            record = await host.engine.wait_for_status(instance_id, FINISHED, DEADLINE)
+            assert record is not None and json.loads(record.output) == "spun"
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_worker_answers_http_beside_a_long_episode(tmp_path):
+    async def scenario() -> None:
+        async with workers_host(1) as host:
+            (worker,) = pool(host).workers
+            instance_id = await host.engine.start_new("Spin", None, json.dumps(str(tmp_path)))
+            await until(lambda: list(tmp_path.glob("spinning-*")), "the worker spins")
+            assert await get_pid(host) == worker.pid
+            record = await host.engine.get_record(instance_id)  # its first episode still runs
+            assert record is not None and record.runtime_status == RuntimeStatus.Pending
+            (tmp_path / "release").touch()
+            record = await host.engine.wait_for_status(instance_id, FINISHED, DEADLINE)
+            assert record is not None and json.loads(record.output) == "spun"
 
     asyncio.run(scenario())
 

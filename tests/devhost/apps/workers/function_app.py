@@ -92,6 +92,11 @@ def Chatty(words: str) -> str:
     return words.upper()
 
 
+@app.activity_trigger(input_name="nothing")
+def WhichProcess(nothing: None) -> int:
+    return os.getpid()
+
+
 @app.orchestration_trigger(context_name="context")
 def Spin(context: df.DurableOrchestrationContext):
     """An episode that keeps its worker's CPU busy until the test creates `release`."""
