@@ -1,5 +1,6 @@
 """The Durable Dungeon: HTTP client functions, and the blueprints of activities and workflows."""
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -287,14 +288,17 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
             await announce(client, name, progress_events(loaded.state))
             return error(err.status, str(err))
         try:
-            await repository().save_game(loaded)
+            await repository().commit_action(loaded)
             break
         except ConflictError:
             continue
     else:
         return error(409, f"{name} is doing too much at once; try again.")
-    await Narrator.shared(storage_connection()).say(loaded.state.user.name, outcome.message)
-    await announce(client, name, outcome.events)
+    await asyncio.gather(
+        repository().write_rows(loaded),
+        Narrator.shared(storage_connection()).say(loaded.state.user.name, outcome.message),
+    )
+    await announce(client, name, outcome.events)  # after the line: the win is narrated after it
     return reply({"message": outcome.message})
 
 

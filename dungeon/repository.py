@@ -15,7 +15,8 @@ answered with 202 is never overruled by the timer, and none is lost while no wor
 An action changes rows of four tables, which no transaction spans. So the User row's update
 (the one under the ETag) also carries `LastAction`: the room, monster and item rows the action
 leaves. Reads take those rows from there, so a host killed halfway through writing the tables
-leaves the game as the action made it, never half of it; the tables catch up on the next save.
+leaves the game as the action made it, never half of it; the tables catch up on the next save,
+which writes every row that differs from what the tables hold.
 """
 
 from __future__ import annotations
@@ -149,6 +150,11 @@ def _action_rows(state: GameState) -> str:
     )
 
 
+def _holds(stored: dict[str, Any] | None, entity: dict[str, Any]) -> bool:
+    """Whether a stored row already says what `entity` says (a missing property is None)."""
+    return stored is not None and all(stored.get(k) == v for k, v in entity.items())
+
+
 def _with_last_action(
     user_entity: dict[str, Any], rooms: list, monsters: list, items: list
 ) -> tuple[list, list, list]:
@@ -165,6 +171,7 @@ def _with_last_action(
 class LoadedGame:
     state: GameState
     user_etag: str
+    stored: dict[tuple[str, str], dict[str, Any]]  # (table, RowKey): the row as the table holds it
 
 
 class GameRepository:
@@ -249,6 +256,11 @@ class GameRepository:
         )
         if user_entity is None:
             return None
+        stored = {
+            (table, entity["RowKey"]): entity
+            for table, entities in ((ROOM, rooms), (MONSTER, monsters), (INVENTORY, items))
+            for entity in entities
+        }
         rooms, monsters, items = _with_last_action(user_entity, rooms, monsters, items)
         if not rooms or not monsters or len(items) < 2:
             raise UniverseNotReadyError(name)
@@ -258,13 +270,18 @@ class GameRepository:
             monster=_monster(monsters[0]),
             items={e["RowKey"]: _item(e) for e in items},
         )
-        return LoadedGame(state, user_entity.metadata["etag"])
+        return LoadedGame(state, user_entity.metadata["etag"], stored)
 
     # -- writing -------------------------------------------------------------------------------
 
     async def save_game(self, loaded: LoadedGame) -> None:
-        """The User row under its ETag first (the per-player lock), holding the action's rows
-        (see LAST_ACTION), then the rows themselves."""
+        """The action's commit, then its rows."""
+        await self.commit_action(loaded)
+        await self.write_rows(loaded)
+
+    async def commit_action(self, loaded: LoadedGame) -> None:
+        """The User row under its ETag (the per-player lock), holding the rows the action leaves
+        (see LAST_ACTION): once this returns, the action has happened."""
         user = loaded.state.user
         try:
             await (await self._table(USER)).update_entity(
@@ -275,20 +292,21 @@ class GameRepository:
             )
         except ResourceModifiedError as err:
             raise ConflictError(user.name) from err
-        state = loaded.state
+
+    async def write_rows(self, loaded: LoadedGame) -> None:
+        """The room, monster and item rows of a committed action, where the tables differ."""
+        state, user = loaded.state, loaded.state.user.name
+        rows = [
+            (ROOM, _room_entity(user, state.room)),
+            (MONSTER, _monster_entity(user, state.monster)),
+            *[(INVENTORY, _item_entity(user, item)) for item in state.items.values()],
+        ]
         await asyncio.gather(
-            (await self._table(ROOM)).upsert_entity(
-                _room_entity(user.name, state.room), mode=UpdateMode.REPLACE
-            ),
-            (await self._table(MONSTER)).upsert_entity(
-                _monster_entity(user.name, state.monster), mode=UpdateMode.REPLACE
-            ),
             *[
-                (await self._table(INVENTORY)).upsert_entity(
-                    _item_entity(user.name, item), mode=UpdateMode.REPLACE
-                )
-                for item in state.items.values()
-            ],
+                (await self._table(table)).upsert_entity(entity, mode=UpdateMode.REPLACE)
+                for table, entity in rows
+                if not _holds(loaded.stored.get((table, entity["RowKey"])), entity)
+            ]
         )
 
     async def _modify(

@@ -7,7 +7,9 @@ from azure.storage.queue import QueueClient
 
 from devhost.testing import DurableHarness
 from dungeon import workflows
+from dungeon.names import player_key
 from dungeon.repository import GameRepository
+from dungeon.rules import ActionRequest, perform
 from tests.dungeon.conftest import REPO, Game, game_env
 
 
@@ -264,3 +266,42 @@ def test_game_status_reads_its_four_tables_at_once(storage_proxy, player):
         assert state["user"]["name"] == player and state["monster"]["name"]
         assert len(storage_proxy.requests) == 4
         assert storage_proxy.max_in_flight == 4
+
+
+def test_an_action_writes_only_the_rows_it_changes_and_catches_up_rows_a_crash_left(
+    storage_proxy, player
+):
+    """The User row (the commit), then the rows that differ from the tables: taking the weapon
+    changes the weapon and the room, not the monster or the treasure. An action whose host died
+    after its commit left its rows unwritten: the next action writes them too."""
+    env = game_env(storage_proxy.azurite) | {"AzureWebJobsStorage": storage_proxy.connection_string}
+    with DurableHarness(REPO, env=env) as host:
+        game = Game(host)
+        state = game.start_and_confirm(player)
+        weapon = next(i["name"] for i in state["inventory"] if not i["isTreasure"])
+        treasure = next(i["name"] for i in state["inventory"] if i["isTreasure"])
+        storage_proxy.reset()
+        assert game.act(player, "get", weapon)[0] == 200
+        written = sorted(
+            r.path.split("(")[0].rsplit("/", 1)[1]
+            for r in storage_proxy.requests
+            if r.method in {"PUT", "PATCH", "MERGE"} and "Log" not in r.path
+        )
+        assert written == ["Inventory", "Room", "User"]
+
+        repository = GameRepository(storage_proxy.connection_string)
+
+        async def kill_committed_but_not_written() -> None:
+            loaded = await repository.load_game(player)
+            perform(loaded.state, ActionRequest("kill", loaded.state.monster.name, weapon))
+            await repository.commit_action(loaded)  # and the host dies here
+
+        host.run(kill_committed_but_not_written())
+        assert game.status(player)["monster"]["isAlive"] is False, "the commit is the action"
+        assert host.run(repository._get("Monster", player_key(player), state["monster"]["name"]))[
+            "IsAlive"
+        ], "the Monster table is behind"
+        assert game.act(player, "get", treasure)[0] == 200
+        monster = host.run(repository._get("Monster", player_key(player), state["monster"]["name"]))
+        assert monster["IsAlive"] is False, "the next action wrote the row the crash left"
+        host.run(repository.service.close())
