@@ -4,12 +4,13 @@
     python -m bench.players --players 25 50 100 150      # the largest count with p99 < 250 ms
     python -m bench.players --env DEVHOST_WARM_INSTANCES=0  # a host setting, for A/B runs
 
-Starts its own Azurite and `python -m devhost start --store azure` (short monitor timings),
+Each run starts its own Azurite and `python -m devhost start --store azure` (short monitor timings),
 then each player: NewUser, waits for the confirmation, ConfirmUser, waits for the dungeon,
 gets the weapon, kills the monster, gets the treasure, and waits for the win. Prints games
 completed, the latency of the Action calls (p50, p99), every error, and the CPU the host and its
-worker processes used a game; each run has a fresh host on one Azurite, and a median line closes
-each player count.
+worker processes used a game. Runs are independent (a fresh Azurite each: Azurite scans a table
+on most requests, so a store that earlier runs filled is slower), and a median line closes each
+player count.
 """
 
 from __future__ import annotations
@@ -188,10 +189,15 @@ def settled_cpu(pids: list[int], deadline: float = 60) -> dict[int, float]:
     return last
 
 
-def one_run(
+def one_run(folder: Path, players: int, env: dict[str, str], number: int) -> RunResult:
+    """A fresh Azurite and host, N players, and the CPU the host's process tree used."""
+    with Azurite(folder / f"azurite-{number}") as azurite:
+        return run_on(azurite, folder, players, env, number)
+
+
+def run_on(
     azurite: Azurite, folder: Path, players: int, env: dict[str, str], number: int
 ) -> RunResult:
-    """A fresh host on the shared Azurite, N players, and the CPU its process tree used."""
     host_env = {
         "AzureWebJobsStorage": azurite.connection_string,
         "DUNGEON_CONFIRM_SECONDS": "300",
@@ -252,14 +258,14 @@ def main() -> None:
     args = parser.parse_args()
     env = parse_env(args.env)
     kept: list[int] = []
-    with tempfile.TemporaryDirectory() as folder, Azurite(Path(folder) / "azurite") as azurite:
-        print(f"Azurite on {azurite.ports}; host settings {env or 'default'}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        print(f"host settings {env or 'default'}", file=sys.stderr)
         number = 0
         for players in args.players:
             results = []
             for _ in range(args.runs):
                 number += 1
-                result = one_run(azurite, Path(folder), players, env, number)
+                result = one_run(Path(folder), players, env, number)
                 print(result.line(), flush=True)
                 for error in result.errors[:5]:
                     print(f"  error: {type(error).__name__}: {error}", flush=True)
