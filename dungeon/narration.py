@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue.aio import QueueClient
 
-from .clients import per_loop
+from .clients import client_options, per_loop
 from .repository import GameRepository
 
 QUEUE = "console"
@@ -24,7 +24,9 @@ def now_text() -> str:
 
 class Narrator:
     def __init__(self, connection: str) -> None:
-        self.queue = QueueClient.from_connection_string(connection, QUEUE)
+        self.queue = QueueClient.from_connection_string(
+            connection, QUEUE, **client_options(connection)
+        )
         self.repository = GameRepository.shared(connection)
         self._ready = False
         self._creating = asyncio.Lock()

@@ -32,7 +32,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from .clients import per_loop
+from .clients import client_options, per_loop
 from .model import Creature, GameState, Item, Monster, Room, User, join_items, split_items
 from .names import player_key
 
@@ -178,7 +178,9 @@ class GameRepository:
     """One per event loop (the async clients belong to the loop that made them)."""
 
     def __init__(self, connection: str) -> None:
-        self.service = TableServiceClient.from_connection_string(connection)
+        self.service = TableServiceClient.from_connection_string(
+            connection, **client_options(connection)
+        )
         self.tables = {name: self.service.get_table_client(name) for name in TABLES}
         self._ready = False
         self._creating = asyncio.Lock()
