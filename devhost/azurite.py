@@ -121,6 +121,9 @@ class Azurite:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
+                # A terminal's Ctrl-C reaches the host alone, whose stop() sends one SIGINT: a
+                # second one would end the table service before it has saved its data.
+                process_group=0,
             )
         deadline = time.monotonic() + timeout
         while not all(answers(self.host, p) for p in self.ports):

@@ -286,7 +286,11 @@ class DevHost:
             else:
                 lines.append(f"        {name}: {kind} (not supported by devhost; not started)")
         if isinstance(self.runner, WorkerPool):
-            where = f"{self.runner.count} worker processes (FUNCTIONS_WORKER_PROCESS_COUNT)"
+            count = self.runner.count
+            where = (
+                f"{count} worker process{'es' if count > 1 else ''} "
+                f"(FUNCTIONS_WORKER_PROCESS_COUNT): {self.runner.lanes()}"
+            )
         else:
             where = "the host process (in-process)"
         lines += ["", f"Functions run in {where}"]

@@ -236,12 +236,16 @@ class WorkerPool(FunctionRunner):
         return [w.pid for w in self.workers if w.alive]
 
     def describe(self) -> str:
+        return f"{self._warm_line}; functions run in {self.count} worker processes"
+
+    def lanes(self) -> str:
+        """How the workers share the work, for the banner."""
         if self.count == 1:
-            return f"{self._warm_line}; functions run in 1 worker process"
+            return "it runs every function"
         http = sum(w.lane == "http" for w in self.workers)
         return (
-            f"{self._warm_line}; functions run in {self.count} worker processes: {http} for HTTP, "
-            f"{self.count - http} for orchestrations, entities and activities at low CPU priority"
+            f"{http} for HTTP functions, {self.count - http} at low CPU priority for "
+            "orchestrations, entities and activities"
         )
 
     # -- invocations -------------------------------------------------------------------------

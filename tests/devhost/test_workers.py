@@ -222,6 +222,26 @@ def test_http_functions_and_background_work_run_in_workers_of_their_own(tmp_path
     asyncio.run(scenario())
 
 
+def test_an_http_worker_killed_mid_request_answers_500_and_the_next_request_a_new_one(tmp_path):
+    async def scenario() -> None:
+        async with workers_host(2) as host:
+            http = pool(host).workers[0]
+            url = f"{host.base_url}/api/hold?folder={tmp_path}"
+            async with aiohttp.ClientSession() as session:
+                held = asyncio.ensure_future(session.get(url))
+                await until(lambda: list(tmp_path.glob("http-*")), "the request is held")
+                os.kill(http.pid, signal.SIGKILL)
+                response = await held
+                assert response.status == 500
+                reason = (await response.json())["error"]
+                assert reason == "worker process exited with code -9 while running 'hold'"
+            replacement = pool(host).workers[0]
+            assert replacement.lane == "http" and replacement.pid != http.pid
+            assert await get_pid(host) == replacement.pid
+
+    asyncio.run(scenario())
+
+
 def test_a_lone_worker_answers_http_beside_a_long_episode(tmp_path):
     async def scenario() -> None:
         async with workers_host(1) as host:
@@ -283,7 +303,8 @@ def test_a_host_stopped_by_a_signal_leaves_no_worker(tmp_path, sig):
     process.send_signal(sig)
     assert process.wait(DEADLINE) == 0
     wait_gone(workers, "a worker outlived its host")
-    assert "Functions run in 2 worker processes" in (tmp_path / "host.log").read_text()
+    banner = "Functions run in 2 worker processes (FUNCTIONS_WORKER_PROCESS_COUNT): 1 for HTTP"
+    assert banner in (tmp_path / "host.log").read_text()
 
 
 def test_the_workers_of_a_killed_host_end_on_their_own(tmp_path):

@@ -112,3 +112,13 @@ def Spin(context: df.DurableOrchestrationContext):
 @app.route(route="pid", methods=["GET"])
 def pid(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(str(os.getpid()))
+
+
+@app.route(route="hold", methods=["GET"])
+def hold(req: func.HttpRequest) -> func.HttpResponse:
+    """Says which process holds it (`http-<pid>` in the folder of `?folder=`), then waits for
+    `release`."""
+    folder = Path(req.params["folder"])
+    (folder / f"http-{os.getpid()}").touch()
+    wait_for(folder / "release")
+    return func.HttpResponse("released")
