@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from dungeon.repository import (
     CONFIRMED,
     ConflictError,
     GameRepository,
+    LoadedGame,
     UniverseNotReadyError,
 )
 from dungeon.rules import ActionError, arranged, check_request, perform, progress_events
@@ -295,11 +297,23 @@ async def action(req: func.HttpRequest, client: df.DurableOrchestrationClient):
     else:
         return error(409, f"{name} is doing too much at once; try again.")
     await asyncio.gather(
-        repository().write_rows(loaded),
+        write_rows_after_commit(loaded),
         Narrator.shared(storage_connection()).say(loaded.state.user.name, outcome.message),
     )
     await announce(client, name, outcome.events)  # after the line: the win is narrated after it
     return reply({"message": outcome.message})
+
+
+async def write_rows_after_commit(loaded: LoadedGame) -> None:
+    """The committed action's rows in their tables. The action has happened whether they land
+    or not (reads take the rows from its commit), so storage going away now is no error for
+    the player: the next save writes every row the tables lack."""
+    try:
+        await repository().write_rows(loaded)
+    except (ServiceRequestError, ServiceResponseError) as err:
+        logging.warning(
+            "The rows of %s's action wait for the next save: %s", loaded.state.user.name, err
+        )
 
 
 async def announce(client: df.DurableOrchestrationClient, name: str, events: list[str]) -> None:

@@ -104,54 +104,72 @@ class Azurite:
 
     def start(self, timeout: float = 60) -> Azurite:
         self.location.mkdir(parents=True, exist_ok=True)
-        for service, port in zip(SERVICES, self.ports, strict=True):
-            self.processes[service] = subprocess.Popen(
-                [
-                    find_binary(service),
-                    "--silent",
-                    "--skipApiVersionCheck",
-                    "--disableTelemetry",
-                    "--loose",
-                    "--location",
-                    str(self.location),
-                    f"--{service}Host",
-                    self.host,
-                    f"--{service}Port",
-                    str(port),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                # A terminal's Ctrl-C reaches the host alone, whose stop() sends one SIGINT: a
-                # second one would end the table service before it has saved its data.
-                process_group=0,
-            )
+        binaries = [find_binary(service) for service in SERVICES]
+        try:
+            for service, binary, port in zip(SERVICES, binaries, self.ports, strict=True):
+                self.processes[service] = self._spawn(service, binary, port)
+            self._wait_until_answering(timeout)
+        except BaseException:  # a failed start, or a Ctrl-C meanwhile, leaves no service behind
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, service: str, binary: str, port: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                binary,
+                "--silent",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--loose",
+                "--location",
+                str(self.location),
+                f"--{service}Host",
+                self.host,
+                f"--{service}Port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            # A terminal's Ctrl-C reaches the host alone, whose stop() sends one SIGINT: a second
+            # one would end the table service before it has saved its data. The price: a host
+            # killed with SIGKILL leaves the services running (the next `up` uses them).
+            process_group=0,
+        )
+
+    def _wait_until_answering(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not all(answers(self.host, p) for p in self.ports):
             for service, process in self.processes.items():
                 if process.poll() is not None:
                     error = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                    self.stop()
                     raise AzuriteError(
                         f"Azurite's {service} service exited with code {process.returncode}: "
                         f"{error}"
                     )
             if time.monotonic() > deadline:
-                self.stop()
                 raise AzuriteError(f"Azurite did not answer on {self.ports} within {timeout}s")
             time.sleep(0.05)
-        return self
 
-    def stop(self) -> None:
-        """SIGINT, which each service handles by saving its data; SIGKILL after 10 s."""
-        running = [p for p in self.processes.values() if p.poll() is None]
-        for process in running:
-            process.send_signal(signal.SIGINT)
-        for process in running:
+    def interrupt(self) -> None:
+        """Ask each service to save its data and stop, without waiting for it."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+
+    def stop(self, timeout: float = 10) -> None:
+        """SIGINT, on which each service saves its data and exits (the table service has no
+        handler for SIGTERM, which would end it at once); SIGKILL after `timeout` seconds."""
+        self.interrupt()
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if process.stderr:
+                process.stderr.close()
 
     def kill(self) -> None:
         """Stop it abruptly (for outage tests); start() brings it back on the same ports."""
@@ -159,6 +177,8 @@ class Azurite:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            if process.stderr:
+                process.stderr.close()
 
     def __enter__(self) -> Azurite:
         return self.start()

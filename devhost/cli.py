@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import durable_command, replay_command
@@ -106,10 +107,13 @@ def make_store(kind: str, settings) -> TaskHubStore:
 
 
 STOP_TIMEOUT = 10  # seconds a clean stop may take before the process just ends
+# Called before a second signal ends the process at once (`up` lets its Azurite save and stop).
+before_hard_exit: list[Callable[[], None]] = []
 
 
 async def serve(host: DevHost) -> None:
-    """Run until Ctrl-C or SIGTERM, which also interrupt a start still waiting for storage.
+    """Run until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), which also interrupt a start
+    still waiting for storage.
 
     A second signal ends the process at once.
     """
@@ -119,10 +123,12 @@ async def serve(host: DevHost) -> None:
     def on_signal() -> None:
         if stop.is_set():
             print("Stopping now.", flush=True)
+            for hook in before_hard_exit:
+                hook()
             os._exit(130)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, on_signal)
     if isinstance(host.engine.store, AzureStore):
         host.engine.store.on_unreachable = _storage_hint
@@ -178,9 +184,16 @@ def up(args: argparse.Namespace) -> int:
     if args.store == "azure":
         settings = load_settings(app_dir)
         connection = expand_development_storage(settings.storage_connection)
-        if connection == connection_string() and not answers("127.0.0.1", DEFAULT_PORTS[2]):
+        running = [port for port in DEFAULT_PORTS if answers("127.0.0.1", port)]
+        if connection == connection_string() and not running:
             print("Starting Azurite (data in .azurite/) ...", flush=True)
             azurite = Azurite(app_dir / ".azurite", ports=DEFAULT_PORTS).start()
+            before_hard_exit.append(azurite.interrupt)
+        elif connection == connection_string() and len(running) < len(DEFAULT_PORTS):
+            raise AzuriteError(
+                f"Only part of Azurite answers (ports {running} of {list(DEFAULT_PORTS)}): stop "
+                "what is left of an earlier run (`pkill -INT -f azurite-`), then start again."
+            )
         else:
             # Say so: an Azurite left over from a killed host keeps its own data and options.
             print(f"Using the storage already running at {table_endpoint(connection)}", flush=True)

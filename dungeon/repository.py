@@ -16,7 +16,8 @@ An action changes rows of four tables, which no transaction spans. So the User r
 (the one under the ETag) also carries `LastAction`: the room, monster and item rows the action
 leaves. Reads take those rows from there, so a host killed halfway through writing the tables
 leaves the game as the action made it, never half of it; the tables catch up on the next save,
-which writes every row that differs from what the tables hold.
+which writes every row that differs from what the tables hold. (After a game's last action
+there is no next save: its rows may then lag in the tables for good, while every read is right.)
 """
 
 from __future__ import annotations
@@ -275,11 +276,6 @@ class GameRepository:
         return LoadedGame(state, user_entity.metadata["etag"], stored)
 
     # -- writing -------------------------------------------------------------------------------
-
-    async def save_game(self, loaded: LoadedGame) -> None:
-        """The action's commit, then its rows."""
-        await self.commit_action(loaded)
-        await self.write_rows(loaded)
 
     async def commit_action(self, loaded: LoadedGame) -> None:
         """The User row under its ETag (the per-player lock), holding the rows the action leaves

@@ -1,10 +1,11 @@
 """The host's side of its language worker processes: start them, route work, replace the dead.
 
-Lanes: with two workers or more, the first half (at least one) run HTTP functions and nothing
-else; the others run orchestrations, entities and activities at a lower CPU priority (the
-worker lowers its own). On a busy machine a player's request then gets a core before background
-work does, rather than a time slice beside it: replays and activities catch up when requests
-leave them room. One worker runs everything.
+Lanes: with two workers or more and an app with HTTP functions, the first half (at least one)
+run HTTP functions and nothing else; the others run orchestrations, entities and activities at a
+lower CPU priority (the worker lowers its own). On a busy machine a player's request then gets a
+core before background work does, rather than a time slice beside it: replays and activities
+catch up when requests leave them room. A lone worker, or the workers of an app without HTTP
+functions, run everything.
 
 Routing:
 - an orchestration's episodes are sticky: they go to the worker that ran its last episode, which
@@ -15,7 +16,9 @@ Routing:
 - HTTP functions go to the HTTP worker with the fewest HTTP calls in flight, which serves them on
   its event loop (a lone worker does so beside, not behind, its episode and activity threads).
 
-Within a lane, a worker that is gone leaves its work to the other lane until it is replaced.
+While a lane has no worker with the app loaded (its only one is being replaced, or its
+replacement could not load the app), the other lane's workers take its calls; an orchestration
+placed there moves back to its lane at its next episode.
 
 A worker that exits (os._exit in a function, a kill) is replaced at once, and what it was running
 is sent again to a live worker, as the Functions host retries it (activities run at least once,
@@ -38,7 +41,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..app_index import FunctionIndex
 from ..engine.entities import EntityRequest, OperationOutcome
@@ -73,6 +76,7 @@ from .protocol import (
 )
 
 log = logging.getLogger("devhost.workers")
+Lane = Literal["http", "background", "all"]  # "all": a lone worker, or an app without HTTP
 MAX_ATTEMPTS = 3  # runs of one invocation before a worker's death fails it
 START_SECONDS = 60  # how long a worker may take to load the app
 STOP_SECONDS = 3  # how long a stop waits for workers before killing them
@@ -109,7 +113,12 @@ class WorkerProcess:
     outbox: list[bytes] = field(default_factory=list)  # frames sent at the end of this turn
     pid: int = 0
     alive: bool = True
-    lane: str = "all"  # "http", "background", or "all" for a lone worker
+    lane: Lane = "all"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether it has loaded the app and can run a call now."""
+        return self.ready.done() and not self.ready.cancelled() and self.ready.exception() is None
 
     @property
     def load(self) -> int:
@@ -162,11 +171,7 @@ class WorkerPool(FunctionRunner):
         """Start the worker processes, which load the app meanwhile (`start` waits for them)."""
         if not self.workers:
             self._loop = asyncio.get_running_loop()
-            http = self.count // 2 if self.count > 1 else 0
-            self.workers = [
-                self._spawn(number, "http" if number <= http else "background" if http else "all")
-                for number in range(1, self.count + 1)
-            ]
+            self.workers = [self._spawn(n, self._lane_of(n)) for n in range(1, self.count + 1)]
 
     async def start(self) -> None:
         """Start the workers (unless launched) and wait until each has loaded the app."""
@@ -180,7 +185,12 @@ class WorkerPool(FunctionRunner):
             raise
         self._started.set()
 
-    def _spawn(self, number: int, lane: str) -> WorkerProcess:
+    def _lane_of(self, number: int) -> Lane:
+        """Worker `number`'s lane: lanes need two workers and an app with HTTP functions."""
+        http = self.count // 2 if self.count > 1 and self.index.http else 0
+        return "all" if not http else "http" if number <= http else "background"
+
+    def _spawn(self, number: int, lane: Lane) -> WorkerProcess:
         process = subprocess.Popen(
             [sys.executable, "-m", "devhost.workers.worker"],
             stdin=subprocess.PIPE,
@@ -240,9 +250,9 @@ class WorkerPool(FunctionRunner):
 
     def lanes(self) -> str:
         """How the workers share the work, for the banner."""
-        if self.count == 1:
-            return "it runs every function"
         http = sum(w.lane == "http" for w in self.workers)
+        if not http:
+            return "each runs every function" if self.count > 1 else "it runs every function"
         return (
             f"{http} for HTTP functions, {self.count - http} at low CPU priority for "
             "orchestrations, entities and activities"
@@ -259,7 +269,10 @@ class WorkerPool(FunctionRunner):
     def _episode_call(self, call: EpisodeCall, whole: bool) -> tuple[WorkerProcess, Call]:
         placement = self._placements.get(call.instance_id)
         events = call.history.events
-        if placement is None or not placement.worker.alive:
+        serving = self._serving("background")
+        if placement is None or not any(w is placement.worker for w in serving):
+            if placement is not None and placement.worker.alive:  # moving back to its lane
+                self._send(placement.worker, Discard(call.instance_id))
             worker, base = self._least_loaded(), 0
         else:
             worker = placement.worker
@@ -297,7 +310,7 @@ class WorkerPool(FunctionRunner):
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
         await self._started.wait()
-        worker = min(self._lane("background"), key=lambda w: w.http_calls)
+        worker = min(self._serving("http"), key=lambda w: w.http_calls)
         return await self._invoke(
             (worker, Call("http", name, RunHttp(next(self._ids), name, call)))
         )
@@ -313,12 +326,14 @@ class WorkerPool(FunctionRunner):
 
     def _least_loaded(self) -> WorkerProcess:
         """The background worker with the least work in flight."""
-        return min(self._lane("http"), key=lambda w: w.load)
+        return min(self._serving("background"), key=lambda w: w.load)
 
-    def _lane(self, other: str) -> list[WorkerProcess]:
-        """The live workers not in the `other` lane; all of them while that finds none."""
+    def _serving(self, lane: Lane) -> list[WorkerProcess]:
+        """The workers to run a call of `lane`: its lane's that have loaded the app; else any
+        that has; else any live one (the call waits in its channel until the app is loaded)."""
         live = self._live()
-        return [w for w in live if w.lane != other] or live
+        loaded = [w for w in live if w.loaded]
+        return [w for w in loaded if w.lane in (lane, "all")] or loaded or live
 
     def _live(self) -> list[WorkerProcess]:
         live = [w for w in self.workers if w.alive]

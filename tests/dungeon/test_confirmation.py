@@ -175,7 +175,8 @@ def test_events_lost_in_a_crash_reach_the_game_monitor_through_the_user_monitor(
             ActionRequest("get", treasure),
         ):
             perform(state, request)
-        await repository.save_game(loaded)
+        await repository.commit_action(loaded)
+        await repository.write_rows(loaded)
 
     game.host.run(play_without_events())
     monitor = workflows.instance_id(workflows.GAME_MONITOR, player)
