@@ -3,6 +3,7 @@
     python -m bench.players --players 100 --runs 3
     python -m bench.players --players 25 50 100 150      # the largest count with p99 < 250 ms
     python -m bench.players --env DEVHOST_WARM_INSTANCES=0  # a host setting, for A/B runs
+    python -m bench.players --players 100 --ramp 10   # players arrive over 10 s, not at once
 
 Each run starts its own Azurite and `python -m devhost start --store azure` (short monitor
 timings), then each player: NewUser, waits for the confirmation, ConfirmUser, waits for the
@@ -149,16 +150,19 @@ class RunResult:
 
 
 async def run_players(
-    base: str, players: int, prefix: str
+    base: str, players: int, prefix: str, ramp: float = 0
 ) -> tuple[float, Timings, list[Exception]]:
+    """N players at once, or the i-th `i * ramp / N` seconds after the first."""
     timings = Timings()
     connector = aiohttp.TCPConnector(limit=players)
+
+    async def arrive(i: int) -> None:
+        await asyncio.sleep(i * ramp / players)  # arrivals are the load's shape, not a wait
+        await play(session, base, f"{prefix}-{i}", timings)
+
     async with aiohttp.ClientSession(connector=connector) as session:
         started = time.perf_counter()
-        results = await asyncio.gather(
-            *(play(session, base, f"{prefix}-{i}", timings) for i in range(players)),
-            return_exceptions=True,
-        )
+        results = await asyncio.gather(*(arrive(i) for i in range(players)), return_exceptions=True)
         elapsed = time.perf_counter() - started
     return elapsed, timings, [r for r in results if isinstance(r, Exception)]
 
@@ -206,14 +210,14 @@ def settled_cpu(pids: list[int], deadline: float = 60) -> dict[int, float]:
     return last
 
 
-def one_run(folder: Path, players: int, env: dict[str, str], number: int) -> RunResult:
+def one_run(folder: Path, players: int, env: dict[str, str], number: int, ramp: float) -> RunResult:
     """A fresh Azurite and host, N players, and the CPU the host's process tree used."""
     with Azurite(folder / f"azurite-{number}") as azurite:
-        return run_on(azurite, folder, players, env, number)
+        return run_on(azurite, folder, players, env, number, ramp)
 
 
 def run_on(
-    azurite: Azurite, folder: Path, players: int, env: dict[str, str], number: int
+    azurite: Azurite, folder: Path, players: int, env: dict[str, str], number: int, ramp: float
 ) -> RunResult:
     host_env = {
         "AzureWebJobsStorage": azurite.connection_string,
@@ -229,7 +233,7 @@ def run_on(
         pids = descendants(host.process.pid)  # the workers have started once the port answers
         idle = settled_cpu(pids)
         elapsed, timings, errors = asyncio.run(
-            run_players(f"{host.base}/api", players, f"B{number}x{players}")
+            run_players(f"{host.base}/api", players, f"B{number}x{players}", ramp)
         )
         used = tree_cpu(pids)
         both = idle.keys() & used.keys()
@@ -271,6 +275,13 @@ def main() -> None:
     parser.add_argument("--players", type=int, nargs="+", default=[50], metavar="N")
     parser.add_argument("--runs", type=int, default=1, help="runs of each player count")
     parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="players arrive evenly over this time (default: all at once)",
+    )
+    parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="a host setting"
     )
     args = parser.parse_args()
@@ -283,7 +294,7 @@ def main() -> None:
             results = []
             for _ in range(args.runs):
                 number += 1
-                result = one_run(Path(folder), players, env, number)
+                result = one_run(Path(folder), players, env, number, args.ramp)
                 print(result.line(), flush=True)
                 for error in result.errors[:5]:
                     print(f"  error: {type(error).__name__}: {error}", flush=True)
