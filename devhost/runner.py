@@ -13,6 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from .app_index import FunctionIndex
 from .engine.entities import EntityRequest, OperationOutcome, run_operations
@@ -81,8 +82,11 @@ class FunctionRunner(ABC):
     ) -> EntityBatch: ...
 
     @abstractmethod
-    def start_activity(self, name: str, input_json: str | None, done: ActivityDone) -> None:
+    def start_activity(
+        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+    ) -> None:
         """Run an activity of the index; `done` is called on the loop with its outcome.
+        `created` is when the orchestration that calls it was created.
 
         A callback rather than a coroutine: results of a burst of activities reach the loop in
         one wake-up, with no task of their own.
@@ -154,7 +158,9 @@ class InProcessRunner(FunctionRunner):
         outcomes = run_operations(handle, record, requests)
         return EntityBatch(record.entity_state, outcomes)
 
-    def start_activity(self, name: str, input_json: str | None, done: ActivityDone) -> None:
+    def start_activity(
+        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+    ) -> None:
         info = self.index.activities[name]
         if info.is_async:
             task = asyncio.create_task(self._run_async_activity(name, input_json, done))

@@ -1028,7 +1028,7 @@ class Engine:
     def _start_work(self, orch: Orchestration, work: Work, ensure_children: bool) -> None:
         record = orch.record
         for task_id, task in work.activities:
-            self._start_activity(record.instance_id, record.execution_id, task_id, task)
+            self._start_activity(record, task_id, task)
         for task_id, due in work.timers:
             self._timers.arm((record.instance_id, record.execution_id, task_id), due)
         for task_id in work.canceled_timers:
@@ -1070,9 +1070,8 @@ class Engine:
             reason=json.loads(child.output) if failed and child.output else None,
         )
 
-    def _start_activity(
-        self, instance_id: str, execution_id: str, task_id: int, task: PendingTask
-    ) -> None:
+    def _start_activity(self, record: InstanceRecord, task_id: int, task: PendingTask) -> None:
+        instance_id, execution_id = record.instance_id, record.execution_id
         name = task.name or ""
         self._running_activities += 1
         if name not in self.index.activities:
@@ -1087,6 +1086,7 @@ class Engine:
             name,
             task.input,
             functools.partial(self._activity_done, instance_id, execution_id, task_id, name),
+            record.created_time,
         )
 
     def _activity_done(

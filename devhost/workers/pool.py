@@ -12,7 +12,9 @@ Routing:
   holds its history and warm state; the host remembers, per instance, that worker and how many
   history events it holds, and sends only the events appended since (a worker that lacks them
   answers UnknownHistory, and gets the whole history). New instances go to the least loaded worker;
-- activities and entity batches go to the least loaded worker;
+- activities and entity batches go to the least loaded worker; at most
+  `maxConcurrentActivityFunctions` activities (host.json) run at once, the others wait in the
+  host (see `WaitingActivities` for their order);
 - HTTP functions go to the HTTP worker with the fewest HTTP calls in flight, which serves them on
   its event loop (a lone worker does so beside, not behind, its episode and activity threads).
 
@@ -33,14 +35,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import json
 import logging
 import subprocess
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from ..app_index import FunctionIndex
@@ -80,6 +86,7 @@ Lane = Literal["http", "background", "all"]  # "all": a lone worker, or an app w
 MAX_ATTEMPTS = 3  # runs of one invocation before a worker's death fails it
 START_SECONDS = 60  # how long a worker may take to load the app
 STOP_SECONDS = 3  # how long a stop waits for workers before killing them
+MAX_PASSED_OVER = 5.0  # seconds a waiting activity may be passed over by newer ones
 
 
 class WorkerError(Exception):
@@ -152,6 +159,8 @@ class WorkerPool(FunctionRunner):
         self.on_written = on_written
         self.workers: list[WorkerProcess] = []
         self._placements: dict[str, Placement] = {}
+        self._activities_running = 0
+        self._activities_waiting = WaitingActivities()
         self._ids = itertools.count(1)
         self._arrived: list[tuple[WorkerProcess, object | None]] = []  # from reader threads
         self._arrived_lock = threading.Lock()
@@ -304,9 +313,23 @@ class WorkerPool(FunctionRunner):
         call = Call("entity", record.name, message, record=record)
         return await self._invoke((self._least_loaded(), call))
 
-    def start_activity(self, name: str, input_json: str | None, done: ActivityDone) -> None:
+    def start_activity(
+        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+    ) -> None:
         call = Call("activity", name, RunActivity(next(self._ids), name, input_json), done=done)
-        self._dispatch(self._least_loaded(), call)
+        if self._activities_running < self.settings.max_concurrent_activities:
+            self._start(call)
+        else:
+            self._activities_waiting.add(call, created.timestamp())
+
+    def _start(self, activity: Call) -> None:
+        self._activities_running += 1
+        try:
+            worker = self._least_loaded()
+        except WorkerError as err:
+            self._settle(activity, failure(activity, str(err)))
+            return
+        self._dispatch(worker, activity)
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
         await self._started.wait()
@@ -431,6 +454,10 @@ class WorkerPool(FunctionRunner):
     def _settle(self, call: Call, value: Any) -> None:
         if self._stopping:
             return
+        if call.kind == "activity":
+            self._activities_running -= 1
+            if self._activities_waiting:  # its slot goes to the next one waiting
+                self._start(self._activities_waiting.take())
         if call.done is not None:
             call.done(value)
         elif call.future is not None and not call.future.done():
@@ -496,6 +523,55 @@ class WorkerPool(FunctionRunner):
             else:
                 self._dispatch(self._least_loaded(), call)
         worker.calls.clear()
+
+
+@dataclass(order=True)
+class _Waiting:
+    newest_first: float  # minus the calling orchestration's creation time
+    number: int
+    call: Call = field(compare=False)
+    since: float = field(compare=False)
+    taken: bool = field(default=False, compare=False)
+
+
+class WaitingActivities:
+    """Activities waiting for a slot: those of the most recently created orchestration first,
+    unless one has waited MAX_PASSED_OVER seconds, which goes first then.
+
+    Newest first finishes flows one at a time rather than all together: a player who just moved
+    on gets their next step before everyone's first steps are done, so many players started at
+    once are not all kept waiting until the end (nor do their next requests all come at once).
+    The limit keeps an old orchestration's activities from waiting for ever behind new ones.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._by_age: list[_Waiting] = []  # a heap
+        self._in_order: deque[_Waiting] = deque()
+        self._numbers = itertools.count()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, call: Call, created: float) -> None:
+        waiting = _Waiting(-created, next(self._numbers), call, self._clock())
+        heapq.heappush(self._by_age, waiting)
+        self._in_order.append(waiting)
+        self._count += 1
+
+    def take(self) -> Call:
+        while self._in_order[0].taken:
+            self._in_order.popleft()
+        if self._clock() - self._in_order[0].since >= MAX_PASSED_OVER:
+            chosen = self._in_order.popleft()
+        else:
+            while self._by_age[0].taken:
+                heapq.heappop(self._by_age)
+            chosen = heapq.heappop(self._by_age)
+        chosen.taken = True
+        self._count -= 1
+        return chosen.call
 
 
 def _report_failed_start(ready: asyncio.Future) -> None:

@@ -28,7 +28,8 @@ from devhost.engine.model import RuntimeStatus
 from devhost.host import DevHost, ListenAddress
 from devhost.settings import SettingsError, load_settings
 from devhost.store.memory import MemoryStore
-from devhost.workers.pool import WorkerPool
+from devhost.workers.pool import MAX_PASSED_OVER, Call, WaitingActivities, WorkerPool
+from devhost.workers.protocol import RunActivity
 
 pytestmark = pytest.mark.slow
 APP = Path(__file__).parent / "apps" / "workers"
@@ -343,3 +344,33 @@ def test_a_worker_count_out_of_range_is_refused_with_a_sentence(monkeypatch, val
     monkeypatch.setenv("FUNCTIONS_WORKER_PROCESS_COUNT", value)
     with pytest.raises(SettingsError, match="must be a whole number from 1 to 10"):
         load_settings(APP)
+
+
+# -- activities waiting for a slot ----------------------------------------------------------------
+
+
+def activity(name: str) -> Call:
+    return Call("activity", name, RunActivity(0, name, None))
+
+
+def test_waiting_activities_go_newest_orchestration_first_unless_one_waited_too_long():
+    now = [0.0]
+    waiting = WaitingActivities(clock=lambda: now[0])
+    waiting.add(activity("old"), created=100.0)
+    waiting.add(activity("new"), created=200.0)
+    waiting.add(activity("newer"), created=300.0)
+    waiting.add(activity("newer, called later"), created=300.0)
+    assert [waiting.take().name for _ in range(2)] == ["newer", "newer, called later"]
+    now[0] = MAX_PASSED_OVER  # "old" has been passed over long enough
+    assert [waiting.take().name for _ in range(2)] == ["old", "new"]
+    assert len(waiting) == 0
+
+
+def test_activities_past_max_concurrent_wait_in_the_host_and_all_run(tmp_path):
+    async def scenario() -> tuple[RuntimeStatus, object]:
+        async with workers_host(2) as host:
+            pool(host).settings.max_concurrent_activities = 2
+            return await run(host, "FanOut", [str(tmp_path), 12])
+
+    assert asyncio.run(scenario()) == (RuntimeStatus.Completed, list(range(12)))
+    assert max(int(n) for n in lines(tmp_path / "running-at-once")) <= 2

@@ -2,6 +2,7 @@
 on until a test lets them go, and tell which process ran them. Each takes a folder (its input)
 where it leaves what a test looks at."""
 
+import fcntl
 import logging
 import os
 import time
@@ -122,3 +123,32 @@ def hold(req: func.HttpRequest) -> func.HttpResponse:
     (folder / f"http-{os.getpid()}").touch()
     wait_for(folder / "release")
     return func.HttpResponse("released")
+
+
+@app.orchestration_trigger(context_name="context")
+def FanOut(context: df.DurableOrchestrationContext):
+    """N activities at once, each `Overlapping`."""
+    folder, count = context.get_input()
+    tasks = [context.call_activity("Overlapping", [folder, i]) for i in range(count)]
+    return (yield context.task_all(tasks))
+
+
+@app.activity_trigger(input_name="job")
+def Overlapping(job: list) -> int:
+    """Counts the activities running with it (in `running-at-once`), holding on a moment so that
+    any that may run beside it do."""
+    folder, number = job
+    running = Path(folder) / "running"
+    with open(Path(folder) / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        now = int(running.read_text() or 0) + 1 if running.exists() else 1
+        running.write_text(str(now))
+        with open(Path(folder) / "running-at-once", "a") as record:
+            record.write(f"{now}\n")
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    time.sleep(0.05)  # held, as a slow call would be: the others' chance to overlap
+    with open(Path(folder) / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        running.write_text(str(int(running.read_text()) - 1))
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return number
