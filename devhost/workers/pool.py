@@ -317,19 +317,24 @@ class WorkerPool(FunctionRunner):
         self, name: str, input_json: str | None, done: ActivityDone, created: datetime
     ) -> None:
         call = Call("activity", name, RunActivity(next(self._ids), name, input_json), done=done)
-        if self._activities_running < self.settings.max_concurrent_activities:
-            self._start(call)
-        else:
-            self._activities_waiting.add(call, created.timestamp())
+        self._activities_waiting.add(call, created.timestamp())
+        self._start_waiting_activities()
 
-    def _start(self, activity: Call) -> None:
-        self._activities_running += 1
-        try:
-            worker = self._least_loaded()
-        except WorkerError as err:
-            self._settle(activity, failure(activity, str(err)))
-            return
-        self._dispatch(worker, activity)
+    def _start_waiting_activities(self) -> None:
+        """Start waiting activities while fewer than maxConcurrentActivityFunctions run."""
+        while (
+            self._activities_waiting
+            and self._activities_running < self.settings.max_concurrent_activities
+        ):
+            activity = self._activities_waiting.take()
+            try:
+                worker = self._least_loaded()
+            except WorkerError as err:
+                assert activity.done is not None
+                activity.done(failure(activity, str(err)))
+                continue
+            self._activities_running += 1
+            self._dispatch(worker, activity)
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
         await self._started.wait()
@@ -454,10 +459,9 @@ class WorkerPool(FunctionRunner):
     def _settle(self, call: Call, value: Any) -> None:
         if self._stopping:
             return
-        if call.kind == "activity":
+        if call.kind == "activity":  # its slot goes to the next one waiting
             self._activities_running -= 1
-            if self._activities_waiting:  # its slot goes to the next one waiting
-                self._start(self._activities_waiting.take())
+            self._start_waiting_activities()
         if call.done is not None:
             call.done(value)
         elif call.future is not None and not call.future.done():
@@ -571,6 +575,9 @@ class WaitingActivities:
             chosen = heapq.heappop(self._by_age)
         chosen.taken = True
         self._count -= 1
+        if not self._count:  # what is left in either is taken
+            self._by_age.clear()
+            self._in_order.clear()
         return chosen.call
 
 

@@ -374,3 +374,12 @@ def test_activities_past_max_concurrent_wait_in_the_host_and_all_run(tmp_path):
 
     assert asyncio.run(scenario()) == (RuntimeStatus.Completed, list(range(12)))
     assert max(int(n) for n in lines(tmp_path / "running-at-once")) <= 2
+
+
+def test_waiting_activities_forget_what_was_taken():
+    waiting = WaitingActivities(clock=lambda: 0.0)
+    for number in range(3):
+        waiting.add(activity(f"a{number}"), created=float(number))
+    assert [waiting.take().name for _ in range(3)] == ["a2", "a1", "a0"]
+    waiting.add(activity("later"), created=0.0)
+    assert (len(waiting), waiting.take().name, len(waiting)) == (1, "later", 0)
