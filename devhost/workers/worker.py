@@ -301,6 +301,8 @@ def main() -> int:
     if not isinstance(setup, Setup):
         return 2
     if setup.background and hasattr(os, "setpriority"):
+        # Linux sets this thread's niceness only: before any other thread starts, which all
+        # inherit it.
         os.setpriority(os.PRIO_PROCESS, 0, BACKGROUND_NICE)
     root = logging.getLogger()
     root.handlers[:] = [ChannelLogHandler(channel)]
