@@ -186,6 +186,10 @@ def up(args: argparse.Namespace) -> int:
         connection = expand_development_storage(settings.storage_connection)
         running = [port for port in DEFAULT_PORTS if answers("127.0.0.1", port)]
         if connection == connection_string() and not running:
+            # Until the host listens for signals, SIGTERM and SIGHUP interrupt as Ctrl-C does,
+            # so the `finally` below (or a failed start) stops the Azurite started here.
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, signal.default_int_handler)
             print("Starting Azurite (data in .azurite/) ...", flush=True)
             azurite = Azurite(app_dir / ".azurite", ports=DEFAULT_PORTS).start()
             before_hard_exit.append(azurite.interrupt)
@@ -258,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the host listened for signals (it stops quietly after)
+        print("Stopped.", flush=True)
+        return 130
     except StorageRequestError as err:
         print(
             f"devhost: cannot start: {err}. Is AzureWebJobsStorage an Azure Storage account "
