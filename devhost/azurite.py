@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
@@ -163,16 +164,13 @@ class Azurite:
         self.interrupt()
         deadline = time.monotonic() + timeout
         for process in self.processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stderr:
-                process.stderr.close()
+        self.kill()  # those that did not stop in time
 
     def kill(self) -> None:
-        """Stop it abruptly (for outage tests); start() brings it back on the same ports."""
+        """Stop it abruptly (for outage tests), and close the pipes; start() brings it back on
+        the same ports."""
         for process in self.processes.values():
             if process.poll() is None:
                 process.kill()
