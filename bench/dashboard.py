@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from devhost.azurite import Azurite
-from devhost.engine.model import InstanceRecord, RuntimeStatus
 from devhost.store.azure import STATE_KEY, AzureStore
 from devhost.store.azure_rows import record_entity
 from devhost.store.memory import MemoryStore
+from devhost.taskhub.model import InstanceRecord, RuntimeStatus
 from devhost.testing import DurableHarness
 
 APP_DIR = Path(__file__).parent / "app"

@@ -32,14 +32,14 @@ import azure.durable_functions as df
 from azure.functions import OrchestrationContext
 
 from devhost.clock import Clock
-from devhost.engine.history import EventType, parse_time
-from devhost.engine.model import RuntimeStatus
 from devhost.engine.replay import HistoryCache, build_context
 from devhost.engine.warm import DEFAULT_WARM_INSTANCES
 from devhost.host import DevHost, ListenAddress
 from devhost.runner import InProcessRunner
 from devhost.settings import load_settings
 from devhost.store.base import TaskHubStore
+from devhost.taskhub.history import EventType, parse_time
+from devhost.taskhub.model import RuntimeStatus
 
 APP_DIR = Path(__file__).parent / "app"
 FINISHED = {RuntimeStatus.Completed, RuntimeStatus.Failed}

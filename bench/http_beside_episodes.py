@@ -21,10 +21,10 @@ from pathlib import Path
 import aiohttp
 
 from devhost.clock import Clock
-from devhost.engine.model import RuntimeStatus
 from devhost.host import DevHost, ListenAddress
 from devhost.settings import load_settings
 from devhost.store.memory import MemoryStore
+from devhost.taskhub.model import RuntimeStatus
 from devhost.workers.pool import WorkerPool
 
 APP = Path(__file__).resolve().parent.parent / "tests" / "devhost" / "apps" / "workers"

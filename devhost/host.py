@@ -12,19 +12,19 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .app_index import FunctionIndex, index_app
-from .bindings import BindingIO, unsupported
-from .client_binding import WEBHOOK_PATH, client_binding_json
+from .app.app_index import FunctionIndex, index_app
+from .app.bindings import BindingIO, unsupported
+from .app.client_binding import WEBHOOK_PATH, client_binding_json
+from .app.invoke import Invoker
+from .app.storage_account import StorageAccounts
 from .clock import Clock
 from .dashboard.api import DASHBOARD_PATH, DashboardApi
 from .engine.engine import Engine
 from .engine.warm import WarmOrchestrations
-from .http_functions import HttpFunctions
-from .invoke import Invoker
-from .management_api import ManagementApi
+from .http.http_functions import HttpFunctions
+from .http.management_api import ManagementApi
 from .runner import FunctionRunner, InProcessRunner
 from .settings import HostSettings
-from .storage_account import StorageAccounts
 from .store.azure import AzureStore
 from .store.base import TaskHubStore
 from .store.memory import MemoryStore

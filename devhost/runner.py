@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .app_index import FunctionIndex
+from .app.app_index import FunctionIndex
+from .app.http_call import HttpAnswer, HttpCall, call_http
+from .app.invoke import ActivityOutcome, Invoker, run_activity
 from .engine.entities import EntityRequest, OperationOutcome, run_operations
-from .engine.model import InstanceRecord
 from .engine.replay import EpisodeCall, ReplayResult
 from .engine.warm import WarmOrchestrations, WarmStats
-from .http_functions import HttpAnswer, HttpCall, call_http
-from .invoke import ActivityOutcome, Invoker, run_activity
+from .taskhub.model import InstanceRecord
 
 __all__ = ["EpisodeCall", "FunctionRunner", "InProcessRunner"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .engine.history import EventType, completion_target
-from .engine.model import InstanceRecord
+from .taskhub.history import EventType, completion_target
+from .taskhub.model import InstanceRecord
 
 # Events the public API leaves out: bookkeeping of episodes, and schedules merged into results.
 HIDDEN_EVENTS = frozenset(

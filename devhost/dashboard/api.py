@@ -17,11 +17,11 @@ from aiohttp import web
 
 from ..engine.engine import Engine
 from ..engine.entities import entity_id_parts
-from ..engine.errors import EngineError
-from ..engine.history import EventType, format_time
-from ..engine.model import InstanceQuery, InstanceRecord, RuntimeStatus
-from ..management_api import MAX_PAGE, errors_middleware, parse_time
+from ..http.management_api import MAX_PAGE, errors_middleware, parse_time
 from ..status import api_time, status_json
+from ..taskhub.errors import EngineError
+from ..taskhub.history import EventType, format_time
+from ..taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus
 from .timeline import bars
 
 DASHBOARD_PATH = "/_devhost"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..engine.history import EventType, completion_target
 from ..engine.planner import ENTITY_RESPONSE_FIELD
+from ..taskhub.history import EventType, completion_target
 
 SCHEDULES = {
     EventType.TaskScheduled: "activity",

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ..app_index import FunctionIndex
+from ..app.app_index import FunctionIndex
+from ..app.invoke import ActivityOutcome, failed_activity
 from ..clock import Clock
-from ..invoke import ActivityOutcome, failed_activity
 from ..store.base import (
     InstanceExistsError,
     StorageRequestError,
@@ -32,6 +32,26 @@ from ..store.base import (
     TaskHubStore,
     clear_deadline,
     current_deadline,
+)
+from ..taskhub.errors import EngineError
+from ..taskhub.history import EventType, event, execution_started, format_time
+from ..taskhub.model import (
+    EpisodeCommit,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    RuntimeStatus,
+    is_entity_id,
+    record_from_start,
+)
+from ..taskhub.rules import (
+    MAX_CUSTOM_STATUS_CHARS,
+    MAX_PAYLOAD_CHARS,
+    check_entity_id,
+    check_instance_id,
+    check_name,
+    check_payload,
+    payload_too_large,
 )
 from .entities import (
     EntityRequest,
@@ -41,29 +61,9 @@ from .entities import (
     response_message,
     scheduler_id,
 )
-from .errors import EngineError
 from .finished import FinishedRecords
-from .history import EventType, event, execution_started, format_time
-from .model import (
-    EpisodeCommit,
-    InstanceQuery,
-    InstanceRecord,
-    Message,
-    RuntimeStatus,
-    is_entity_id,
-    record_from_start,
-)
 from .planner import Outcome, PendingTask, Planner, WaitingOn, Work
 from .replay import EpisodeCall, HistoryCache, ReplayResult, build_context, run_orchestrator
-from .rules import (
-    MAX_CUSTOM_STATUS_CHARS,
-    MAX_PAYLOAD_CHARS,
-    check_entity_id,
-    check_instance_id,
-    check_name,
-    check_payload,
-    payload_too_large,
-)
 from .timers import TimerKey, TimerService
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .history import EventType, event
-from .model import InstanceRecord, Message
+from ..taskhub.history import EventType, event
+from ..taskhub.model import InstanceRecord, Message
 
 RECENT_LIMIT = 500  # request ids remembered per entity, to drop a request delivered twice
 

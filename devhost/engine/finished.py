@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from .model import InstanceRecord
+from ..taskhub.model import InstanceRecord
 
 DEFAULT_LIMIT = 1000  # records kept, the most recently finished
 

@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
+from ..taskhub.history import EventType, completion_target, event, format_time, parse_time
+from ..taskhub.model import Message
 from .actions import NUMBERED, ActionType, Path, at_path, leaves
 from .entities import EntityRequest
-from .history import EventType, completion_target, event, format_time, parse_time
-from .model import Message
 from .replay import ReplayResult
 
 SCHEDULING_EVENTS = frozenset(

@@ -46,14 +46,14 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from ..azurite import client_options
-from ..engine.model import (
+from ..taskhub.model import (
     EpisodeCommit,
     InstanceQuery,
     InstanceRecord,
     Message,
     same_parent_task,
 )
-from ..engine.rules import has_invalid_character
+from ..taskhub.rules import has_invalid_character
 from .azure_listing import BATCH_BYTES, BATCH_ROWS, LISTING_PARTITION, InstanceListing, batches
 from .azure_listing import row_size as _size
 from .azure_rows import (

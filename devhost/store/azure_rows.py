@@ -12,8 +12,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine.history import EventType
-from ..engine.model import InstanceRecord, Message, RuntimeStatus
+from ..taskhub.history import EventType
+from ..taskhub.model import InstanceRecord, Message, RuntimeStatus
 from .large_values import BLOB_SUFFIX, LARGE_TEXT, PendingBlob
 
 CHUNK = 30_000  # characters per string property

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from ..engine.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message
+from ..taskhub.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message
 
 
 class InstanceExistsError(Exception):

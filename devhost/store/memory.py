@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..engine.model import (
+from ..taskhub.model import (
     EpisodeCommit,
     InstanceQuery,
     InstanceRecord,

@@ -5,7 +5,7 @@ plugin (`devhost.testing.plugin`, registered on `pip install`) hands it to tests
 `durable_host` fixture.
 """
 
-from ..replay_check import HistoryError, ReplayResult
+from ..engine.replay_check import HistoryError, ReplayResult
 from .harness import ActivityError, DurableHarness, EntityOperationError
 from .virtual_clock import VirtualClock
 

@@ -27,16 +27,16 @@ from typing import Any, TypeVar
 
 import azure.durable_functions as df
 
-from ..app_index import FunctionIndex, build_index
+from ..app.app_index import FunctionIndex, build_index
+from ..app.invoke import run_activity
 from ..clock import Clock
-from ..engine.model import RuntimeStatus
 from ..engine.planner import WaitingOn
+from ..engine.replay_check import ReplayResult, check_history
 from ..host import DevHost, ListenAddress
-from ..invoke import run_activity
-from ..replay_check import ReplayResult, check_history
 from ..settings import HostSettings, load_settings
 from ..store.base import TaskHubStore
 from ..store.memory import MemoryStore
+from ..taskhub.model import RuntimeStatus
 from .virtual_clock import VirtualClock
 
 T = TypeVar("T")
@@ -327,7 +327,7 @@ class DurableHarness:
         `ok` is False when the code no longer asks for the work the history recorded (an
         activity reordered or renamed, a timer added before recorded work, a removed `yield`);
         `message` says at which event and how. Work added after everything recorded passes.
-        Raises `devhost.replay_check.HistoryError` for input that is not a history.
+        Raises `devhost.engine.replay_check.HistoryError` for input that is not a history.
 
         Args:
             history: a list of events, as `history()` returns it (or parsed from its JSON).

@@ -22,9 +22,9 @@ from typing import Any
 from azure.functions import meta
 from azure.storage.blob import BlobProperties
 
-from ..app_index import FunctionInfo
-from ..binding_expressions import expand_settings
-from ..storage_account import StorageAccount
+from ..app.app_index import FunctionInfo
+from ..app.binding_expressions import expand_settings
+from ..app.storage_account import StorageAccount
 
 log = logging.getLogger("devhost.blob")
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from ..app_index import FunctionIndex, FunctionInfo
+from ..app.app_index import FunctionIndex, FunctionInfo
+from ..app.load_errors import AppLoadError
+from ..app.storage_account import StorageAccounts
 from ..clock import Clock
-from ..load_errors import AppLoadError
-from ..storage_account import StorageAccounts
 from .blob import BlobListener, BlobPattern
 from .ncrontab import ScheduleError
 from .queue import QueueListener, QueueOptions, queue_name_of

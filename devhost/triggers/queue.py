@@ -24,9 +24,9 @@ from typing import Any
 from azure.functions import meta
 from azure.storage.queue import QueueMessage
 
-from ..app_index import FunctionInfo
-from ..binding_expressions import expand_settings, json_properties
-from ..storage_account import StorageAccount
+from ..app.app_index import FunctionInfo
+from ..app.binding_expressions import expand_settings, json_properties
+from ..app.storage_account import StorageAccount
 
 log = logging.getLogger("devhost.queue")
 

@@ -23,8 +23,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions import meta
 
-from ..app_index import FunctionInfo
-from ..binding_expressions import expand_settings
+from ..app.app_index import FunctionInfo
+from ..app.binding_expressions import expand_settings
 from ..clock import Clock, Wakeup
 from .ncrontab import Schedule, ScheduleError, parse_schedule
 from .timer_status import ScheduleStatusStore

@@ -10,7 +10,7 @@ import json
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from ..storage_account import StorageAccount
+from ..app.storage_account import StorageAccount
 
 HOSTS_CONTAINER = "azure-webjobs-hosts"
 

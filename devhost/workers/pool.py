@@ -49,16 +49,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from ..app_index import FunctionIndex
+from ..app.app_index import FunctionIndex
+from ..app.http_call import JSON, HttpAnswer, HttpCall
+from ..app.invoke import ActivityOutcome
+from ..app.load_errors import AppLoadError
 from ..engine.entities import EntityRequest, OperationOutcome
-from ..engine.model import InstanceRecord
 from ..engine.replay import EpisodeCall, ReplayResult
 from ..engine.warm import WarmOrchestrations, WarmStats
-from ..http_functions import JSON, HttpAnswer, HttpCall
-from ..invoke import ActivityOutcome
-from ..load_errors import AppLoadError
 from ..runner import ActivityDone, EntityBatch, FunctionRunner
 from ..settings import HostSettings
+from ..taskhub.model import InstanceRecord
 from .protocol import (
     Answer,
     Channel,

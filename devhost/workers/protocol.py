@@ -17,10 +17,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from ..app.http_call import HttpCall
 from ..engine.entities import EntityRequest
-from ..engine.model import InstanceRecord
-from ..http_functions import HttpCall
 from ..settings import HostSettings
+from ..taskhub.model import InstanceRecord
 
 HEADER = struct.Struct(">I")
 PIPE_BYTES = 1 << 20

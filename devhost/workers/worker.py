@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..app_index import FunctionIndex, index_app
-from ..bindings import BindingIO
+from ..app.app_index import FunctionIndex, index_app
+from ..app.bindings import BindingIO
+from ..app.http_call import call_http
+from ..app.invoke import Invoker, failed_activity, run_activity, run_sync_activity
+from ..app.load_errors import AppLoadError, describe_exception
 from ..engine.entities import run_operations
 from ..engine.replay import HistoryCache, ReplayResult
 from ..engine.warm import WarmOrchestrations
-from ..http_functions import call_http
-from ..invoke import Invoker, failed_activity, run_activity, run_sync_activity
-from ..load_errors import AppLoadError, describe_exception
 from ..runner import EntityBatch
 from ..settings import HostSettings
 from .protocol import (
@@ -168,7 +168,7 @@ class Worker:
         io = None
         if any(info.io_bindings for info in index.functions.values()):
             # The storage SDKs take a while to import: only for apps that use storage bindings.
-            from ..storage_account import StorageAccounts
+            from ..app.storage_account import StorageAccounts
             from ..triggers.queue import QueueOptions
 
             io = BindingIO(

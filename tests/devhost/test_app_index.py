@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.app_index import AppLoadError, index_app
+from devhost.app.app_index import AppLoadError, index_app
 from devhost.testing import DurableHarness
 
 APPS = Path(__file__).parent / "apps"

@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from devhost.engine.history import EventType, event, execution_started
-from devhost.engine.model import EpisodeCommit, InstanceRecord, Message, RuntimeStatus
 from devhost.store.azure import AzureStore
 from devhost.store.azure_rows import (
     CHUNK,
@@ -20,6 +18,8 @@ from devhost.store.azure_rows import (
     utc,
 )
 from devhost.store.large_values import LARGE_TEXT, PendingBlob
+from devhost.taskhub.history import EventType, event, execution_started
+from devhost.taskhub.model import EpisodeCommit, InstanceRecord, Message, RuntimeStatus
 
 T0 = datetime(2026, 1, 1, 12, 30, 15, 123456, tzinfo=UTC)
 LONG = "ünïcödé ✓ " * 7_000  # 70,000 characters: more than two 30,000-character properties

@@ -4,9 +4,9 @@ import typing
 
 import azure.functions as func
 
-from devhost.binding_expressions import BindingExpressionError, resolve
-from devhost.binding_spec import Binding
-from devhost.bindings import _queue_bodies, encode
+from devhost.app.binding_expressions import BindingExpressionError, resolve
+from devhost.app.binding_spec import Binding
+from devhost.app.bindings import _queue_bodies, encode
 
 QUEUE = Binding.from_dict({"name": "out", "type": "queue", "direction": "out"})
 BLOB = Binding.from_dict({"name": "out", "type": "blob", "direction": "out"})

@@ -10,10 +10,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from devhost.cli import main
-from devhost.engine.model import InstanceRecord, RuntimeStatus
+from devhost.commands.cli import main
 from devhost.store.azure import AzureStore
 from devhost.store.memory import MemoryStore
+from devhost.taskhub.model import InstanceRecord, RuntimeStatus
 from devhost.testing import DurableHarness
 
 from .conftest import PATTERNS_APP

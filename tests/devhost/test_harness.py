@@ -9,7 +9,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
-from devhost.engine.history import parse_time
+from devhost.taskhub.history import parse_time
 from devhost.testing import ActivityError, DurableHarness, EntityOperationError
 
 PATTERNS_APP = Path(__file__).parent / "apps" / "patterns"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from devhost.engine.rules import MAX_PAYLOAD_CHARS
+from devhost.taskhub.rules import MAX_PAYLOAD_CHARS
 
 WEBHOOKS = "/runtime/webhooks/durabletask"
 BAD_ID = "Orchestration instance ids must not contain /, \\, #, ?, or control characters."

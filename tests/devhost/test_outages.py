@@ -16,9 +16,9 @@ import pytest
 from azure.data.tables.aio import TableClient
 
 from devhost.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, free_port
-from devhost.engine.model import InstanceQuery, InstanceRecord, Message, RuntimeStatus
 from devhost.store.azure import AzureStore
 from devhost.store.base import StorageRequestError
+from devhost.taskhub.model import InstanceQuery, InstanceRecord, Message, RuntimeStatus
 from devhost.testing import DurableHarness
 
 pytestmark = pytest.mark.azure  # every test here runs on Azure Storage

@@ -3,10 +3,10 @@ which events an episode sees, and what it rebuilds after a restart. No host, no 
 
 from datetime import UTC, datetime, timedelta
 
-from devhost.engine.history import EventType, event, execution_started, format_time
-from devhost.engine.model import Message
 from devhost.engine.planner import Planner
 from devhost.engine.replay import ReplayResult
+from devhost.taskhub.history import EventType, event, execution_started, format_time
+from devhost.taskhub.model import Message
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STARTED = execution_started(T0, "Orchestrator", "inst", "exec", None)

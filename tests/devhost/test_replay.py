@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import azure.durable_functions as df
 
-from devhost.engine.history import EventType, event, execution_started
 from devhost.engine.replay import HistoryCache, build_context, run_orchestrator
+from devhost.taskhub.history import EventType, event, execution_started
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import azure.durable_functions as df
 import pytest
 
 from devhost.azurite import connection_string, free_port
-from devhost.cli import main
+from devhost.commands.cli import main
 from devhost.store.azure import AzureStore
 from devhost.testing import DurableHarness, HistoryError
 

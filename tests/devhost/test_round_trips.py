@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from devhost.engine.history import execution_started
-from devhost.engine.model import (
+from devhost.store.azure import AzureStore
+from devhost.store.base import InstanceExistsError
+from devhost.taskhub.history import execution_started
+from devhost.taskhub.model import (
     EpisodeCommit,
     InstanceQuery,
     InstanceRecord,
@@ -16,8 +18,6 @@ from devhost.engine.model import (
     RuntimeStatus,
     record_from_start,
 )
-from devhost.store.azure import AzureStore
-from devhost.store.base import InstanceExistsError
 from devhost.testing import DurableHarness
 
 PATTERNS = Path(__file__).parent / "apps" / "patterns"

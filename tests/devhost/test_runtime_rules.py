@@ -2,7 +2,7 @@
 
 import logging
 
-from devhost.engine.rules import MAX_CUSTOM_STATUS_CHARS, MAX_PAYLOAD_CHARS
+from devhost.taskhub.rules import MAX_CUSTOM_STATUS_CHARS, MAX_PAYLOAD_CHARS
 
 WEBHOOKS = "/runtime/webhooks/durabletask"
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from devhost.dashboard.timeline import bars
-from devhost.engine.history import EventType, event, execution_started, format_time
+from devhost.taskhub.history import EventType, event, execution_started, format_time
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

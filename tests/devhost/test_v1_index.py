@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.app_index import AppLoadError, index_app
+from devhost.app.app_index import AppLoadError, index_app
 from devhost.testing import DurableHarness
 
 from .storage_checks import eventually

@@ -14,8 +14,6 @@ import pytest
 
 from devhost.clock import Clock
 from devhost.engine import warm as warm_module
-from devhost.engine.history import EventType, event, execution_started
-from devhost.engine.model import RuntimeStatus
 from devhost.engine.planner import Planner
 from devhost.engine.replay import HistoryCache, ReplayResult
 from devhost.engine.warm import WarmMismatchError, WarmOrchestrations, WarmStats
@@ -23,6 +21,8 @@ from devhost.host import DevHost, ListenAddress
 from devhost.settings import SettingsError, load_settings
 from devhost.store.azure import AzureStore
 from devhost.store.memory import MemoryStore
+from devhost.taskhub.history import EventType, event, execution_started
+from devhost.taskhub.model import RuntimeStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PATTERNS_APP = Path(__file__).parent / "apps" / "patterns"

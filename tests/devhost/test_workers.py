@@ -24,10 +24,10 @@ import pytest
 
 from devhost.azurite import free_port
 from devhost.clock import Clock
-from devhost.engine.model import RuntimeStatus
 from devhost.host import DevHost, ListenAddress
 from devhost.settings import SettingsError, load_settings
 from devhost.store.memory import MemoryStore
+from devhost.taskhub.model import RuntimeStatus
 from devhost.workers.pool import MAX_PASSED_OVER, Call, WaitingActivities, WorkerPool
 from devhost.workers.protocol import RunActivity
 

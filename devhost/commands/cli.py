@@ -13,9 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import durable_command, replay_command
-from .app_index import AppLoadError, index_app
-from .azurite import (
+from ..app.app_index import AppLoadError, index_app
+from ..azurite import (
     DEFAULT_PORTS,
     Azurite,
     AzuriteError,
@@ -23,13 +22,14 @@ from .azurite import (
     connection_string,
     expand_development_storage,
 )
-from .clock import Clock
-from .host import DevHost, ListenAddress
-from .settings import MAX_WORKER_PROCESSES, SettingsError, load_settings, parse_cors
-from .store.azure import AzureStore, HubInUseError
-from .store.base import StorageRequestError, TaskHubStore
-from .store.memory import MemoryStore
-from .store.table_batch import Account
+from ..clock import Clock
+from ..host import DevHost, ListenAddress
+from ..settings import MAX_WORKER_PROCESSES, SettingsError, load_settings, parse_cors
+from ..store.azure import AzureStore, HubInUseError
+from ..store.base import StorageRequestError, TaskHubStore
+from ..store.memory import MemoryStore
+from ..store.table_batch import Account
+from . import durable_command, replay_command
 
 log = logging.getLogger("devhost")
 

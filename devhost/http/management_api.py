@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .client_binding import management_urls
-from .engine.engine import Engine
-from .engine.errors import EngineError
-from .engine.model import InstanceQuery, RuntimeStatus
-from .engine.rules import MAX_PAYLOAD_CHARS, payload_too_large
-from .status import api_time, status_json
-from .store.base import StorageRequestError, StorageUnavailableError, storage_deadline
+from ..app.client_binding import management_urls
+from ..engine.engine import Engine
+from ..status import api_time, status_json
+from ..store.base import StorageRequestError, StorageUnavailableError, storage_deadline
+from ..taskhub.errors import EngineError
+from ..taskhub.model import InstanceQuery, RuntimeStatus
+from ..taskhub.rules import MAX_PAYLOAD_CHARS, payload_too_large
 
 log = logging.getLogger("devhost.api")
 CONTINUATION_HEADER = "x-ms-continuation-token"

@@ -16,7 +16,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from .azurite import expand_development_storage
+from ..azurite import expand_development_storage
 
 
 class MissingConnectionError(Exception):

@@ -25,16 +25,16 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 
-from .app_index import FunctionIndex
-from .clock import Clock
-from .engine.engine import Engine
-from .engine.errors import EngineError
-from .engine.model import InstanceQuery, RuntimeStatus
-from .invoke import Invoker
-from .runner import InProcessRunner
-from .status import public_history, status_json
-from .store.azure import AzureStore
-from .store.base import StorageRequestError
+from ..app.app_index import FunctionIndex
+from ..app.invoke import Invoker
+from ..clock import Clock
+from ..engine.engine import Engine
+from ..runner import InProcessRunner
+from ..status import public_history, status_json
+from ..store.azure import AzureStore
+from ..store.base import StorageRequestError
+from ..taskhub.errors import EngineError
+from ..taskhub.model import InstanceQuery, RuntimeStatus
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"

@@ -19,12 +19,12 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from .app_index import AppLoadError, FunctionIndex, index_app
-from .azurite import expand_development_storage
-from .engine.model import InstanceRecord, RuntimeStatus, is_entity_id
-from .replay_check import HistoryError, check_history
-from .settings import SettingsError, load_settings
-from .store.azure import AzureStore
+from ..app.app_index import AppLoadError, FunctionIndex, index_app
+from ..azurite import expand_development_storage
+from ..engine.replay_check import HistoryError, check_history
+from ..settings import SettingsError, load_settings
+from ..store.azure import AzureStore
+from ..taskhub.model import InstanceRecord, RuntimeStatus, is_entity_id
 
 UNFINISHED = {
     RuntimeStatus.Pending,

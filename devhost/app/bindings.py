@@ -26,7 +26,7 @@ from .binding_spec import HTTP_OUTPUT, STORAGE_BINDINGS, Binding
 if TYPE_CHECKING:  # the storage SDKs load only where a host or worker opens an account
     from .storage_account import StorageAccounts
 
-log = logging.getLogger("devhost.bindings")
+log = logging.getLogger("devhost.app.bindings")
 
 # Called after a write, so a trigger listening there looks now rather than at its next poll:
 # ("queue", queue name) or ("blob", "container/blob path").

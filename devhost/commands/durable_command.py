@@ -26,13 +26,13 @@ from typing import Any
 
 import aiohttp
 
-from .app_index import AppLoadError, index_app
-from .azurite import expand_development_storage
+from ..app.app_index import AppLoadError, index_app
+from ..azurite import expand_development_storage
+from ..settings import SettingsError, load_settings
+from ..store.azure import HubInUseError
+from ..store.base import StorageUnavailableError, storage_deadline
+from ..taskhub.model import RuntimeStatus
 from .durable_hubs import PAGE, Filters, HttpHub, Hub, HubError, StorageHub
-from .engine.model import RuntimeStatus
-from .settings import SettingsError, load_settings
-from .store.azure import HubInUseError
-from .store.base import StorageUnavailableError, storage_deadline
 
 COMMANDS = {
     "start-new": "start an orchestration (--function-name, --id, --input)",

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .app_index import FunctionIndex
-from .engine.history import EventType, parse_time
-from .engine.planner import SCHEDULING_EVENTS, EpisodePlan, Planner
-from .engine.replay import HistoryCache, build_context, run_orchestrator
+from ..app.app_index import FunctionIndex
+from ..taskhub.history import EventType, parse_time
+from .planner import SCHEDULING_EVENTS, EpisodePlan, Planner
+from .replay import HistoryCache, build_context, run_orchestrator
 
 # The events an episode hands to the orchestrator; the rest are its own records.
 DELIVERED_EVENTS = frozenset(
