@@ -1,4 +1,4 @@
-"""The README's testing example runs as shown: copied into an empty folder outside this repo and
+"""The testing guide's example (docs/testing.md) runs as shown: copied into an empty folder outside this repo and
 run by plain pytest, through the installed plugin; and the plugin finds apps where it says."""
 
 import os
@@ -11,12 +11,12 @@ import pytest
 
 pytestmark = pytest.mark.slow  # each test runs pytest in a process of its own
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+GUIDE = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
 BLOCK = re.compile(r"```python\n# (?P<name>[\w.]+\.py)\n(?P<code>.*?)```", re.S)
 
 
 def readme_files() -> dict[str, str]:
-    files = {m["name"]: m["code"] for m in BLOCK.finditer(README.read_text())}
+    files = {m["name"]: m["code"] for m in BLOCK.finditer(GUIDE.read_text())}
     assert set(files) == {"function_app.py", "test_app.py"}
     return files
 
