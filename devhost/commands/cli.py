@@ -1,4 +1,5 @@
-"""`python -m devhost start`: run a function app locally, as `func start` does."""
+"""`devhost` (or `python -m devhost`): run a function app locally, as `func start` does, and
+steer and check its durable work."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def port_number(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    parser = argparse.ArgumentParser(prog="devhost", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="run a function app")
     start.add_argument("--app-dir", default=".", help="folder of function_app.py (default: .)")
@@ -156,7 +157,7 @@ def _storage_hint(endpoint: str, error: BaseException) -> None:
     """What a user can do when the task hub's storage does not answer."""
     print(
         f"devhost: waiting for storage at {endpoint} ({type(error).__name__}). "
-        "Is Azurite running? `python -m devhost up` starts it for you (as `make run` does); "
+        "Is Azurite running? `devhost up` starts it for you (as `make run` does); "
         "check AzureWebJobsStorage in local.settings.json, or use `--store memory`. "
         "Ctrl-C stops.",
         file=sys.stderr,

@@ -1,8 +1,8 @@
-"""`python -m devhost durable COMMAND`: the twin of Core Tools' `func durable`.
+"""`devhost durable COMMAND`: the twin of Core Tools' `func durable`.
 
-    python -m devhost durable get-instances --runtime-status Running --top 20
-    python -m devhost durable raise-event --id ID --event-name Approval --event-data true
-    python -m devhost durable get-runtime-status --id ID --url http://localhost:7071
+    devhost durable get-instances --runtime-status Running --top 20
+    devhost durable raise-event --id ID --event-name Approval --event-data true
+    devhost durable get-runtime-status --id ID --url http://localhost:7071
 
 Without --url it works on the task hub in storage named by the app folder's settings
 (AzureWebJobsStorage, hubName): reads of one instance beside a running host without taking its
@@ -58,7 +58,7 @@ class BadInput(Exception):
 
 
 def add_parser(commands: Any) -> None:
-    """The `durable` subcommand of `python -m devhost`, with Core Tools' option names."""
+    """The `durable` subcommand of `devhost`, with Core Tools' option names."""
     durable = commands.add_parser(
         "durable",
         help="manage orchestrations as `func durable` does",

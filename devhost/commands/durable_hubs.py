@@ -1,4 +1,4 @@
-"""The two ways `python -m devhost durable` reaches a task hub, behind one interface.
+"""The two ways `devhost durable` reaches a task hub, behind one interface.
 
 - `HttpHub`: a running host's public Durable Functions HTTP API (`--url`, the memory store's
   only way, or the host found at the app's port serving the same hub).

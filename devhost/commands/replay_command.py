@@ -1,7 +1,7 @@
-"""`python -m devhost replay`: check code changes against recorded histories before deploying.
+"""`devhost replay`: check code changes against recorded histories before deploying.
 
-    python -m devhost replay history.json --app-dir .     # one history (DurableHarness.history)
-    python -m devhost replay --hub --app-dir .            # every unfinished instance of the hub
+    devhost replay history.json --app-dir .     # one history (DurableHarness.history)
+    devhost replay --hub --app-dir .            # every unfinished instance of the hub
 
 Exit status: 0 when every history replays as recorded, 1 when the code diverges from one (with
 the event and the difference), 2 when the input cannot be checked (not a history, no such
@@ -39,7 +39,7 @@ class CannotCheck(Exception):
 
 
 def add_parser(commands: Any) -> None:
-    """The `replay` subcommand of `python -m devhost`."""
+    """The `replay` subcommand of `devhost`."""
     replay = commands.add_parser(
         "replay",
         help="replay recorded histories against the current code (0 ok, 1 diverged, 2 bad input)",

@@ -66,7 +66,7 @@ def test_a_host_waiting_for_storage_stops_on_ctrl_c_and_says_how_to_fix_it(stop_
     process = start_host(storage_at(free_port()))
     try:
         output = read_until(process, "waiting for storage")
-        assert "python -m devhost up" in output and "--store memory" in output
+        assert "devhost up" in output and "--store memory" in output
         process.send_signal(stop_signal)
         assert process.wait(timeout=15) is not None
     finally:
