@@ -16,6 +16,7 @@ from .app.app_index import FunctionIndex, index_app
 from .app.bindings import BindingIO, unsupported
 from .app.client_binding import WEBHOOK_PATH, client_binding_json
 from .app.invoke import Invoker
+from .app.queue_options import QueueOptions
 from .app.storage_account import StorageAccounts
 from .clock import Clock
 from .dashboard.api import DASHBOARD_PATH, DashboardApi
@@ -29,7 +30,6 @@ from .store.azure import AzureStore
 from .store.base import TaskHubStore
 from .store.memory import MemoryStore
 from .triggers.listeners import TriggerListeners
-from .triggers.queue import QueueOptions
 from .workers.pool import WorkerPool
 
 log = logging.getLogger("devhost")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,12 +19,11 @@ from .app.http_call import HttpAnswer, HttpCall, call_http
 from .app.invoke import ActivityOutcome, Invoker, run_activity
 from .engine.entities import EntityRequest, OperationOutcome, run_operations
 from .engine.replay import EpisodeCall, ReplayResult
+from .engine.user_code import ActivityDone
 from .engine.warm import WarmOrchestrations, WarmStats
 from .taskhub.model import InstanceRecord
 
-__all__ = ["EpisodeCall", "FunctionRunner", "InProcessRunner"]
-
-ActivityDone = Callable[[ActivityOutcome], None]
+__all__ = ["ActivityDone", "EpisodeCall", "FunctionRunner", "InProcessRunner"]
 
 
 @dataclass
@@ -37,7 +35,7 @@ class EntityBatch:
 
 
 class FunctionRunner(ABC):
-    """Runs the app's functions for the engine and the HTTP layer."""
+    """Runs the app's functions for the engine (as its `UserCode`) and the HTTP layer."""
 
     def __init__(self, index: FunctionIndex) -> None:
         self.index = index

@@ -7,14 +7,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine.warm import DEFAULT_WARM_INSTANCES
-
 WARM_INSTANCES_VARIABLE = "DEVHOST_WARM_INSTANCES"
 VERIFY_WARM_VARIABLE = "DEVHOST_VERIFY_WARM"
 WORKER_COUNT_VARIABLE = "FUNCTIONS_WORKER_PROCESS_COUNT"
 THREAD_COUNT_VARIABLE = "PYTHON_THREADPOOL_THREAD_COUNT"
 MAX_WORKER_PROCESSES = 10  # as the Functions host allows
 MAX_THREADS = 32  # as the Python worker allows
+DEFAULT_WARM_INSTANCES = 1000  # warm orchestrations kept per process (DEVHOST_WARM_INSTANCES)
 
 
 class SettingsError(Exception):

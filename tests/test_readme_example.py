@@ -1,6 +1,6 @@
 """The testing guide's example (docs/testing.md) runs as shown: copied into an empty folder
-outside this repo and run by plain pytest, through the installed plugin; and the plugin finds apps
-where it says."""
+outside this repo and run by plain pytest, through the installed plugin; and the plugin finds
+apps where it says."""
 
 import os
 import re

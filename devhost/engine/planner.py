@@ -8,6 +8,11 @@ Task ids follow the SDK's sequence: every numbered action takes the next id in t
 yields them; a retry takes further ids for its timer and each new attempt. Because the SDK hands
 out a retry's id while it processes the failure (or the retry timer), such an event is given to
 an episode last and alone, so that the ids of the actions it yields before it come first.
+
+Longer than 400 lines because the task-id sequence is one rule over every kind of action
+(activities, retries, timers, sub-orchestrations, entity messages, compound actions) and over
+both directions (planning an episode, rebuilding after a restart): split by kind, each part
+would have to know the others' numbering.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ on a cache miss or eviction, after a restart, for a new execution (continue-as-n
 restart), when the SDK is not the version verified here, when the user's code raises, and for
 code that reads `is_replaying` or `histories` (which a replay answers differently). With
 `verify` on, every episode runs both ways and a difference raises `WarmMismatchError`.
+
+Longer than 400 lines because keeping the SDK's state live and the cases that must fall back
+to a full replay are one job: each fallback sits beside the shortcut it guards.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from azure.durable_functions.models.ReplaySchema import ReplaySchema
 from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
 from azure.durable_functions.models.utils.df_serialization import df_dumps
 
+from ..settings import DEFAULT_WARM_INSTANCES
 from .replay import (
     HistoryCache,
     ReplayResult,
@@ -74,7 +78,6 @@ from .replay import (
 
 log = logging.getLogger("devhost.warm")
 
-DEFAULT_WARM_INSTANCES = 1000
 
 # The SDK whose internals this module was checked against: its version and a digest of the files
 # whose code a warm episode relies on (see sdk_files). Another SDK runs on full replay.

@@ -17,31 +17,26 @@ with more than fits in one transaction writes its event rows first (rows past `N
 invisible until `state` moves) and commits with the `state` update, so a reader never sees half
 an episode. Point reads of an instance's status read `state`; recovery scans the `state` rows,
 so it finds every stored start whatever the listing holds, and brings the listing up to date.
+
+Beside this module: `azure_retry` (waiting out outages), `azure_lease` (one host per hub),
+`azure_queries` (reading the listing), `azure_listing` (writing it), `azure_rows` (row layout).
+Longer than 400 lines because the writes and the reads of an instance's partition share what
+the store remembers of it between commits (the state row's ETag, its `Next`, the inbox rows'
+keys): the transaction rules above are kept in one class that owns that memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import os
 import socket
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
@@ -54,92 +49,34 @@ from ..taskhub.model import (
     same_parent_task,
 )
 from ..taskhub.rules import has_invalid_character
+from .azure_lease import HubInUseError, HubLease
 from .azure_listing import BATCH_BYTES, BATCH_ROWS, LISTING_PARTITION, InstanceListing, batches
 from .azure_listing import row_size as _size
+from .azure_queries import ListingQueries, Summary, summaries
+from .azure_retry import Retrying
 from .azure_rows import (
+    current_events,
     event_entity,
-    get_text,
     message_entity,
     message_from,
     record_entity,
     record_from,
-    utc,
 )
-from .base import (
-    BAD_TOKEN,
-    InstanceExistsError,
-    StorageRequestError,
-    StorageUnavailableError,
-    TaskHubStore,
-    current_deadline,
-)
+from .base import InstanceExistsError, StorageRequestError, TaskHubStore
 from .large_values import BLOB_SUFFIX, LargeValues, PendingBlob
-from .table_batch import Account, BatchRejectedError, BatchServerError, TableBatchClient
+from .table_batch import Account, BatchRejectedError, TableBatchClient
+
+__all__ = ["AzureStore", "CommitConflictError", "HubInUseError"]
 
 log = logging.getLogger("devhost.store")
-T = TypeVar("T")
 
 STATE_KEY = "state"
-LEASE_SECONDS = 30
-MAX_RETRY_DELAY = 5.0
 LIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
-SUMMARY = ["PartitionKey", "RowKey", "RuntimeStatus", "ExecutionId", "LastUpdatedTime"]
 CLOSE_SECONDS = 10  # how long a closing store waits to write the listing
-
-
-class HubInUseError(Exception):
-    """Another host holds this task hub's lease."""
 
 
 class CommitConflictError(Exception):
     """The state row changed under us: another process wrote this instance."""
-
-
-TRANSIENT_STATUSES = frozenset({408, 429})
-CONFLICT_STATUSES = frozenset({404, 409, 412})  # a transaction that lost a race
-NOT_STORAGE_STATUSES = frozenset({501, 505})  # a server that does not speak the storage API
-
-
-def _is_outage(err: BaseException) -> bool:
-    """Worth retrying: the service was unreachable, timed out, throttled or failed (5xx)."""
-    if isinstance(
-        err,
-        ServiceRequestError
-        | ServiceResponseError
-        | OSError
-        | BatchServerError
-        | aiohttp.ClientError
-        | asyncio.TimeoutError,
-    ):
-        return True
-    status = getattr(err, "status_code", None) or getattr(err, "status", None) or 0
-    return (status >= 500 and status not in NOT_STORAGE_STATUSES) or status in TRANSIENT_STATUSES
-
-
-def _refusal(err: BaseException) -> StorageRequestError | None:
-    """A permanent 4xx answer as one sentence; None for anything else."""
-    if isinstance(err, BatchRejectedError):
-        status, detail = err.status, str(err)
-    elif isinstance(err, HttpResponseError) and (
-        400 <= (err.status_code or 0) < 500 or err.status_code in NOT_STORAGE_STATUSES
-    ):
-        status = err.status_code or 400
-        detail = str(err.error_code or err.reason or err.message).split("\n")[0]
-    else:
-        return None
-    if status in CONFLICT_STATUSES or status in TRANSIENT_STATUSES:
-        return None  # the caller handles a lost race; throttling is retried
-    answer = 413 if status == 413 or "EntityTooLarge" in detail else 400
-    return StorageRequestError(
-        answer, f"Azure Storage refused the request ({status}): {detail[:200]}"
-    )
-
-
-def _decode_token(continuation: str) -> Any:
-    try:
-        return json.loads(base64.urlsafe_b64decode(continuation))
-    except (ValueError, TypeError):
-        raise StorageRequestError(400, BAD_TOKEN) from None
 
 
 def _checked_key(key: str) -> str:
@@ -152,11 +89,6 @@ def _checked_key(key: str) -> str:
             "characters are not allowed)",
         )
     return key
-
-
-def _describe(err: BaseException) -> str:
-    text = str(err).split("\n")[0][:120]
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class _State:
@@ -190,64 +122,35 @@ class AzureStore(TaskHubStore):
         self._leases: TableClient
         self._states: dict[str, _State] = {}
         self._inbox_keys: dict[str, str] = {}
-        self._lease_task: asyncio.Task | None = None
-        self._lease_etag: str | None = None
+        self._lease: HubLease | None = None
+        self._queries: ListingQueries
         self.listing = InstanceListing(self._submit_listing)
-        self._outage_logged = False
         self._sequence = 0
-        self.round_trips = 0  # storage calls made, for benchmarks
+        self._retry = Retrying(lambda: self.endpoint, self._report_unreachable)
         # Told once when an outage begins (the endpoint and the error), so the layer above can
         # say what to do about it; the store itself only retries.
         self.on_unreachable: Callable[[str, BaseException], None] | None = None
         # Told when another host took the hub: the layer above decides to stop.
         self.on_lease_lost: Callable[[str], None] | None = None
 
-    # -- connection, retries and the lease ------------------------------------------------------
+    # -- connection and the lease --------------------------------------------------------------
 
     @property
     def endpoint(self) -> str:
         return self._service.url if self._service else "storage"
 
-    async def _retry(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run a storage call, waiting out outages (Azurite stopped, network down).
+    @property
+    def round_trips(self) -> int:
+        """Storage calls made, for benchmarks."""
+        return self._retry.round_trips
 
-        A permanent refusal (a 4xx such as InvalidInput) raises StorageRequestError at once;
-        an outage is retried with backoff until the caller's deadline, if it set one.
-        """
-        delay = 0.2
-        while True:
-            try:
-                self.round_trips += 1
-                result = await operation()
-            except (ResourceExistsError, ResourceNotFoundError):
-                raise
-            except Exception as err:  # noqa: BLE001 - classified below
-                refusal = _refusal(err)
-                if refusal is not None:
-                    raise refusal from err
-                if not _is_outage(err):
-                    raise
-                deadline = current_deadline()
-                if deadline is not None and time.monotonic() + delay > deadline:
-                    raise StorageUnavailableError(
-                        f"Storage at {self.endpoint} is unreachable ({type(err).__name__})"
-                    ) from err
-                if not self._outage_logged and self.on_unreachable is not None:
-                    self.on_unreachable(self.endpoint, err)
-                if not self._outage_logged or delay >= MAX_RETRY_DELAY:
-                    log.warning(
-                        "Storage at %s is unreachable (%s); retrying every few seconds",
-                        self.endpoint,
-                        _describe(err),
-                    )
-                self._outage_logged = True
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY)
-                continue
-            if self._outage_logged:
-                log.warning("Storage at %s is reachable again", self.endpoint)
-                self._outage_logged = False
-            return result
+    def _report_unreachable(self, endpoint: str, err: BaseException) -> None:
+        if self.on_unreachable is not None:
+            self.on_unreachable(endpoint, err)
+
+    def _report_lease_lost(self, reason: str) -> None:
+        if self.on_lease_lost is not None:
+            self.on_lease_lost(reason)
 
     async def open(self) -> None:
         self._service = TableServiceClient.from_connection_string(
@@ -267,98 +170,36 @@ class AzureStore(TaskHubStore):
         self._batch = TableBatchClient(account, f"{self.hub}History", self._session)
         self._listing_batch = TableBatchClient(account, f"{self.hub}Instances", self._session)
         self._large = LargeValues(self.connection_string, self.hub)
+        self._queries = ListingQueries(
+            self._instances,
+            self._retry,
+            self.listing,
+            self._inflate,
+            self.get_instance,
+            self.read_only,
+        )
         if self.read_only:
             return
+        self._lease = HubLease(
+            self._leases, self.hub, self.owner, self._retry, self._report_lease_lost
+        )
         try:
-            await self._acquire_lease()
+            await self._lease.acquire()
         except BaseException:  # refused, or interrupted: let go of the clients opened above
             await self.close()
             raise
-        self._lease_task = asyncio.create_task(self._renew_lease())
+        self._lease.keep()
         self.listing.start()
 
     async def close(self) -> None:
         await self.listing.close(CLOSE_SECONDS)
-        if self._lease_task:
-            self._lease_task.cancel()
-            await asyncio.gather(self._lease_task, return_exceptions=True)
-            await self._release_lease()
+        if self._lease is not None:
+            await self._lease.release()
         if self._service:
             await self._service.close()
         if self._session:
             await self._session.close()
             await self._large.close()
-
-    def _lease_entity(self) -> dict[str, Any]:
-        expires = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
-        return {
-            "PartitionKey": "lease",
-            "RowKey": self.hub,
-            "Owner": self.owner,
-            "ExpiresAt": expires,
-        }
-
-    async def _acquire_lease(self) -> None:
-        """One host per hub: take the lease, or refuse with who holds it."""
-        try:
-            result = await self._retry(lambda: self._leases.create_entity(self._lease_entity()))
-            self._lease_etag = result.get("etag")
-            return
-        except ResourceExistsError:
-            pass
-        current = await self._retry(lambda: self._leases.get_entity("lease", self.hub))
-        expires = utc(current["ExpiresAt"])
-        holder = current["Owner"]
-        if holder != self.owner and expires > datetime.now(UTC) and _holder_alive(holder):
-            raise HubInUseError(
-                f"task hub '{self.hub}' is in use by another host ({holder}) until "
-                f"{expires:%H:%M:%S} UTC; stop it, or give this host another hubName"
-            )
-        result = await self._retry(
-            lambda: self._leases.update_entity(
-                self._lease_entity(),
-                mode=UpdateMode.REPLACE,
-                etag=current.metadata["etag"],
-                match_condition=MatchConditions.IfNotModified,
-            )
-        )
-        self._lease_etag = result.get("etag")
-
-    async def _renew_lease(self) -> None:
-        while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            try:
-                result = await self._retry(
-                    lambda: self._leases.update_entity(
-                        self._lease_entity(),
-                        mode=UpdateMode.REPLACE,
-                        etag=self._lease_etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                )
-                self._lease_etag = result.get("etag")
-            except (HttpResponseError, ResourceNotFoundError):
-                try:  # the row changed or vanished (storage restored); take it again if free
-                    await self._acquire_lease()
-                except HubInUseError as err:
-                    log.critical("Lost the lease: %s.", err)
-                    if self.on_lease_lost is not None:
-                        self.on_lease_lost(str(err))
-                    return
-
-    async def _release_lease(self) -> None:
-        try:
-            await asyncio.wait_for(
-                self._leases.delete_entity(
-                    "lease",
-                    self.hub,
-                    etag=self._lease_etag,
-                    match_condition=MatchConditions.IfNotModified,
-                ),
-                timeout=2,
-            )
-        except Exception:  # noqa: BLE001 - best effort; the lease expires anyway
-            log.debug("lease not released", exc_info=True)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -567,7 +408,7 @@ class AzureStore(TaskHubStore):
         if state is None:
             return None
         record = record_from(state)
-        history = self._events(rows, state)
+        history = current_events(rows, state)
         inbox = []
         for row in rows:
             if row["RowKey"].startswith("i"):
@@ -579,19 +420,6 @@ class AzureStore(TaskHubStore):
         )
         return record, history, inbox
 
-    @staticmethod
-    def _events(rows: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
-        count = int(state.get("Next", 0))
-        events = [
-            r
-            for r in rows
-            if r["RowKey"].startswith("h")
-            and r.get("ExecutionId") == state["ExecutionId"]
-            and int(r["RowKey"][1:]) < count
-        ]
-        events.sort(key=lambda r: r["RowKey"])
-        return [json.loads(get_text(r, "Event") or "{}") for r in events]
-
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The authoritative status: the instance's state row (one point read)."""
         state = await self._read_state(instance_id)
@@ -600,98 +428,15 @@ class AzureStore(TaskHubStore):
     async def get_history(self, instance_id: str) -> list[dict[str, Any]]:
         rows = await self._partition(instance_id)
         state = next((r for r in rows if r["RowKey"] == STATE_KEY), None)
-        return self._events(rows, state) if state is not None else []
-
-    def _where(self, query: InstanceQuery) -> tuple[str, dict[str, Any]]:
-        """The Instances table filter of a query, with its parameters."""
-        clauses, parameters = ["PartitionKey eq @pk"], {"pk": LISTING_PARTITION}
-        if query.runtime_status:
-            names = sorted(str(s) for s in query.runtime_status)
-            terms = []
-            for index, name in enumerate(names):
-                parameters[f"s{index}"] = name
-                terms.append(f"RuntimeStatus eq @s{index}")
-            clauses.append("( " + " or ".join(terms) + " )")  # the SDK splits parameters on spaces
-        if query.created_from:
-            parameters["from"] = query.created_from
-            clauses.append("CreatedTime ge @from")
-        if query.created_to:
-            parameters["to"] = query.created_to
-            clauses.append("CreatedTime le @to")
-        if query.instance_id_prefix:
-            parameters["lo"] = query.instance_id_prefix
-            parameters["hi"] = query.instance_id_prefix + "\uffff"
-            clauses.append("RowKey ge @lo and RowKey lt @hi")
-        if query.name:
-            parameters["name"] = query.name
-            clauses.append("Name eq @name")
-        if query.orchestrations_only:  # entity ids, and only they, start with "@"
-            parameters["at"], parameters["past"] = "@", "A"
-            clauses.append("( RowKey lt @at or RowKey ge @past )")
-        return " and ".join(clauses), parameters
+        return current_events(rows, state) if state is not None else []
 
     async def query(
         self, query: InstanceQuery, top: int | None, continuation: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
-        where, parameters = self._where(query)
-        token = _decode_token(continuation) if continuation else None
-        await self.listing.settled()
-
-        async def read() -> tuple[list[InstanceRecord], Any]:
-            pages = self._instances.query_entities(
-                where, parameters=parameters, results_per_page=top or 1000
-            ).by_page(continuation_token=token)
-            entities = []
-            async for page in pages:
-                async for entity in page:
-                    entities.append(entity)
-                break
-            return entities, pages.continuation_token
-
-        entities, next_token = await self._retry(read)
-        records = []
-        for entity in entities:
-            await self._inflate(entity)
-            records.append(record_from(entity, instance_id=entity["RowKey"]))
-        if self.read_only:
-            records = await self._as_stored(records, query)
-        encoded = (
-            base64.urlsafe_b64encode(json.dumps(next_token).encode()).decode()
-            if next_token
-            else None
-        )
-        return records, encoded
-
-    async def _as_stored(
-        self, records: list[InstanceRecord], query: InstanceQuery
-    ) -> list[InstanceRecord]:
-        """A reader beside a running host: the listing trails the host by a moment, so each
-        live row is read again from its state row, and kept only if it still matches."""
-
-        async def current(record: InstanceRecord) -> InstanceRecord | None:
-            if record.runtime_status.is_terminal:
-                return record
-            stored = await self.get_instance(record.instance_id)
-            return stored if stored is not None and query.matches(stored) else None
-
-        checked = await asyncio.gather(*(current(r) for r in records))
-        return [r for r in checked if r is not None]
+        return await self._queries.query(query, top, continuation)
 
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
-        """Reads only the status column: 10,000 instances are ten small pages."""
-        where, parameters = self._where(query)
-        await self.listing.settled()
-
-        async def read() -> Counter[str]:
-            counts: Counter[str] = Counter()
-            rows = self._instances.query_entities(
-                where, parameters=parameters, select=["RuntimeStatus"], results_per_page=1000
-            )
-            async for row in rows:
-                counts[row["RuntimeStatus"]] += 1
-            return counts
-
-        return dict(await self._retry(read))
+        return await self._queries.count_by_status(query)
 
     async def purge(self, instance_ids: list[str]) -> int:
         for instance_id in instance_ids:
@@ -725,14 +470,16 @@ class AzureStore(TaskHubStore):
         """The live instances, from their state rows (a reader beside a host finds them there
         too). The host brings the listing up to date on the way: a crash may have left it
         behind, or holding a row of a purge it interrupted."""
-        states = await self._summaries(self._history, "RowKey eq @k", STATE_KEY, "PartitionKey")
+        states = await summaries(
+            self._history, self._retry, "RowKey eq @k", STATE_KEY, "PartitionKey"
+        )
         if not self.read_only:
             await self._reconcile(states)
-        return sorted(i for i, summary in states.items() if summary[0] in LIVE)
+        return sorted(i for i, summary in states.items() if summary.status in LIVE)
 
-    async def _reconcile(self, states: dict[str, tuple[str, str, str]]) -> None:
-        listed = await self._summaries(
-            self._instances, "PartitionKey eq @k", LISTING_PARTITION, "RowKey"
+    async def _reconcile(self, states: dict[str, Summary]) -> None:
+        listed = await summaries(
+            self._instances, self._retry, "PartitionKey eq @k", LISTING_PARTITION, "RowKey"
         )
         for instance_id, summary in states.items():
             if listed.get(instance_id) != summary:
@@ -745,37 +492,3 @@ class AzureStore(TaskHubStore):
         ]
         for batch in batches(stale):
             await self._submit_listing(batch)
-
-    async def _summaries(
-        self, table: TableClient, where: str, key: str, id_column: str
-    ) -> dict[str, tuple[str, str, str]]:
-        """Status, execution and last update of every instance a scan finds, by id."""
-
-        async def read() -> dict[str, tuple[str, str, str]]:
-            found = {}
-            rows = table.query_entities(
-                where, parameters={"k": key}, select=SUMMARY, results_per_page=1000
-            )
-            async for row in rows:
-                found[row[id_column]] = (
-                    row["RuntimeStatus"],
-                    row["ExecutionId"],
-                    utc(row["LastUpdatedTime"]).isoformat(),
-                )
-            return found
-
-        return await self._retry(read)
-
-
-def _holder_alive(holder: str) -> bool:
-    """A lease held by a process of this machine that no longer exists can be taken at once."""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -121,3 +121,18 @@ def message_from(entity: dict[str, Any]) -> Message:
         execution_id=entity.get("ExecutionId") or None,
         stored=True,
     )
+
+
+def current_events(rows: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history of the current execution, in order, from a partition's rows: the event rows
+    of the state row's execution below its `Next` (rows past it are not committed yet)."""
+    count = int(state.get("Next", 0))
+    events = [
+        r
+        for r in rows
+        if r["RowKey"].startswith("h")
+        and r.get("ExecutionId") == state["ExecutionId"]
+        and int(r["RowKey"][1:]) < count
+    ]
+    events.sort(key=lambda r: r["RowKey"])
+    return [json.loads(get_text(r, "Event") or "{}") for r in events]

@@ -10,6 +10,9 @@ The host runs on one event loop in a background thread shared by every harness o
 so the SDK's own HTTP session (a module global bound to a loop) stays valid across tests. Time
 skipping lives here: the engine only knows the clock interface, and `advance` moves the virtual
 clock from one booked wake-up to the next, letting the app settle after each.
+
+Longer than 400 lines because it is the harness's whole public surface, each parameter
+documented where it is declared, beside the small part that starts and stops the host.
 """
 
 from __future__ import annotations

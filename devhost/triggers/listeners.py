@@ -17,11 +17,12 @@ from typing import Any
 
 from ..app.app_index import FunctionIndex, FunctionInfo
 from ..app.load_errors import AppLoadError
+from ..app.queue_options import QueueOptions
 from ..app.storage_account import StorageAccounts
 from ..clock import Clock
 from .blob import BlobListener, BlobPattern
 from .ncrontab import ScheduleError
-from .queue import QueueListener, QueueOptions, queue_name_of
+from .queue import QueueListener, queue_name_of
 from .timer import ScheduleStatusStore, TimerTriggers
 
 log = logging.getLogger("devhost.triggers")

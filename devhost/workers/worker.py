@@ -168,8 +168,8 @@ class Worker:
         io = None
         if any(info.io_bindings for info in index.functions.values()):
             # The storage SDKs take a while to import: only for apps that use storage bindings.
+            from ..app.queue_options import QueueOptions
             from ..app.storage_account import StorageAccounts
-            from ..triggers.queue import QueueOptions
 
             io = BindingIO(
                 StorageAccounts(),

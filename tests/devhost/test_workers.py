@@ -28,8 +28,10 @@ from devhost.host import DevHost, ListenAddress
 from devhost.settings import SettingsError, load_settings
 from devhost.store.memory import MemoryStore
 from devhost.taskhub.model import RuntimeStatus
-from devhost.workers.pool import MAX_PASSED_OVER, Call, WaitingActivities, WorkerPool
+from devhost.workers.calls import Call
+from devhost.workers.pool import WorkerPool
 from devhost.workers.protocol import RunActivity
+from devhost.workers.waiting import MAX_PASSED_OVER, WaitingActivities
 
 pytestmark = pytest.mark.slow
 APP = Path(__file__).parent / "apps" / "workers"
@@ -245,7 +247,7 @@ def test_an_http_worker_killed_mid_request_answers_500_and_another_worker_the_ne
             replacement, background = pool(host).workers
             assert replacement.lane == "http" and replacement.process.pid != http.pid
             # Until the replacement has loaded the app, the background worker answers.
-            assert not replacement.loaded and pool(host)._serving("http") == [background]
+            assert not replacement.loaded and pool(host).routing.serving("http") == [background]
             assert await get_pid(host) in {background.pid, replacement.process.pid}
             await replacement.ready
             assert await get_pid(host) == replacement.pid == replacement.process.pid
