@@ -119,6 +119,22 @@ def test_the_import_graph_is_drawn_from_relative_and_absolute_imports():
     assert "devhost.engine.warm" in GRAPH["devhost.runner"]  # from .engine.warm import ...
 
 
+def test_absolute_imports_and_those_under_type_checking_count_too(tmp_path):
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import devhost.store.base\n"
+        "from devhost.engine import engine\n"
+        "if TYPE_CHECKING:\n"
+        "    from ..runner import FunctionRunner\n"
+    )
+    assert imported("devhost.engine.probe", source) == {
+        "devhost.store.base",
+        "devhost.engine.engine",
+        "devhost.runner",
+    }
+
+
 def test_no_modules_import_each_other_in_a_circle():
     assert cycles() == []
 
