@@ -101,8 +101,9 @@ def durable_host(request: pytest.FixtureRequest) -> Iterator[DurableHarness]:
     app_dir = durable_app_dir(request.config)
     if not (app_dir / "function_app.py").is_file() and not is_v1_app(app_dir):
         pytest.fail(
-            f"{app_dir} has no function_app.py (nor function folders with function.json): name "
-            "the app's folder with --durable-app DIR or the ini option durable_app",
+            f"{app_dir} has no function_app.py: name the app's folder with --durable-app DIR "
+            "or the ini option durable_app (a v1-model app's folder holds function folders "
+            "with function.json)",
             pytrace=False,
         )
     with DurableHarness(app_dir, store=store) as host:
