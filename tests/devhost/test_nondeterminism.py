@@ -33,6 +33,7 @@ from devhost.taskhub.model import InstanceRecord, RuntimeStatus
 from devhost.testing import DurableHarness
 from devhost.workers.pool import WorkerPool
 
+pytestmark = pytest.mark.nondeterminism_expected
 APP = Path(__file__).parent / "apps" / "nondeterministic"
 FINISHED = {RuntimeStatus.Completed, RuntimeStatus.Failed}
 DEADLINE = 60  # seconds any condition below may take
