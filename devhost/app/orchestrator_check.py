@@ -234,7 +234,10 @@ def _resolve(expr: ast.expr, function: Callable[..., Any]) -> Callable[..., Any]
     value: Any = getattr(function, "__globals__", {}).get(parts[0])
     for part in parts[1:]:
         value = getattr(value, part, None)
-    value = inspect.unwrap(value) if callable(value) else None
+    try:
+        value = inspect.unwrap(value) if callable(value) else None
+    except ValueError:  # a wrapper chain that loops
+        return None
     return value if inspect.isfunction(value) else None
 
 
