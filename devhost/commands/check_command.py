@@ -16,6 +16,7 @@ from typing import Any
 
 from ..app.app_index import AppLoadError, index_app
 from ..app.orchestrator_check import check_orchestrators
+from ..settings import SettingsError, load_settings
 
 
 def add_parser(commands: Any) -> None:
@@ -33,8 +34,9 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     app_dir = Path(args.app_dir).resolve()
     try:
+        load_settings(app_dir)  # the app imports with its settings, as the host loads it
         index = index_app(app_dir)
-    except AppLoadError as err:
+    except (AppLoadError, SettingsError) as err:
         print(f"devhost check: {err}", file=sys.stderr)
         return 2
     findings = check_orchestrators(index, app_dir)

@@ -287,6 +287,11 @@ def test_the_check_command_exits_1_on_findings_and_2_when_the_app_does_not_load(
     assert "no such file" in missing.stderr
     broken = devhost_check(APPS / "broken_syntax")
     assert broken.returncode == 2 and "SyntaxError" in broken.stderr
+    (tmp_path / "local.settings.json").write_text('{"Values": ')
+    unreadable = devhost_check(tmp_path)
+    assert unreadable.returncode == 2 and "local.settings.json:1: not valid JSON" in (
+        unreadable.stderr
+    )
 
 
 def test_the_host_warns_of_each_finding_when_it_starts(caplog):
