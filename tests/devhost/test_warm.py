@@ -378,3 +378,32 @@ def test_the_host_runs_the_patterns_warm_and_checks_each_episode(store):
     assert json.loads(record.output)[0] == "Hello Warm!"
     assert "each episode checked against a full replay" in described
     assert stats.warm >= 2
+
+
+def test_events_built_for_the_check_equal_the_sdks_own():
+    from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
+
+    fields = {
+        "EventType": 5,
+        "EventId": -1,
+        "IsPlayed": True,
+        "Timestamp": "2026-03-01T10:20:30.123456Z",
+        "TaskScheduledId": 3,
+        "Result": '"x"',
+    }
+    ours, theirs = warm_module._history_event(fields), HistoryEvent(**fields)
+    assert vars(ours) == vars(theirs)
+    assert type(ours.timestamp.tzinfo) is type(theirs.timestamp.tzinfo)
+    other = {**fields, "Timestamp": "2026-03-01T10:20:30Z"}  # not devhost's format: the SDK's
+    assert vars(warm_module._history_event(other)) == vars(HistoryEvent(**other))
+
+
+def test_the_checks_replay_equals_the_sdks_handle_over_the_same_history():
+    instance = Instance(WarmOrchestrations(100), chain, 3)
+    instance.start()
+    instance.episode(instance.completed(0, 1))
+    instance.episode(instance.completed(1, 2))
+    new_events = [event(EventType.OrchestratorStarted, instance.now), instance.completed(2, 3)]
+    args = (instance.handle, "i1", instance.history, new_events, None, instance.input)
+    parsed, sdk = warm_module._replay_parsed(*args), warm_module._full_replay(*args)
+    assert parsed == sdk and parsed.is_done and parsed.output == 6
