@@ -33,14 +33,14 @@ import azure.durable_functions as df
 from ..app.app_index import FunctionIndex, build_index
 from ..app.invoke import run_activity
 from ..clock import Clock
-from ..engine.determinism import is_nondeterminism
 from ..engine.planner import WaitingOn
 from ..engine.replay_check import ReplayResult, check_history
 from ..host import DevHost, ListenAddress
 from ..settings import HostSettings, load_settings
 from ..store.base import TaskHubStore
 from ..store.memory import MemoryStore
-from ..taskhub.model import InstanceQuery, RuntimeStatus
+from ..taskhub.model import RuntimeStatus
+from .diagnosis import diverged_instances, waits_of
 from .virtual_clock import VirtualClock
 
 T = TypeVar("T")
@@ -299,32 +299,9 @@ class DurableHarness:
         if record is None or record.runtime_status not in wanted:
             current = record.runtime_status.value if record else "unknown"
             names = ", ".join(s.value for s in sorted(wanted))
-            waits = self.run(self._waits_of(instance_id)) if record else ""
+            waits = self.run(waits_of(engine, self.clock, instance_id)) if record else ""
             raise AssertionError(f"{instance_id} is {current}, not {names}{waits}")
         return self.status(instance_id)
-
-    async def _waits_of(self, instance_id: str, depth: int = 0) -> str:
-        """What an instance waits on, in words, with what the test can do about it."""
-        engine = self._started.engine
-        record = await engine.get_record(instance_id)
-        if record is not None and record.runtime_status == RuntimeStatus.Suspended:
-            return ": it is suspended: resume it (client.resume)"
-        view = await engine.waiting_on(instance_id)
-        if view is None:
-            return ""
-        now = self.clock.now()
-        parts = [
-            f"the {'retry timer' if task in view.retry_timers else 'timer'} due in "
-            f"{_duration((due - now).total_seconds())}: call advance()"
-            for task, due in view.timers
-        ]
-        parts += [f"the external event '{name}': call raise_event()" for name in view.events]
-        parts += [f"activity '{name}' (task {task})" for task, name in view.activities]
-        for _task, name, child in view.suborchestrations:
-            inner = await self._waits_of(child, depth + 1) if depth < 3 else ""
-            parts.append(f"sub-orchestration '{name}' ({child}){inner.replace(': ', ', ', 1)}")
-        parts += [f"entity {entity} to answer '{op}'" for entity, op in view.entities]
-        return f": waiting on {'; '.join(parts)}" if parts else ": waiting on nothing"
 
     def waiting_on(self, instance_id: str, settle: bool = True) -> dict[str, Any]:
         """What a running instance waits for, once the app is idle.
@@ -375,22 +352,7 @@ class DurableHarness:
         Every episode a test runs is checked against a full replay of its history (unless
         DEVHOST_VERIFY_WARM is 0); the pytest plugin fails a test that leaves any of these.
         """
-        return self.run(self._divergences())
-
-    async def _divergences(self) -> list[str]:
-        engine = self._started.engine
-        query = InstanceQuery(runtime_status={RuntimeStatus.Failed}, orchestrations_only=True)
-        found: list[str] = []
-        token: str | None = None
-        while True:
-            records, token = await engine.query(query, None, token)
-            found += [
-                f"{r.instance_id} ({r.name}): {json.loads(r.output)}"
-                for r in records
-                if r.output and is_nondeterminism(r.output)
-            ]
-            if token is None:
-                return found
+        return self.run(diverged_instances(self._started.engine))
 
     # -- activities and entities --------------------------------------------------------------
 
@@ -481,13 +443,6 @@ class DurableHarness:
                 return response.status, dict(response.headers), _decode(response.read())
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), _decode(err.read())
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:.3g} {unit}"
-    return f"{max(seconds, 0):.3g} s"
 
 
 def _index_of(app: Any) -> FunctionIndex:
