@@ -16,6 +16,7 @@ from .app.app_index import FunctionIndex, index_app
 from .app.bindings import BindingIO, unsupported
 from .app.client_binding import WEBHOOK_PATH, client_binding_json
 from .app.invoke import Invoker
+from .app.orchestrator_check import check_orchestrators
 from .app.queue_options import QueueOptions
 from .app.storage_account import StorageAccounts
 from .clock import Clock
@@ -223,6 +224,8 @@ class DevHost:
         starting another workflow): it must find the host answering. Requests that arrive
         before the engine is ready wait for it, within their deadline.
         """
+        for finding in check_orchestrators(self.index, self.settings.app_dir):
+            log.warning("Warning: %s", finding)
         if self.listen.port:  # the client binding's URL is known: workers load the app meanwhile
             self.runner.launch()
         self._runner = web.AppRunner(

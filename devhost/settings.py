@@ -33,7 +33,9 @@ class HostSettings:
     max_concurrent_activities: int = 10 * (os.cpu_count() or 1)
     max_concurrent_orchestrations: int = 10 * (os.cpu_count() or 1)
     warm_instances: int = DEFAULT_WARM_INSTANCES
-    verify_warm: bool = False
+    # Check every warm episode against a full replay; None: not set, so the caller decides
+    # (the host checks each instance at its end, the test harness every episode).
+    verify_warm: bool | None = None
     # Language worker processes; None: not set, so the caller decides (in-process for tests).
     worker_processes: int | None = None
     # Threads of a worker for sync functions; None: the Python worker's default (the executor's).
@@ -149,7 +151,9 @@ def _read_warm_settings(settings: HostSettings) -> None:
         )
     if size:
         settings.warm_instances = int(size)
-    settings.verify_warm = value(VERIFY_WARM_VARIABLE).lower() not in ("", "0", "false", "no")
+    verify = value(VERIFY_WARM_VARIABLE).lower()
+    if verify:
+        settings.verify_warm = verify not in ("0", "false", "no")
 
 
 def _expand_app_setting(value: str, values: dict) -> str:

@@ -15,6 +15,7 @@ import uuid
 import pytest
 
 from devhost.azurite import Azurite
+from devhost.engine.determinism import NONDETERMINISM
 from devhost.settings import VERIFY_WARM_VARIABLE
 
 os.environ[VERIFY_WARM_VARIABLE] = "1"
@@ -22,16 +23,24 @@ os.environ[VERIFY_WARM_VARIABLE] = "1"
 
 @pytest.fixture(autouse=True)
 def warm_episodes_equal_full_replays(request, caplog):
-    """Fail the test that saw a warm episode differ from its full replay (verify mode)."""
+    """Fail the test that saw a warm episode differ from its full replay (verify mode), or an
+    instance fail as non-deterministic, unless it makes them on purpose."""
     yield
-    if request.node.get_closest_marker("warm_mismatch_expected"):
-        return
-    mismatches = [
-        record.getMessage()
+    records = [
+        record
         for phase in ("setup", "call")
         for record in caplog.get_records(phase)
-        if record.name == "devhost.warm" and record.levelno >= logging.ERROR
+        if record.levelno >= logging.ERROR
     ]
+    mismatches = []
+    if not request.node.get_closest_marker("warm_mismatch_expected"):
+        mismatches += [r.getMessage() for r in records if r.name == "devhost.warm"]
+    if not request.node.get_closest_marker("nondeterminism_expected"):
+        mismatches += [
+            r.getMessage()
+            for r in records
+            if r.name == "devhost.engine" and NONDETERMINISM in r.getMessage()
+        ]
     if mismatches:
         pytest.fail("\n".join(mismatches))
 
@@ -48,6 +57,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: starts processes, or waits on the real clock")
     config.addinivalue_line(
         "markers", "warm_mismatch_expected: the test makes a warm episode differ on purpose"
+    )
+    config.addinivalue_line(
+        "markers", "nondeterminism_expected: the test makes an instance diverge on purpose"
     )
 
 

@@ -30,7 +30,7 @@ from ..store.azure import AzureStore, HubInUseError
 from ..store.base import StorageRequestError, TaskHubStore
 from ..store.memory import MemoryStore
 from ..store.table_batch import Account
-from . import durable_command, replay_command
+from . import check_command, durable_command, replay_command
 
 log = logging.getLogger("devhost")
 
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     for action in start._actions[1:]:
         up._add_action(action)
     replay_command.add_parser(commands)
+    check_command.add_parser(commands)
     durable_command.add_parser(commands)
     return parser
 
@@ -258,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             return up(args)
         if args.command == "replay":
             return replay_command.run(args)
+        if args.command == "check":
+            return check_command.run(args)
         if args.command == "durable":
             return durable_command.run(args)
     except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:

@@ -108,6 +108,7 @@ class WaitingOn:
     """What an execution waits for now: the open tasks of its planner, and awaited events."""
 
     timers: list[tuple[int, datetime]] = field(default_factory=list)  # task id, due time
+    retry_timers: list[int] = field(default_factory=list)  # those timers that delay a retry
     events: list[str] = field(default_factory=list)  # names of awaited external events
     activities: list[tuple[int, str]] = field(default_factory=list)  # task id, function
     suborchestrations: list[tuple[int, str, str]] = field(default_factory=list)  # + instance id
@@ -116,7 +117,10 @@ class WaitingOn:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, with due times in ISO 8601."""
         return {
-            "timers": [{"task": t, "due": format_time(due)} for t, due in self.timers],
+            "timers": [
+                {"task": t, "due": format_time(due), "retry": t in self.retry_timers}
+                for t, due in self.timers
+            ],
             "events": list(self.events),
             "activities": [{"task": t, "name": name} for t, name in self.activities],
             "suborchestrations": [
@@ -159,6 +163,8 @@ class Planner:
         for task_id, task in numbered:
             if task.is_timer and task.fire_at is not None:
                 view.timers.append((task_id, task.fire_at))
+                if task.retry_of is not None:
+                    view.retry_timers.append(task_id)
             elif task.kind in CHILD_KINDS:
                 view.suborchestrations.append((task_id, task.name or "", task.target or ""))
             else:

@@ -12,7 +12,6 @@ the history recorded is new work, so code that only adds steps after the recorde
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from ..app.app_index import FunctionIndex
 from ..taskhub.history import EventType, parse_time
+from .determinism import describe, same_task
 from .planner import SCHEDULING_EVENTS, EpisodePlan, Planner
 from .replay import HistoryCache, build_context, run_orchestrator
 
@@ -161,16 +161,16 @@ def _replay(
             was = recorded.get(evt["EventId"])
             if was is None:
                 continue  # past everything recorded: new work
-            if not _same_task(was.event, evt):
+            if not same_task(was.event, evt):
                 return was.index, (
-                    f"history has {_describe(was.event)}; "
-                    f"the code now schedules {_describe(evt, with_task=False)}"
+                    f"history has {describe(was.event)}; "
+                    f"the code now schedules {describe(evt, with_task=False)}"
                 )
             asked.add(evt["EventId"])
         for offset, evt in enumerate(episode):
             if evt["EventType"] in SCHEDULING_EVENTS and evt["EventId"] not in asked:
                 return start + offset, (
-                    f"history has {_describe(evt)}; the code now {_instead(plan)}"
+                    f"history has {describe(evt)}; the code now {_instead(plan)}"
                 )
         if plan.outcome is not None:
             recorded_failure = any(
@@ -188,46 +188,6 @@ def _replay(
                 )
         cache.extend(episode)
     return None
-
-
-def _same_task(recorded: dict[str, Any], now: dict[str, Any]) -> bool:
-    if recorded["EventType"] != now["EventType"]:
-        return False
-    kind = recorded["EventType"]
-    if kind == EventType.TimerCreated:
-        return ("Retry" in recorded) == ("Retry" in now)
-    if kind == EventType.EventSent:
-        return (recorded.get("InstanceId"), _operation(recorded)) == (
-            now.get("InstanceId"),
-            _operation(now),
-        )
-    if recorded.get("Name") != now.get("Name"):
-        return False
-    if kind == EventType.SubOrchestrationInstanceCreated:
-        given = not recorded.get("GeneratedId") and not now.get("GeneratedId")
-        return not given or recorded.get("InstanceId") == now.get("InstanceId")
-    return True
-
-
-def _operation(evt: dict[str, Any]) -> str:
-    try:
-        return str(json.loads(evt.get("Input") or "{}").get("op") or "")
-    except (ValueError, AttributeError):
-        return ""
-
-
-def _describe(evt: dict[str, Any], with_task: bool = True) -> str:
-    """A scheduling event in words, with its task id."""
-    kind = evt["EventType"]
-    task = f" (task {evt['EventId']})" if with_task else ""
-    if kind == EventType.TaskScheduled:
-        return f"activity '{evt.get('Name')}'{task}"
-    if kind == EventType.SubOrchestrationInstanceCreated:
-        return f"sub-orchestration '{evt.get('Name')}'{task}"
-    if kind == EventType.TimerCreated:
-        what = "a retry timer" if "Retry" in evt else "a timer"
-        return f"{what} due {evt.get('FireAt')}{task}"
-    return f"entity operation '{_operation(evt)}' on '{evt.get('InstanceId')}'{task}"
 
 
 def _instead(plan: EpisodePlan) -> str:

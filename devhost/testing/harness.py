@@ -40,6 +40,7 @@ from ..settings import HostSettings, load_settings
 from ..store.base import TaskHubStore
 from ..store.memory import MemoryStore
 from ..taskhub.model import RuntimeStatus
+from .diagnosis import diverged_instances, waits_of
 from .virtual_clock import VirtualClock
 
 T = TypeVar("T")
@@ -132,6 +133,8 @@ class DurableHarness:
         index = _index_of(self._app) if self._app is not None else None
         if self._cors is not None:
             settings.cors_origins = self._cors
+        if settings.verify_warm is None:  # tests check every episode against a full replay
+            settings.verify_warm = True
         self._host = DevHost(
             settings,
             self._store or MemoryStore(),
@@ -277,7 +280,8 @@ class DurableHarness:
         """Wait until the instance reaches one of `statuses` and return its status.
 
         On the virtual clock nothing changes once the app is idle, so an instance that is idle
-        in another status fails at once, with its status, rather than at the deadline.
+        in another status fails at once, with what it waits on ("waiting on the retry timer
+        due in 1 s: call advance()"), rather than at the deadline.
 
         Args:
             instance_id: the instance.
@@ -286,13 +290,17 @@ class DurableHarness:
                 Terminated, Canceled).
         """
         wanted = {RuntimeStatus(s) for s in statuses} or {s for s in RuntimeStatus if s.is_terminal}
+        engine = self._started.engine
         if isinstance(self.clock, VirtualClock):
             self.idle(timeout)
-        engine = self._started.engine
-        record = self.run(engine.wait_for_status(instance_id, wanted, timeout), timeout + 5)
+            record = self.run(engine.get_record(instance_id))
+        else:
+            record = self.run(engine.wait_for_status(instance_id, wanted, timeout), timeout + 5)
         if record is None or record.runtime_status not in wanted:
             current = record.runtime_status.value if record else "unknown"
-            raise AssertionError(f"{instance_id} is {current}, not one of {sorted(wanted)}")
+            names = ", ".join(s.value for s in sorted(wanted))
+            waits = self.run(waits_of(engine, self.clock, instance_id)) if record else ""
+            raise AssertionError(f"{instance_id} is {current}, not {names}{waits}")
         return self.status(instance_id)
 
     def waiting_on(self, instance_id: str, settle: bool = True) -> dict[str, Any]:
@@ -337,6 +345,14 @@ class DurableHarness:
             name: the orchestrator to replay (default: the one named in the history).
         """
         return check_history(history, self._started.index, name)
+
+    def divergences(self) -> list[str]:
+        """The instances that failed as non-deterministic, each as `ID (NAME): message`.
+
+        Every episode a test runs is checked against a full replay of its history (unless
+        DEVHOST_VERIFY_WARM is 0); the pytest plugin fails a test that leaves any of these.
+        """
+        return self.run(diverged_instances(self._started.engine))
 
     # -- activities and entities --------------------------------------------------------------
 

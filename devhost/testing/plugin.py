@@ -5,8 +5,12 @@
         assert durable_host.wait_for(instance_id).output == "Hello Tokyo!"
 
 Options: `--durable-app DIR` (or the ini option `durable_app`; default: the rootdir) names the
-folder of `function_app.py`; `--durable-store memory|azure` picks the task hub's store (memory by
-default; azure starts an Azurite of its own for the session, on free ports).
+folder of the app (`function_app.py`, or function folders with `function.json` in the v1 model);
+`--durable-store memory|azure` picks the task hub's store (memory by default; azure starts an
+Azurite of its own for the session, on free ports).
+
+Every episode a test runs is checked against a full replay of its history; a test that leaves an
+instance failed as non-deterministic fails, quoting the instance's error.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import azure.durable_functions as df
 import pytest
 
+from ..app.v1_index import is_v1_app
 from ..azurite import Azurite
 from ..store.azure import AzureStore
 from ..store.base import TaskHubStore
@@ -57,6 +62,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:azure.functions")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test whose instances diverged from their history, with their errors: a test that
+    expected a Failed status, or never waited, would pass otherwise."""
+    try:
+        result = yield
+    except BaseException:
+        _fail_on_divergence(item)
+        raise
+    _fail_on_divergence(item)
+    return result
+
+
+def _fail_on_divergence(item: pytest.Item) -> None:
+    host = getattr(item, "funcargs", {}).get("durable_host")
+    if not isinstance(host, DurableHarness):
+        return
+    found = host.divergences()
+    if found:
+        pytest.fail("orchestrator code is not deterministic:\n" + "\n".join(found), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def durable_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """An Azurite of the session's own, on free ports in a temporary folder."""
@@ -72,10 +99,11 @@ def durable_host(request: pytest.FixtureRequest) -> Iterator[DurableHarness]:
         azurite = request.getfixturevalue("durable_azurite")
         store = AzureStore(azurite.connection_string, f"T{uuid.uuid4().hex[:20]}")
     app_dir = durable_app_dir(request.config)
-    if not (app_dir / "function_app.py").is_file():
+    if not (app_dir / "function_app.py").is_file() and not is_v1_app(app_dir):
         pytest.fail(
             f"{app_dir} has no function_app.py: name the app's folder with --durable-app DIR "
-            "or the ini option durable_app",
+            "or the ini option durable_app (a v1-model app's folder holds function folders "
+            "with function.json)",
             pytrace=False,
         )
     with DurableHarness(app_dir, store=store) as host:

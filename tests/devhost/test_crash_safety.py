@@ -47,8 +47,9 @@ def crash_env(azurite, hub_name, tmp_path):
     )
     yield env
     host_logs = "".join(path.read_text(errors="ignore") for path in tmp_path.glob("*.log"))
-    assert "differs from its full replay" not in host_logs
-    assert "each checked against a full replay" in host_logs
+    assert "Non-Deterministic workflow detected" not in host_logs
+    assert "answers otherwise when its episode is replayed" not in host_logs
+    assert "each episode checked against a full replay" in host_logs
 
 
 def test_killed_host_loses_nothing_and_records_nothing_twice(crash_env, tmp_path):

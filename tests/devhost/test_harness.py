@@ -151,3 +151,24 @@ def test_history_is_json_ready_with_the_ids_the_sdk_sees(patterns):
     completed = [e["TaskScheduledId"] for e in history if e["EventType"] == 5]
     assert scheduled == [(0, "Hello"), (1, "Hello"), (2, "Hello")]
     assert completed == [0, 1, 2]
+
+
+def test_wait_for_fails_at_once_naming_the_retry_timer_and_the_sub_orchestration(patterns, host):
+    retry = patterns.start("RetryExhausted", instance_id="retry")
+    with pytest.raises(AssertionError) as failed:
+        patterns.wait_for(retry)
+    assert str(failed.value) == (
+        "retry is Running, not Canceled, Completed, Failed, Terminated: "
+        "waiting on the retry timer due in 1 s: call advance()"
+    )
+    patterns.advance(seconds=5)
+    assert patterns.wait_for(retry).output.startswith("gave up:")
+    parent = host.start("Waits", instance_id="waits")
+    with pytest.raises(
+        AssertionError,
+        match=(
+            "waits is Running, not .*: waiting on sub-orchestration 'Hangs' \\(waits-child\\), "
+            "waiting on the external event 'Never': call raise_event\\(\\)"
+        ),
+    ):
+        host.wait_for(parent)
