@@ -6,13 +6,13 @@ import asyncio
 import logging
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from .app.app_index import FunctionIndex, index_app
+from .app.app_index import FunctionIndex, FunctionInfo, index_app
 from .app.bindings import BindingIO, unsupported
 from .app.client_binding import WEBHOOK_PATH, client_binding_json
 from .app.invoke import Invoker
@@ -23,6 +23,7 @@ from .clock import Clock
 from .dashboard.api import DASHBOARD_PATH, DashboardApi
 from .engine.engine import Engine
 from .engine.warm import WarmOrchestrations
+from .function_timeout import FunctionThreads, call_within
 from .http.http_functions import HttpFunctions
 from .http.management_api import ManagementApi
 from .runner import FunctionRunner, InProcessRunner
@@ -133,9 +134,7 @@ class DevHost:
         self.settings = settings
         self.index = index or index_app(settings.app_dir)
         self.listen = listen or ListenAddress("127.0.0.1", settings.port)
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.max_concurrent_activities, thread_name_prefix="devhost-fn"
-        )
+        self.executor = FunctionThreads(settings.max_concurrent_activities, "devhost-fn")
         self.accounts = accounts = StorageAccounts()
         self.io = BindingIO(
             accounts,
@@ -146,7 +145,7 @@ class DevHost:
         self.triggers = TriggerListeners(
             self.index,
             clock,
-            self.invoker.call,
+            self._call_trigger,
             accounts,
             self.executor,
             settings.host_json,
@@ -160,7 +159,12 @@ class DevHost:
         else:
             warm = WarmOrchestrations(settings.warm_instances, verify=settings.verify_warm)
             self.runner = InProcessRunner(
-                self.index, self.invoker, settings.max_concurrent_activities, warm
+                self.index,
+                self.invoker,
+                settings.max_concurrent_activities,
+                warm,
+                settings.function_timeout,
+                self.executor,
             )
         self.engine = Engine(
             self.index,
@@ -171,6 +175,14 @@ class DevHost:
         )
         self.static_dir = static_dir
         self._runner: web.AppRunner | None = None
+
+    async def _call_trigger(
+        self, info: FunctionInfo, value: Any, data: dict[str, Any] | None = None
+    ) -> Any:
+        """A timer, queue or blob function, within functionTimeout (they run in this process)."""
+        work = self.invoker.call(info, value, data)
+        timeout = self.settings.function_timeout
+        return await call_within(timeout, self.executor, info.name, not info.is_async, work)
 
     def _written(self, kind: str, target: str) -> None:
         self.triggers.written(kind, target)

@@ -9,21 +9,55 @@ exist: `InProcessRunner` here (the host's own process: debuggable, the virtual c
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from .app.app_index import FunctionIndex
-from .app.http_call import HttpAnswer, HttpCall, call_http
-from .app.invoke import ActivityOutcome, Invoker, run_activity
+from .app.http_call import JSON, HttpAnswer, HttpCall, call_http
+from .app.invoke import ActivityOutcome, Invoker, run_activity, run_sync_activity
 from .engine.entities import EntityRequest, OperationOutcome, run_operations
 from .engine.replay import EpisodeCall, ReplayResult
 from .engine.user_code import ActivityDone
 from .engine.warm import WarmOrchestrations, WarmStats
+from .function_timeout import FunctionThreads, FunctionTimedOut, FunctionTimeout, call_within
 from .taskhub.model import InstanceRecord
 
 __all__ = ["ActivityDone", "EpisodeCall", "FunctionRunner", "InProcessRunner"]
+
+log = logging.getLogger("devhost.runner")
+
+
+def timed_out_activity(message: str) -> ActivityOutcome:
+    """An activity past functionTimeout: a failed task for its orchestration."""
+    return ActivityOutcome(ok=False, reason=message, details=message)
+
+
+def timed_out_answer(message: str) -> HttpAnswer:
+    """An HTTP function past functionTimeout answers 500, as the Functions host does."""
+    return HttpAnswer(500, {"Content-Type": JSON}, json.dumps({"error": message}).encode())
+
+
+@dataclass
+class RunningActivity:
+    """An activity in flight: its outcome reaches `done` once, whether it returns or times out."""
+
+    done: ActivityDone
+    watch: asyncio.TimerHandle | None = None
+    started: float | None = None  # time.monotonic() on its thread, once a thread took it
+    settled: bool = False
+
+    def settle(self, outcome: ActivityOutcome) -> None:
+        if self.settled:  # it timed out before: what it returned at last is dropped
+            return
+        self.settled = True
+        if self.watch is not None:
+            self.watch.cancel()
+        self.done(outcome)
 
 
 @dataclass
@@ -101,7 +135,12 @@ class FunctionRunner(ABC):
 
 class InProcessRunner(FunctionRunner):
     """Functions in the host's own process: episodes synchronous on the loop, sync activities
-    on the executor, async ones on the loop within `max_activities`."""
+    on the executor, async ones on the loop within `max_activities`.
+
+    Activities and HTTP functions run within `timeout` (host.json's functionTimeout). A sync
+    function past it keeps its thread, which cannot be stopped: `threads` (the invoker's
+    executor) writes that thread off and starts another in its place.
+    """
 
     def __init__(
         self,
@@ -109,10 +148,14 @@ class InProcessRunner(FunctionRunner):
         invoker: Invoker,
         max_activities: int = 20,
         warm: WarmOrchestrations | None = None,
+        timeout: FunctionTimeout | None = None,
+        threads: FunctionThreads | None = None,
     ) -> None:
         super().__init__(index)
         self.invoker = invoker
         self.warm = warm if warm is not None else WarmOrchestrations()
+        self.timeout = timeout or FunctionTimeout()
+        self.threads = threads
         self._activity_slots = asyncio.Semaphore(max_activities)
         self._tasks: set[asyncio.Task] = set()
         self._finished: list[tuple[ActivityDone, ActivityOutcome]] = []  # from executor threads
@@ -136,8 +179,10 @@ class InProcessRunner(FunctionRunner):
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def episode(self, call: EpisodeCall) -> ReplayResult:
-        # No await inside: the episode holds the loop, as a CPU-bound call does anyway.
-        return self.warm.run(
+        # No await inside: the episode holds the loop, as a CPU-bound call does anyway. So it
+        # cannot be stopped at its limit; one that took longer fails once it has returned.
+        started = time.monotonic()
+        result = self.warm.run(
             self.index.orchestrators[call.name].user_function,
             call.instance_id,
             call.history,
@@ -145,6 +190,13 @@ class InProcessRunner(FunctionRunner):
             call.parent_instance_id,
             call.input_json,
         )
+        if self._over_limit(started):
+            return ReplayResult(actions=[], is_done=True, error=self.timeout.message(call.name))
+        return result
+
+    def _over_limit(self, started: float) -> bool:
+        limit = self.timeout.limit
+        return limit is not None and time.monotonic() - started > limit
 
     def discard(self, instance_id: str) -> None:
         self.warm.discard(instance_id)
@@ -153,7 +205,11 @@ class InProcessRunner(FunctionRunner):
         self, record: InstanceRecord, requests: list[EntityRequest]
     ) -> EntityBatch:
         handle = self.index.entities[record.name.lower()].user_function
-        outcomes = run_operations(handle, record, requests)
+        state, started = record.entity_state, time.monotonic()
+        outcomes = run_operations(handle, record, requests)  # on the loop, as an episode
+        if self._over_limit(started):  # the batch fails; the state is as it was before it
+            reason = json.dumps(self.timeout.message(record.name))
+            return EntityBatch(state, [OperationOutcome(r, True, reason) for r in requests])
         return EntityBatch(record.entity_state, outcomes)
 
     def start_activity(
@@ -169,16 +225,46 @@ class InProcessRunner(FunctionRunner):
         # threads keep working while an episode holds the loop, so results pile up for the next
         # episode; they come back through one wake-up of the loop per burst.
         loop = asyncio.get_running_loop()
-        future = self.invoker.submit_activity(info, input_json)
+        running = RunningActivity(done)
+
+        def run() -> ActivityOutcome:
+            running.started = time.monotonic()  # no wake-up of the loop: _overdue reads it
+            return run_sync_activity(self.invoker, info, input_json)
+
+        future = self.invoker.executor.submit(run)
+        running.watch = loop.call_later(self.timeout.seconds, self._overdue, name, running)
         future.add_done_callback(
-            lambda finished: self._finished_in_thread(loop, done, finished.result())
+            lambda finished: self._finished_in_thread(loop, running.settle, finished.result())
         )
+
+    def _overdue(self, name: str, running: RunningActivity) -> None:
+        """The activity's time may be up: its limit counts from when a thread took it (waiting
+        for a thread is waiting for a concurrency slot). Past the limit it fails now, and its
+        thread, which runs on, is written off so that another takes its slot; with no limit,
+        one warning names it."""
+        if running.settled or self._stopped:
+            return
+        seconds = self.timeout.seconds
+        ran = 0.0 if running.started is None else time.monotonic() - running.started
+        if running.started is None or ran < seconds:
+            loop = asyncio.get_running_loop()
+            running.watch = loop.call_later(seconds - ran, self._overdue, name, running)
+        elif self.timeout.limit is None:
+            self.timeout.warn(name)
+        else:
+            if self.threads is not None:
+                self.threads.write_off(name)
+            running.settle(timed_out_activity(self.timeout.message(name)))
 
     async def _run_async_activity(
         self, name: str, input_json: str | None, done: ActivityDone
     ) -> None:
         async with self._activity_slots:
-            outcome = await run_activity(self.invoker, self.index.activities[name], input_json)
+            work = run_activity(self.invoker, self.index.activities[name], input_json)
+            try:
+                outcome = await self.timeout.run(name, work)
+            except FunctionTimedOut as err:
+                outcome = timed_out_activity(str(err))
         if not self._stopped:
             done(outcome)
 
@@ -204,7 +290,13 @@ class InProcessRunner(FunctionRunner):
             done(outcome)
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
-        return await call_http(self.invoker, self.index.http[name], call)
+        info = self.index.http[name]
+        work = call_http(self.invoker, info, call)
+        try:
+            return await call_within(self.timeout, self.threads, name, not info.is_async, work)
+        except FunctionTimedOut as err:
+            log.error("%s", err)
+            return timed_out_answer(str(err))
 
     async def warm_stats(self) -> WarmStats:
         return self.warm.stats

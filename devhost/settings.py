@@ -7,10 +7,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .function_timeout import WARN_AFTER_SECONDS, FunctionTimeout
+
 WARM_INSTANCES_VARIABLE = "DEVHOST_WARM_INSTANCES"
 VERIFY_WARM_VARIABLE = "DEVHOST_VERIFY_WARM"
 WORKER_COUNT_VARIABLE = "FUNCTIONS_WORKER_PROCESS_COUNT"
 THREAD_COUNT_VARIABLE = "PYTHON_THREADPOOL_THREAD_COUNT"
+HUNG_WARNING_VARIABLE = "DEVHOST_HUNG_WARNING_SECONDS"
 MAX_WORKER_PROCESSES = 10  # as the Functions host allows
 MAX_THREADS = 32  # as the Python worker allows
 DEFAULT_WARM_INSTANCES = 1000  # warm orchestrations kept per process (DEVHOST_WARM_INSTANCES)
@@ -44,6 +47,8 @@ class HostSettings:
     # How long a client request waits for storage that is away before answering 503.
     request_deadline: float = 10.0
     host_json: dict = field(default_factory=dict)  # as read, for extensions' own settings
+    # host.json's functionTimeout, and when a function with no limit is named as still running.
+    function_timeout: FunctionTimeout = field(default_factory=FunctionTimeout)
 
     @property
     def storage_connection(self) -> str:
@@ -120,7 +125,25 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
             ) from None
     _read_warm_settings(settings)
     _read_worker_settings(settings)
+    settings.function_timeout = _read_function_timeout(root / "host.json", host, settings.values)
     return settings
+
+
+def _read_function_timeout(path: Path, host: dict, values: dict[str, str]) -> FunctionTimeout:
+    """host.json's functionTimeout, and DEVHOST_HUNG_WARNING_SECONDS (5 minutes by default)."""
+    text = os.environ.get(HUNG_WARNING_VARIABLE, values.get(HUNG_WARNING_VARIABLE, "")).strip()
+    try:
+        warn_after = float(text) if text else WARN_AFTER_SECONDS
+    except ValueError:
+        warn_after = -1.0
+    if not warn_after > 0:
+        raise SettingsError(
+            f"{HUNG_WARNING_VARIABLE} must be a number of seconds above zero, not '{text}'"
+        )
+    try:
+        return FunctionTimeout.from_host_json(host, warn_after)
+    except ValueError as err:
+        raise SettingsError(f"{path}: {err}") from None
 
 
 def _read_worker_settings(settings: HostSettings) -> None:

@@ -7,7 +7,7 @@ import functools
 import traceback
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,10 +133,6 @@ class Invoker:
         return await loop.run_in_executor(
             self.executor, functools.partial(self.outputs, info, kwargs, result, data)
         )
-
-    def submit_activity(self, info: FunctionInfo, input_json: str | None) -> Future:
-        """A sync activity run whole on the executor (decoding and encoding included)."""
-        return self.executor.submit(run_sync_activity, self, info, input_json)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 
 from ..app.app_index import FunctionIndex
+from ..app.durable_http import DurableHttp
 from ..app.invoke import ActivityOutcome, failed_activity
 from ..clock import Clock
 from ..taskhub.model import InstanceRecord
@@ -20,7 +21,7 @@ from ..taskhub.rules import MAX_PAYLOAD_CHARS, payload_too_large
 from .background import Background
 from .instances import Orchestration
 from .messages import activity_result_message, failure_line, timer_fired_message
-from .planner import PendingTask, Work
+from .planner import BUILTIN_HTTP_ACTIVITY, PendingTask, Work
 from .routing import Routing
 from .timers import TimerKey, TimerService
 from .user_code import UserCode
@@ -46,6 +47,9 @@ class Dispatch:
         self.timers = timers
         self.background = background
         self.routing = routing
+        # context.call_http: made here, as the extension makes it (background idles while a
+        # request waits on the clock to poll again)
+        self.http = DurableHttp(clock, on_wait=background.release, on_wake=background.hold)
 
     def start_work(self, orch: Orchestration, work: Work, ensure_children: bool) -> None:
         record = orch.record
@@ -67,6 +71,10 @@ class Dispatch:
         instance_id, execution_id = record.instance_id, record.execution_id
         name = task.name or ""
         self.background.hold()
+        done = functools.partial(self._activity_done, instance_id, execution_id, task_id, name)
+        if name == BUILTIN_HTTP_ACTIVITY:
+            self.http.start(task.input, done)
+            return
         if name not in self.index.activities:
             reason = LookupError(
                 f"The function '{name}' doesn't exist, is disabled, or is not an activity function."
@@ -75,12 +83,7 @@ class Dispatch:
                 instance_id, execution_id, task_id, name, failed_activity(name, reason)
             )
             return
-        self.runner.start_activity(
-            name,
-            task.input,
-            functools.partial(self._activity_done, instance_id, execution_id, task_id, name),
-            record.created_time,
-        )
+        self.runner.start_activity(name, task.input, done, record.created_time)
 
     def _activity_done(
         self,

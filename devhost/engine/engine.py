@@ -158,6 +158,7 @@ class Engine:
     async def stop(self) -> None:
         self.timers.close()
         await self.background.stop()
+        await self.dispatch.http.close()
         await self.store.close()
 
     async def wait_idle(self) -> None:

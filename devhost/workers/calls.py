@@ -33,6 +33,7 @@ class Call:
     episode: EpisodeCall | None = None
     record: InstanceRecord | None = None
     attempts: int = 1
+    watch: asyncio.TimerHandle | None = None  # its functionTimeout (workers/overtime.py)
 
 
 def failure(call: Call, reason: str) -> Any:

@@ -9,6 +9,10 @@ is sent again to a live worker, as the Functions host retries it (activities run
 episodes and entity batches are pure until the host commits them), up to MAX_ATTEMPTS times;
 then that invocation fails with the reason. HTTP calls are not retried (a request is not
 idempotent): they answer 500 with the reason.
+
+A call past host.json's functionTimeout (`overtime`) fails with the host's message and its
+worker is replaced at once, as the Functions host recycles it; what else ran there is sent
+again as after a crash, without counting as one of its attempts.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ..runner import ActivityDone, EntityBatch, FunctionRunner
 from ..settings import HostSettings
 from ..taskhub.model import InstanceRecord
 from .calls import Call, WorkerError, failure
+from .overtime import CallTimeouts
 from .processes import Exit, WorkerProcess, WorkerProcesses
 from .protocol import (
     Answer,
@@ -70,6 +75,7 @@ class WorkerPool(FunctionRunner):
         self.activities = ActivitySlots(
             lambda: self.settings.max_concurrent_activities, self._start_activity
         )
+        self.overtime = CallTimeouts(settings.function_timeout, self._timed_out)
         # Each worker keeps its warm instances with these settings, on this same SDK.
         self._warm_line = WarmOrchestrations(
             settings.warm_instances, settings.verify_warm
@@ -100,6 +106,9 @@ class WorkerPool(FunctionRunner):
 
     async def stop(self) -> None:
         """Ask each worker to stop, then kill those still running; pending calls are cancelled."""
+        for worker in self.workers:
+            for call in worker.calls.values():
+                self.overtime.end(call)
         await self.processes.stop()
 
     @property
@@ -192,6 +201,7 @@ class WorkerPool(FunctionRunner):
         worker.calls[call.message.call_id] = call
         if call.kind == "http":
             worker.http_calls += 1
+        self.overtime.watch(worker, call)
         self.processes.send(worker, call.message)
 
     # -- answers and deaths ------------------------------------------------------------------
@@ -204,6 +214,7 @@ class WorkerPool(FunctionRunner):
             self._settle(call, answer.value)
 
     def _settle(self, call: Call, value: Any) -> None:
+        self.overtime.end(call)
         if self.processes.stopping:
             return
         if call.kind == "activity":  # its slot goes to the next one waiting
@@ -213,19 +224,34 @@ class WorkerPool(FunctionRunner):
         elif call.future is not None and not call.future.done():
             call.future.set_result(value)
 
+    def _timed_out(self, worker: WorkerProcess, call: Call) -> None:
+        """Past functionTimeout: the worker is replaced (what else it ran is sent again), then
+        the call fails with the host's message and its slot goes to the replacement."""
+        if worker.calls.get(call.message.call_id) is not call:
+            return
+        del worker.calls[call.message.call_id]
+        if call.kind == "http":
+            worker.http_calls -= 1
+        message = self.settings.function_timeout.message(call.name)
+        log.error("%s; worker %d (pid %d) is replaced", message, worker.number, worker.pid)
+        self.processes.recycle(worker)
+        self._settle(call, failure(call, message))
+
     def _exited(self, ended: Exit) -> None:
-        """A worker ended: run again elsewhere what it was running, or fail it."""
+        """A worker ended: run again elsewhere what it was running, or fail it. A recycled
+        worker's other calls are not at fault: their attempts are not counted."""
         worker = ended.worker
         for call in worker.calls.values():
             if ended.on_start:
                 self._settle(call, failure(call, ended.start_failure))
                 continue
             reason = f"worker process exited with code {ended.code} while running '{call.name}'"
-            if call.kind == "http" or call.attempts >= MAX_ATTEMPTS:
+            if call.kind == "http" or (call.attempts >= MAX_ATTEMPTS and not worker.recycled):
                 self._settle(call, failure(call, reason))
                 continue
-            call.attempts += 1
+            call.attempts += 0 if worker.recycled else 1
             if call.episode is not None:  # the new worker gets the whole history
+                self.overtime.end(call)
                 again = self.routing.episode(call.episode, whole=True)
                 again.call.future, again.call.attempts = call.future, call.attempts
                 self._dispatch(again.worker, again.call)

@@ -54,6 +54,7 @@ class WorkerProcess:
     pid: int = 0
     alive: bool = True
     lane: Lane = "all"
+    recycled: bool = False  # killed by the host: a function of its own timed out
 
     @property
     def loaded(self) -> bool:
@@ -246,6 +247,14 @@ class WorkerProcesses:
                 log.info("worker %d: %s", worker.number, text)
 
     # -- death -------------------------------------------------------------------------------
+
+    def recycle(self, worker: WorkerProcess) -> None:
+        """Kill a worker and replace it now (its reader thread then finds it gone already)."""
+        worker.recycled = True
+        with contextlib.suppress(OSError):
+            worker.process.kill()
+        worker.process.wait()  # SIGKILL: at once
+        self._exited(worker)
 
     def _exited(self, worker: WorkerProcess) -> None:
         """A worker ended: replace it (unless it never loaded the app), then tell the pool,
