@@ -25,7 +25,14 @@ from ..azurite import (
 )
 from ..clock import Clock
 from ..host import DevHost, ListenAddress
-from ..settings import MAX_WORKER_PROCESSES, SettingsError, load_settings, parse_cors
+from ..http.guard import network_warning
+from ..settings import (
+    MAX_WORKER_PROCESSES,
+    SettingsError,
+    load_settings,
+    parse_allowed_hosts,
+    parse_cors,
+)
 from ..store.azure import AzureStore, HubInUseError
 from ..store.base import StorageRequestError, TaskHubStore
 from ..store.memory import MemoryStore
@@ -60,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start.add_argument(
         "--cors-credentials", action="store_true", help="allow credentialed cross-origin requests"
+    )
+    start.add_argument(
+        "--allowed-hosts",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated Host names to answer besides localhost, loopback addresses and "
+        "--host (a dev container's or a tunnel's): name, name:port, .domain, or * for any "
+        "(default: Host.AllowedHosts, DEVHOST_ALLOWED_HOSTS)",
     )
     start.add_argument("--web-dir", default=None, help="serve this folder's files at /")
     start.add_argument(
@@ -219,6 +234,8 @@ def start(args: argparse.Namespace) -> int:
         settings.cors_origins = parse_cors(args.cors)
     if args.cors_credentials:
         settings.cors_credentials = True
+    if args.allowed_hosts is not None:
+        settings.allowed_hosts = parse_allowed_hosts(args.allowed_hosts, "--allowed-hosts")
     index = index_app(app_dir)
     if args.functions:
         index = index.select(args.functions)
@@ -233,6 +250,9 @@ def start(args: argparse.Namespace) -> int:
         static_dir=web_dir,
         workers=worker_count(args.in_process, settings.worker_processes),
     )
+    warning = network_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     asyncio.run(serve(host))
     return 0
 
