@@ -140,6 +140,8 @@ def network_warning(listen_host: str) -> str | None:
         return None
     return (
         f"Warning: devhost listens on {listen_host}: the Durable Functions HTTP API "
-        "(/runtime/webhooks/durabletask/) and the dashboard (/_devhost/) can be reached from the "
-        "network, and they read, start, stop and purge every instance, with no key."
+        "(/runtime/webhooks/durabletask/) and the dashboard (/_devhost/) are reachable from the "
+        "network, with no key, and they read, start, stop and purge every instance. Requests "
+        "are answered for that address (for 0.0.0.0 or ::, any IP address of this machine), "
+        "localhost, and the names allowed with --allowed-hosts."
     )
