@@ -32,6 +32,7 @@ from ..host_names import (
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SHOWN_CHARS = 100  # of a refused header, in the answer
+DEFAULT_PORTS = {"http": 80, "https": 443}
 NOT_FRAMED = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 Origin = tuple[str, str, int | None]
 
@@ -45,6 +46,19 @@ def _origin(url: str) -> Origin | None:
     if not parsed.is_absolute() or parsed.scheme not in ("http", "https") or not parsed.host:
         return None
     return parsed.scheme, parsed.host.lower(), parsed.port
+
+
+def _same(sender: Origin, addressed: HostName) -> bool:
+    """Whether a page's origin is the one the request was addressed to.
+
+    The Host's name and port decide; a Host without a port was addressed to the default port of
+    the page's scheme. The scheme itself may differ: devhost speaks plain HTTP, and a tunnel
+    with TLS in front of it (an allowed name) forwards an https page's requests over http; and
+    no page but devhost's own can be served from its host and port.
+    """
+    scheme, name, port = sender
+    expected = addressed.port if addressed.port is not None else DEFAULT_PORTS[scheme]
+    return name == addressed.name.strip("[]") and port == expected
 
 
 def _shown(value: str) -> str:
@@ -106,14 +120,15 @@ class RequestGuard:
 
     def _other_sender(self, request: web.Request, host: str) -> str | None:
         """Who sent the request, if a browser says it was a page of another origin."""
-        parsed = HostName.parse(host)
-        assert parsed is not None  # the Host check passed
-        port = parsed.port or (443 if request.scheme == "https" else 80)
-        own = (request.scheme, parsed.name.strip("[]"), port)
+        addressed = HostName.parse(host)
+        assert addressed is not None  # the Host check passed
         for header in ("Origin", "Referer"):
             value = request.headers.get(header)
             if value is not None:
-                return None if _origin(value) == own else f"{header}: {_shown(value)}"
+                sender = _origin(value)
+                if sender is not None and _same(sender, addressed):
+                    return None
+                return f"{header}: {_shown(value)}"
         fetch_site = request.headers.get("Sec-Fetch-Site", "")
         if fetch_site in ("cross-site", "same-site"):
             return f"Sec-Fetch-Site: {fetch_site}"

@@ -413,7 +413,7 @@ def test_an_allowed_name_is_answered(monkeypatch):
         code, _, _ = send(
             harness,
             "POST",
-            f"{WEBHOOKS}/orchestrators/Sequence/via-tunnel",
+            f"{WEBHOOKS}/orchestrators/Waiter/via-tunnel",
             b'"x"',
             {"Host": "app.tunnel.test", "Origin": EVIL, "Content-Type": "text/plain"},
         )
@@ -421,12 +421,18 @@ def test_an_allowed_name_is_answered(monkeypatch):
         code, _, answer = send(
             harness,
             "POST",
-            f"{WEBHOOKS}/orchestrators/Sequence/via-tunnel",
+            f"{WEBHOOKS}/orchestrators/Waiter/via-tunnel",
             b'"x"',
             {"Host": "app.tunnel.test", "Origin": "http://app.tunnel.test"},
         )
         assert code == 202
         assert answer["statusQueryGetUri"].startswith("http://app.tunnel.test/")
+        # behind a tunnel's TLS, the page is https and devhost sees plain http
+        tunnel = {"Host": "app.tunnel.test", "Origin": "https://app.tunnel.test"}
+        path = f"{WEBHOOKS}/instances/via-tunnel/terminate"
+        assert send(harness, "POST", path, None, tunnel)[0] == 202
+        tunnel["Origin"] = "https://app.tunnel.test:8443"
+        assert send(harness, "POST", path, None, tunnel)[0] == 403
 
 
 # -- CORS is the app's, never the host's ----------------------------------------------------------
