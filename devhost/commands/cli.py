@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="run a function app")
     start.add_argument("--app-dir", default=".", help="folder of function_app.py (default: .)")
     start.add_argument("--port", type=port_number, default=None, help="HTTP port (default: 7071)")
-    start.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    start.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1); another opens the Durable Functions HTTP API "
+        "and the dashboard to the network",
+    )
     start.add_argument(
         "--store",
         choices=("memory", "azure"),
@@ -63,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the task hub lives (default: azure, i.e. AzureWebJobsStorage)",
     )
     start.add_argument(
-        "--cors", default=None, help="comma-separated allowed origins; '*' allows any"
+        "--cors",
+        default=None,
+        help="comma-separated origins allowed to call the app's functions (never the Durable "
+        "Functions HTTP API or the dashboard); '*' allows any",
     )
     start.add_argument(
         "--cors-credentials", action="store_true", help="allow credentialed cross-origin requests"
