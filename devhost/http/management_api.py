@@ -2,7 +2,10 @@
 
 It is a sub-application with one error path: every refusal (bad input, an unknown route, a
 wrong method, storage that refused or stayed away past the request's deadline) is answered as
-JSON `{"Message", "ExceptionMessage"}` by `errors_middleware`, never as a 500.
+JSON `{"Message", "ExceptionMessage"}` by `errors_middleware`, never as a 500. Bodies follow the
+extension's content rules: an event must be `application/json`, a start's body is read as JSON
+whatever its type, an entity operation's non-JSON body is a string. Who may call it at all is
+decided before it, by the host's guard (devhost/http/guard.py).
 """
 
 from __future__ import annotations
