@@ -77,7 +77,10 @@ class HostProcess:
     def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
         """A JSON request to the host: the status and the decoded body (None when empty)."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
+        headers = {} if data is None else {"Content-Type": "application/json"}
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=15) as response:
                 return response.status, json.loads(response.read() or b"null")

@@ -24,6 +24,9 @@ from .dashboard.api import DASHBOARD_PATH, DashboardApi
 from .engine.engine import Engine
 from .engine.warm import WarmOrchestrations
 from .function_timeout import FunctionThreads, call_within
+from .host_names import HostCheck
+from .http.cors import cors_middleware
+from .http.guard import RequestGuard
 from .http.http_functions import HttpFunctions
 from .http.management_api import ManagementApi
 from .runner import FunctionRunner, InProcessRunner
@@ -55,46 +58,6 @@ def host_id(app_dir: Path) -> str:
     configured = os.environ.get("AzureFunctionsWebHost__hostid")
     derived = re.sub(r"[^a-z0-9-]", "-", Path(app_dir).resolve().name.lower()).strip("-")
     return (configured or derived or "devhost")[:32]
-
-
-def cors_middleware(origins: list[str], credentials: bool):
-    """Answer preflights and add Access-Control headers for allowed origins, as `func start`."""
-    allow_any = "*" in origins
-
-    @web.middleware
-    async def middleware(request: web.Request, handler):
-        origin = request.headers.get("Origin")
-        allowed = origin is not None and (allow_any or origin in origins)
-        if (
-            request.method == "OPTIONS"
-            and allowed
-            and "Access-Control-Request-Method" in request.headers
-        ):
-            response: web.StreamResponse = web.Response(status=204)
-            response.headers["Access-Control-Allow-Methods"] = request.headers[
-                "Access-Control-Request-Method"
-            ]
-            requested = request.headers.get("Access-Control-Request-Headers")
-            if requested:
-                response.headers["Access-Control-Allow-Headers"] = requested
-            response.headers["Access-Control-Max-Age"] = "600"
-        else:
-            try:
-                response = await handler(request)
-            except web.HTTPException as err:
-                response = err
-        if allowed:
-            response.headers["Access-Control-Allow-Origin"] = (
-                "*" if allow_any and not credentials else origin
-            )
-            response.headers["Vary"] = "Origin"
-            if credentials:
-                response.headers["Access-Control-Allow-Credentials"] = "true"
-        if isinstance(response, web.HTTPException) and response.status >= 400:
-            raise response
-        return response
-
-    return middleware
 
 
 @web.middleware
@@ -195,20 +158,22 @@ class DevHost:
         return client_binding_json(self.base_url, self.settings.hub_name)
 
     def build_app(self) -> web.Application:
+        check = HostCheck(self.listen.host, self.settings.allowed_hosts)
+        guard = RequestGuard(check, lambda: self.listen.port)
+        cors = cors_middleware(
+            self.settings.cors_origins, self.settings.cors_credentials, skip=guard.is_own
+        )
         app = web.Application(
-            middlewares=[
-                cors_middleware(self.settings.cors_origins, self.settings.cors_credentials),
-                host_errors_middleware,
-            ],
+            middlewares=[guard.middleware, cors, host_errors_middleware],
             client_max_size=MAX_REQUEST_BYTES,
         )
         api = ManagementApi(self.engine, self.settings.hub_name, self.settings.request_deadline)
-        app.add_subapp(WEBHOOK_PATH, api.app())
+        app.add_subapp(WEBHOOK_PATH, guard.own(api.app()))
         store = self.engine.store
         hub = store.hub if isinstance(store, AzureStore) else self.settings.hub_name
         kind = "memory" if isinstance(store, MemoryStore) else "azure"
         dashboard = DashboardApi(self.engine, hub, kind, api.deadline)
-        app.add_subapp(DASHBOARD_PATH, dashboard.app())
+        app.add_subapp(DASHBOARD_PATH, guard.own(dashboard.app()))
         self._functions = HttpFunctions(self.index.http, self.settings.route_prefix, self.runner)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .function_timeout import WARN_AFTER_SECONDS, FunctionTimeout
+from .host_names import ALLOWED_HOSTS_SETTING, ALLOWED_HOSTS_VARIABLE, AllowedHosts
 
 WARM_INSTANCES_VARIABLE = "DEVHOST_WARM_INSTANCES"
 VERIFY_WARM_VARIABLE = "DEVHOST_VERIFY_WARM"
@@ -33,6 +34,8 @@ class HostSettings:
     port: int = 7071
     cors_origins: list[str] = field(default_factory=list)
     cors_credentials: bool = False
+    # Host names besides loopback and the listen address that the host answers (host_names.py).
+    allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
     max_concurrent_activities: int = 10 * (os.cpu_count() or 1)
     max_concurrent_orchestrations: int = 10 * (os.cpu_count() or 1)
     warm_instances: int = DEFAULT_WARM_INSTANCES
@@ -77,6 +80,14 @@ def parse_cors(value: str | list[str] | None) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
+def parse_allowed_hosts(value: str | list[str] | None, source: str) -> AllowedHosts:
+    """Allowed Host names from a setting, or a SettingsError that names `source`."""
+    try:
+        return AllowedHosts.parse(value)
+    except ValueError as err:
+        raise SettingsError(f"{source}: {err}") from None
+
+
 def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSettings:
     """Read host.json and local.settings.json; Values become environment variables.
 
@@ -111,6 +122,9 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
         settings.port = int(local_host["LocalHttpPort"])
     settings.cors_origins = parse_cors(local_host.get("CORS"))
     settings.cors_credentials = bool(local_host.get("CORSCredentials", False))
+    settings.allowed_hosts = parse_allowed_hosts(
+        local_host.get("AllowedHosts"), f"{ALLOWED_HOSTS_SETTING} in local.settings.json"
+    )
 
     if apply_environment:
         for key, value in settings.values.items():
@@ -123,6 +137,9 @@ def load_settings(app_dir: str | Path, apply_environment: bool = True) -> HostSe
             raise SettingsError(
                 f"DEVHOST_REQUEST_DEADLINE_SECONDS must be a number of seconds, not {deadline!r}"
             ) from None
+    variable = os.environ.get(ALLOWED_HOSTS_VARIABLE, settings.values.get(ALLOWED_HOSTS_VARIABLE))
+    if variable is not None:  # wins over Host.AllowedHosts, as the environment does elsewhere
+        settings.allowed_hosts = parse_allowed_hosts(variable, ALLOWED_HOSTS_VARIABLE)
     _read_warm_settings(settings)
     _read_worker_settings(settings)
     settings.function_timeout = _read_function_timeout(root / "host.json", host, settings.values)

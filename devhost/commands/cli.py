@@ -25,7 +25,14 @@ from ..azurite import (
 )
 from ..clock import Clock
 from ..host import DevHost, ListenAddress
-from ..settings import MAX_WORKER_PROCESSES, SettingsError, load_settings, parse_cors
+from ..http.guard import network_warning
+from ..settings import (
+    MAX_WORKER_PROCESSES,
+    SettingsError,
+    load_settings,
+    parse_allowed_hosts,
+    parse_cors,
+)
 from ..store.azure import AzureStore, HubInUseError
 from ..store.base import StorageRequestError, TaskHubStore
 from ..store.memory import MemoryStore
@@ -48,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="run a function app")
     start.add_argument("--app-dir", default=".", help="folder of function_app.py (default: .)")
     start.add_argument("--port", type=port_number, default=None, help="HTTP port (default: 7071)")
-    start.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    start.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1); another opens the Durable Functions HTTP API "
+        "and the dashboard to the network",
+    )
     start.add_argument(
         "--store",
         choices=("memory", "azure"),
@@ -56,10 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the task hub lives (default: azure, i.e. AzureWebJobsStorage)",
     )
     start.add_argument(
-        "--cors", default=None, help="comma-separated allowed origins; '*' allows any"
+        "--cors",
+        default=None,
+        help="comma-separated origins allowed to call the app's functions (never the Durable "
+        "Functions HTTP API or the dashboard); '*' allows any",
     )
     start.add_argument(
         "--cors-credentials", action="store_true", help="allow credentialed cross-origin requests"
+    )
+    start.add_argument(
+        "--allowed-hosts",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated Host names to answer besides localhost, loopback addresses and "
+        "--host (a dev container's or a tunnel's): name, name:port, .domain, or * for any "
+        "(default: Host.AllowedHosts, DEVHOST_ALLOWED_HOSTS)",
     )
     start.add_argument("--web-dir", default=None, help="serve this folder's files at /")
     start.add_argument(
@@ -220,6 +243,8 @@ def start(args: argparse.Namespace) -> int:
         settings.cors_origins = parse_cors(args.cors)
     if args.cors_credentials:
         settings.cors_credentials = True
+    if args.allowed_hosts is not None:
+        settings.allowed_hosts = parse_allowed_hosts(args.allowed_hosts, "--allowed-hosts")
     index = index_app(app_dir)
     if args.functions:
         index = index.select(args.functions)
@@ -234,6 +259,9 @@ def start(args: argparse.Namespace) -> int:
         static_dir=web_dir,
         workers=worker_count(args.in_process, settings.worker_processes),
     )
+    warning = network_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     asyncio.run(serve(host))
     return 0
 

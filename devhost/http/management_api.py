@@ -2,7 +2,10 @@
 
 It is a sub-application with one error path: every refusal (bad input, an unknown route, a
 wrong method, storage that refused or stayed away past the request's deadline) is answered as
-JSON `{"Message", "ExceptionMessage"}` by `errors_middleware`, never as a 500.
+JSON `{"Message", "ExceptionMessage"}` by `errors_middleware`, never as a 500. Bodies follow the
+extension's content rules: an event must be `application/json`, a start's body is read as JSON
+whatever its type, an entity operation's non-JSON body is a string. Who may call it at all is
+decided before it, by the host's guard (devhost/http/guard.py).
 """
 
 from __future__ import annotations
@@ -105,20 +108,25 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     return moment
 
 
+JSON_ONLY = "Only application/json request content is supported"  # the extension's sentence
+
+
+def is_json(request: web.Request) -> bool:
+    """Whether the body is declared `application/json` (any parameters, any case)."""
+    return request.content_type.lower() == "application/json"
+
+
 async def payload_json(request: web.Request) -> str | None:
-    """The request body as JSON text for the orchestration.
+    """The request body as JSON text for the orchestration, whatever its content type (the
+    extension reads a start's body so: `curl -d` sends a form type).
 
     The SDK serializes values itself and then posts the resulting text as JSON again, so a body
     that is a JSON string holding JSON is unwrapped once.
     """
-    if (request.content_length or 0) > MAX_PAYLOAD_CHARS:
-        raise EngineError(413, payload_too_large("request body", request.content_length or 0))
-    raw = await request.read()
+    raw = await _body(request)
     if not raw.strip():
         return None
-    if len(raw) > MAX_PAYLOAD_CHARS:
-        raise EngineError(413, payload_too_large("request body", len(raw)))
-    value = _parse_json(raw, "Only application/json request content is supported")
+    value = _parse_json(raw, "Invalid JSON content")
     if isinstance(value, str):
         try:
             json.loads(value)
@@ -126,6 +134,34 @@ async def payload_json(request: web.Request) -> str | None:
         except (ValueError, RecursionError):
             pass
     return json.dumps(value)
+
+
+async def _body(request: web.Request) -> bytes:
+    """The body, or a 413 past the payload limit."""
+    if (request.content_length or 0) > MAX_PAYLOAD_CHARS:
+        raise EngineError(413, payload_too_large("request body", request.content_length or 0))
+    raw = await request.read()
+    if len(raw) > MAX_PAYLOAD_CHARS:
+        raise EngineError(413, payload_too_large("request body", len(raw)))
+    return raw
+
+
+async def event_json(request: web.Request) -> str | None:
+    """An event's data: the extension takes `application/json` only, and so does this host."""
+    if not is_json(request):
+        raise EngineError(400, JSON_ONLY)
+    return await payload_json(request)
+
+
+async def operation_json(request: web.Request) -> str | None:
+    """An entity operation's input: JSON when declared `application/json`, else the body's
+    text as a string, as the extension reads it."""
+    if is_json(request):
+        return await payload_json(request)
+    raw = await _body(request)
+    if not raw:
+        return None
+    return json.dumps(raw.decode("utf-8", "replace"))
 
 
 def _parse_json(raw: bytes | str, refusal: str) -> Any:
@@ -243,7 +279,7 @@ class ManagementApi:
 
     async def signal_entity(self, request: web.Request) -> web.Response:
         name, key = request.match_info["name"], request.match_info["key"]
-        input_json = await payload_json(request)
+        input_json = await operation_json(request)
         await self.engine.signal_entity(name, key, request.query.get("op", ""), input_json)
         return web.Response(status=202)
 
@@ -296,7 +332,7 @@ class ManagementApi:
         return await self._control(
             request,
             lambda iid, data: self.engine.raise_event(iid, request.match_info["event"], data),
-            read_body=True,
+            body=event_json,
         )
 
     async def terminate(self, request: web.Request) -> web.Response:
@@ -321,8 +357,13 @@ class ManagementApi:
         new_id = await self.engine.restart(instance_id, with_new_id)
         return _json(new_id, 202)
 
-    async def _control(self, request: web.Request, action, read_body: bool = False) -> web.Response:
+    async def _control(
+        self,
+        request: web.Request,
+        action,
+        body: Callable[[web.Request], Awaitable[str | None]] | None = None,
+    ) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        data = await payload_json(request) if read_body else None
+        data = await body(request) if body else None
         await action(instance_id, data)
         return web.Response(status=202)

@@ -427,16 +427,19 @@ class DurableHarness:
         Args:
             method: GET, POST, ...
             path: the path and query, e.g. `/api/orders/7`.
-            body: bytes as they are, anything else as JSON.
+            body: bytes as they are, anything else as JSON (sent as `application/json` unless
+                `headers` name another Content-Type).
             headers: request headers.
         """
-        data = (
-            None
-            if body is None
-            else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        )
+        headers = dict(headers or {})
+        if body is None or isinstance(body, bytes):
+            data = body
+        else:
+            data = json.dumps(body).encode()
+            if not any(name.lower() == "content-type" for name in headers):
+                headers["Content-Type"] = "application/json"
         request = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers=headers or {}
+            self.base_url + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:

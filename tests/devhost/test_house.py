@@ -27,7 +27,7 @@ LAYERS = [
     {"app"},
     {"taskhub"},
 ]
-UTILITIES = {"settings", "clock", "azurite", "status", "function_timeout"}
+UTILITIES = {"settings", "clock", "azurite", "status", "function_timeout", "host_names"}
 MAX_LINES = 400
 WHY_LONG = "Longer than 400 lines because"  # how a long module's docstring says why
 

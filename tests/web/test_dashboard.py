@@ -180,6 +180,31 @@ def test_a_selection_is_terminated_and_purged_after_confirming(dashboard, hub):
     expect(rows).to_have_text("No instances match.")
 
 
+def test_the_dashboards_actions_pass_the_same_origin_check_when_opened_as_localhost(dashboard, hub):
+    """Its page sends its own origin with every action, whichever name it was opened by."""
+    page = dashboard
+    name = fresh("Lou")
+    new_game(hub, name)
+    local = hub.base_url.replace("127.0.0.1", "localhost")
+    sent = []
+    page.on("request", lambda r: sent.append(r) if r.method != "GET" else None)
+    confirmation = quote(f"UserConfirmationWorkflow:{name}", safe="")
+    page.goto(f"{local}/_devhost/#/instances/{confirmation}")
+    status = page.locator("#runtime-status")
+    expect(status).to_have_text("Running", timeout=TIMEOUT)
+    page.get_by_label("Event name").fill("ApprovalTask")
+    page.get_by_label("Event data (JSON)").fill("true")
+    page.get_by_role("button", name="Raise event").click()
+    confirm_yes(page)
+    expect(status).to_have_text("Completed", timeout=TIMEOUT)
+    page.goto(f"{local}/_devhost/#/instances/{quote(f'UserMonitorWorkflow:{name}', safe='')}")
+    expect(status).to_have_text("Running", timeout=TIMEOUT)
+    page.get_by_role("button", name="Terminate").click()
+    confirm_yes(page)
+    expect(status).to_have_text("Terminated", timeout=TIMEOUT)
+    assert len(sent) == 2 and {r.all_headers().get("origin") for r in sent} == {local}
+
+
 def test_markup_in_an_instance_id_and_input_shows_as_text_only(dashboard, hub):
     page = dashboard
     instance_id = "<img src=x onerror=window.hacked=1>"
