@@ -256,8 +256,13 @@ async def _execute(args: argparse.Namespace, request: dict[str, Any], hub: Hub) 
         await hub.control(args.id, command, args.reason)
         print(f"{command.capitalize()} of instance '{args.id}' accepted.")
     elif command == "purge-history":
-        deleted = await hub.purge(request["filters"])
-        _print(args, {"instancesDeleted": deleted}, f"Purged {deleted} instances.")
+        purged = await hub.purge(request["filters"])
+        answer: dict[str, Any] = {"instancesDeleted": purged.deleted}
+        text = f"Purged {purged.deleted} instance{'' if purged.deleted == 1 else 's'}."
+        if purged.reason:
+            answer["Message"] = purged.reason
+            text += f" {purged.reason}"
+        _print(args, answer, text)
     elif command == "delete-task-hub":
         await hub.delete_hub()
         print("Deleted every instance of the task hub.")
@@ -293,7 +298,8 @@ def _instances_table(statuses: list[dict]) -> str:
     rows = [[s["instanceId"], s["name"], s["runtimeStatus"], s["createdTime"],
              s["lastUpdatedTime"]] for s in statuses]  # fmt: skip
     table = _table(["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"], rows)
-    return f"{table}\n({len(statuses)} instances)"
+    count = len(statuses)
+    return f"{table}\n({count} instance{'' if count == 1 else 's'})"
 
 
 def _status_lines(status: dict) -> str:

@@ -35,11 +35,20 @@ from ..store.azure import AzureStore
 from ..store.base import StorageRequestError
 from ..taskhub.errors import EngineError
 from ..taskhub.model import InstanceQuery, RuntimeStatus
+from ..taskhub.rules import not_purged_reason
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"
 PAGE = 1000
 EARLIEST = "1601-01-01T00:00:00Z"  # the earliest time Azure Table storage holds
+
+
+@dataclass
+class Purged:
+    """What a purge did: how many it deleted, and why nothing was when live instances matched."""
+
+    deleted: int
+    reason: str | None = None
 
 
 class HubError(Exception):
@@ -90,7 +99,7 @@ class Hub(Protocol):
 
     async def raise_event(self, instance_id: str, name: str, data_json: str | None) -> None: ...
 
-    async def purge(self, filters: Filters) -> int: ...
+    async def purge(self, filters: Filters) -> Purged: ...
 
     async def delete_hub(self) -> None: ...
 
@@ -174,11 +183,12 @@ class HttpHub:
         path = f"{self._id(instance_id)}/raiseEvent/{quote(name, safe='')}"
         await self._call("POST", path, body=data_json if data_json is not None else "null")
 
-    async def purge(self, filters: Filters) -> int:
+    async def purge(self, filters: Filters) -> Purged:
         params = filters.params()
         params.setdefault("createdTimeFrom", EARLIEST)
         answer, _ = await self._call("DELETE", "/instances", params)
-        return int((answer or {}).get("instancesDeleted", 0))
+        answer = answer if isinstance(answer, dict) else {}
+        return Purged(int(answer.get("instancesDeleted", 0)), answer.get("Message"))
 
     async def delete_hub(self, timeout: float = 30) -> None:
         """Terminate what still runs, wait until it has stopped, then purge every instance."""
@@ -266,15 +276,18 @@ class StorageHub:
         engine = await self.engine()
         await _engine_call(engine.raise_event(instance_id, name, data_json))
 
-    async def purge(self, filters: Filters) -> int:
+    async def purge(self, filters: Filters) -> Purged:
         engine = await self.engine()
-        ids, token = [], None
+        found, token = [], None
         while True:
             records, token = await self.reader.query(filters.query(), PAGE, token)
-            ids += [r.instance_id for r in records]
+            found += [r for r in records if not r.is_entity]
             if not token:
                 break
-        return await _engine_call(engine.purge(ids))
+        deleted = await _engine_call(engine.purge([r.instance_id for r in found]))
+        live = [(r.instance_id, str(r.runtime_status)) for r in found
+                if not r.runtime_status.is_terminal]  # fmt: skip
+        return Purged(deleted, None if deleted else not_purged_reason(live))
 
     async def delete_hub(self) -> None:
         engine = await self.engine()

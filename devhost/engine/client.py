@@ -114,8 +114,9 @@ class ClientOperations:
         evt: dict[str, Any],
         allowed: set[RuntimeStatus] | None = None,
     ) -> None:
-        """Store a message for a live instance: 404 if unknown, 410 if it has finished, and 409
-        if it is in a status the operation refuses (as the runtime refuses suspending twice)."""
+        """Store a message for a live instance: 404 if unknown, 410 if it has finished, and 500
+        with the runtime's sentence if it is in a status the operation refuses (suspending twice,
+        resuming a running instance): the real host lets that exception through as a 500."""
         orch = await self.instances.load(instance_id)
         if orch is None:
             record = await self.store.get_instance(instance_id)
@@ -129,7 +130,7 @@ class ClientOperations:
             if status not in allowed:
                 verb = "suspend" if evt["EventType"] == EventType.ExecutionSuspended else "resume"
                 raise EngineError(
-                    409, f"Cannot {verb} orchestration instance in the {status} state."
+                    500, f"Cannot {verb} orchestration instance in the {status} state."
                 )
         evt["MessageId"] = message_id = new_id()
         message = Message(message_id, instance_id, evt, stored=True)

@@ -95,7 +95,7 @@ def test_start_new_status_history_and_instances(cli):
     assert cli.json("get-instances", "--created-after", "2999-01-01") == []
     code, out, _ = cli("get-instances", "--top", "1")
     assert out.splitlines()[0].split() == ["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"]
-    assert "(1 instances)" in out
+    assert "(1 instance)" in out
 
 
 def test_events_and_control_operations(cli):
@@ -138,6 +138,11 @@ def test_purge_history_and_delete_task_hub(cli):
     assert cli.json("purge-history", "--runtime-status", "Completed,Running") == {
         "instancesDeleted": 3
     }
+    code, out, _ = cli("purge-history", "--runtime-status", "Running")
+    assert code == 0 and out.strip() == (
+        "Purged 0 instances. Only a finished instance can be purged: instance 'live' is "
+        "Running; nothing was deleted."
+    )
     code, _, err = cli("get-runtime-status", "--id", "done-0")
     assert code == 1 and "No instance with ID 'done-0' found." in err
     code, out, _ = cli("delete-task-hub")
