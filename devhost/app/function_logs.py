@@ -52,4 +52,3 @@ def running(function_name: str) -> Iterator[None]:
         yield
     finally:
         current_function.reset(token)
-
