@@ -39,6 +39,7 @@ from ..taskhub.rules import not_purged_reason
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"
+DASHBOARD_HUB = "/_devhost/api/hub"
 PAGE = 1000
 EARLIEST = "1601-01-01T00:00:00Z"  # the earliest time Azure Table storage holds
 
@@ -110,7 +111,8 @@ class HttpHub:
     """A running host, through its public DF HTTP API."""
 
     def __init__(self, url: str) -> None:
-        self.base = url.rstrip("/") + WEBHOOK
+        self.origin = url.rstrip("/")
+        self.base = self.origin + WEBHOOK
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
 
     async def close(self) -> None:
@@ -128,7 +130,9 @@ class HttpHub:
 
         A purge that deleted nothing answers 404 with a count: that is an answer, not an error.
         """
-        url = self.base + path + (f"?{urlencode(params)}" if params else "")
+        url = (path if "://" in path else self.base + path) + (
+            f"?{urlencode(params)}" if params else ""
+        )
         headers = dict(headers or {})
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -191,7 +195,8 @@ class HttpHub:
         return Purged(int(answer.get("instancesDeleted", 0)), answer.get("Message"))
 
     async def delete_hub(self, timeout: float = 30) -> None:
-        """Terminate what still runs, wait until it has stopped, then purge every instance."""
+        """Terminate what still runs, wait until it has stopped, then have the host delete
+        every instance and entity."""
         live = Filters(runtime_status=[s for s in RuntimeStatus if not s.is_terminal])
         deadline = time.monotonic() + timeout
         while ids := [s["instanceId"] for s in await self._all(live)]:
@@ -201,7 +206,7 @@ class HttpHub:
                 with contextlib.suppress(HubError):  # it may have finished meanwhile
                     await self._call("POST", f"{self._id(instance_id)}/terminate", {"reason": ""})
             await asyncio.sleep(0.2)  # a poll with a deadline: the host answers no "stopped"
-        await self.purge(Filters())
+        await self._call("DELETE", f"{self.origin}{DASHBOARD_HUB}")
 
     async def _all(self, filters: Filters) -> list[dict]:
         found, token = [], None

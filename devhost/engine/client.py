@@ -247,15 +247,31 @@ class ClientOperations:
         return await self.store.count_by_status(query)
 
     async def purge(self, instance_ids: list[str]) -> int:
-        """Delete finished instances; live ones are left alone."""
-        finished = []
+        """Delete finished instances; live ones are left alone (the store reads the status of
+        those not held here as it deletes them, so a purge of thousands reads nothing twice)."""
+        candidates = []
         for instance_id in instance_ids:
             check_instance_id(instance_id)
-            record = await self.get_record(instance_id)
-            if record is not None and record.runtime_status.is_terminal:
-                finished.append(instance_id)
+            orch = self.instances.get(instance_id)
+            held = orch.record if orch is not None else self.entities.held_record(instance_id)
+            if held is None or held.runtime_status.is_terminal:
+                candidates.append(instance_id)
                 self.instances.finished.forget(instance_id)
-        return await self.store.purge(finished)
+        return await self.store.purge(candidates, finished_only=True)
+
+    def refuse_while_running(self) -> None:
+        """A 409 if any orchestration is live: the hub is deleted only once they stopped."""
+        live = self.instances.live_ids()
+        if live:
+            raise EngineError(
+                409, f"{len(live)} instances are still running; terminate them first."
+            )
+
+    async def delete_hub(self) -> None:
+        """Every instance and entity, in the store and in memory."""
+        self.entities.forget_all()
+        self.instances.finished.clear()
+        await self.store.delete_hub()
 
 
 def status_after_inbox(orch: Orchestration) -> RuntimeStatus:

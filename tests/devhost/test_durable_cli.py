@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
+import azure.durable_functions as df
 import pytest
 
 from devhost.commands.cli import main
@@ -145,9 +146,15 @@ def test_purge_history_and_delete_task_hub(cli):
     )
     code, _, err = cli("get-runtime-status", "--id", "done-0")
     assert code == 1 and "No instance with ID 'done-0' found." in err
+    counter = df.EntityId("Tally", "deleted")
+    cli.host.signal_entity(counter, "add", 5)
+    assert cli.host.entity_state(counter) == {"total": 5, "seen": [5]}
     code, out, _ = cli("delete-task-hub")
     assert code == 0
     assert cli.json("get-instances") == []
+    assert cli.host.entity_state(counter) is None  # entities go too, also from the host's memory
+    cli.host.signal_entity(counter, "add", 1)
+    assert cli.host.entity_state(counter) == {"total": 1, "seen": [1]}
 
 
 def test_bad_input_is_refused_with_a_sentence_and_exit_status_2(cli, capsys):
@@ -187,9 +194,14 @@ def test_without_a_host_changes_go_into_storage_for_the_next_host(
         code, _, err = cli("purge-history")
         assert code == 1 and "--url" in err
         assert cli.json("get-runtime-status", "--id", "later")["runtimeStatus"] == "Completed"
+        host.signal_entity(df.EntityId("Tally", "stored"), "add", 3)
+        assert host.entity_state(df.EntityId("Tally", "stored")) == {"total": 3, "seen": [3]}
     assert cli.json("purge-history", "--runtime-status", "Terminated") == {"instancesDeleted": 1}
     assert cli("delete-task-hub")[0] == 0
     assert cli.json("get-instances") == []
+    with DurableHarness(app_dir, store=AzureStore(azurite.connection_string, hub_name)) as host:
+        assert host.entity_state(df.EntityId("Tally", "stored")) is None
+        assert host.http("GET", API)[2] == []
 
 
 @pytest.mark.slow
