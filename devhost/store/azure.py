@@ -49,7 +49,7 @@ from ..taskhub.model import (
     same_parent_task,
 )
 from ..taskhub.rules import has_invalid_character
-from .azure_lease import HubInUseError, HubLease
+from .azure_lease import HubInUseError, HubLease, LeaseHolder, lease_holder
 from .azure_listing import BATCH_BYTES, BATCH_ROWS, LISTING_PARTITION, InstanceListing, batches
 from .azure_listing import row_size as _size
 from .azure_purge import STATE_KEY, PurgeRows
@@ -133,6 +133,9 @@ class AzureStore(TaskHubStore):
         self.on_unreachable: Callable[[str, BaseException], None] | None = None
         # Told when another host took the hub: the layer above decides to stop.
         self.on_lease_lost: Callable[[str], None] | None = None
+        # Where the host that opens this store serves the hub: kept in the lease row, so that
+        # the durable CLI finds it (see commands/running_hosts).
+        self.address: str | None = None
 
     # -- connection and the lease --------------------------------------------------------------
 
@@ -186,7 +189,7 @@ class AzureStore(TaskHubStore):
         if self.read_only:
             return
         self._lease = HubLease(
-            self._leases, self.hub, self.owner, self._retry, self._report_lease_lost
+            self._leases, self.hub, self.owner, self._retry, self._report_lease_lost, self.address
         )
         try:
             await self._lease.acquire()
@@ -195,6 +198,10 @@ class AzureStore(TaskHubStore):
             raise
         self._lease.keep()
         self.listing.start()
+
+    async def lease_holder(self) -> LeaseHolder | None:
+        """Who holds the hub's lease, read beside its holder (a read-only store too)."""
+        return await lease_holder(self._leases, self.hub, self._retry)
 
     async def close(self) -> None:
         await self.listing.close(CLOSE_SECONDS)

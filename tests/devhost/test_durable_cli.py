@@ -1,17 +1,19 @@
 """`python -m devhost durable`: every command, on both stores, as a user types it."""
 
+import asyncio
 import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlparse
 
 import azure.durable_functions as df
 import pytest
 
 from devhost.commands.cli import main
+from devhost.commands.running_hosts import forget_memory_host, memory_host, record_memory_host
 from devhost.store.azure import AzureStore
 from devhost.store.memory import MemoryStore
 from devhost.taskhub.model import InstanceRecord, RuntimeStatus
@@ -60,8 +62,9 @@ def cli(request, tmp_path, hub_name, capsys, monkeypatch):
     else:
         store = MemoryStore()
     with DurableHarness(app_folder(tmp_path), store=store) as host:
-        # the CLI finds this host by the app's port (azure) or is told its address (memory)
-        app_dir = app_folder(tmp_path, urlparse(host.base_url).port)
+        # the CLI finds this host by the address it keeps in the hub's lease (azure), on
+        # whatever port, or is told its address (memory)
+        app_dir = app_folder(tmp_path, port=1)
         url_args = (
             ["--url", host.base_url] if request.param == "memory" else ["--task-hub-name", hub_name]
         )
@@ -190,18 +193,70 @@ def test_without_a_host_changes_go_into_storage_for_the_next_host(
         assert host.wait_for("later").runtime_status.value == "Completed"
         assert host.wait_for("stopped").output == "not needed"
         assert host.wait_for("held").output == 7
-        # a host this CLI cannot reach holds the lease: changes are refused, reads still work
-        code, _, err = cli("purge-history")
-        assert code == 1 and "--url" in err
-        assert cli.json("get-runtime-status", "--id", "later")["runtimeStatus"] == "Completed"
         host.signal_entity(df.EntityId("Tally", "stored"), "add", 3)
         assert host.entity_state(df.EntityId("Tally", "stored")) == {"total": 3, "seen": [3]}
+    # a host this CLI cannot reach holds the lease: changes are refused, reads still work
+    unreachable = AzureStore(azurite.connection_string, hub_name, owner="elsewhere:1")
+    unreachable.address = "http://127.0.0.1:1"
+    asyncio.run(hold_for_a_moment(unreachable, cli, hub_name))
     assert cli.json("purge-history", "--runtime-status", "Terminated") == {"instancesDeleted": 1}
     assert cli("delete-task-hub")[0] == 0
     assert cli.json("get-instances") == []
     with DurableHarness(app_dir, store=AzureStore(azurite.connection_string, hub_name)) as host:
         assert host.entity_state(df.EntityId("Tally", "stored")) is None
         assert host.http("GET", API)[2] == []
+
+
+async def hold_for_a_moment(store, cli, hub_name):
+    await store.open()
+    try:
+        code, _, err = await asyncio.to_thread(cli, "purge-history")
+        assert code == 1, err
+        assert err.strip() == (
+            f"devhost durable: task hub '{hub_name}' is in use by another host (elsewhere:1) "
+            f"until {err.split(' until ')[1].split(' UTC')[0]} UTC; stop it, or give this host "
+            "another hubName. Pass --url with that host's address to change the hub through it."
+        )
+        code, out, _ = await asyncio.to_thread(cli, "get-runtime-status", "--id", "later")
+        assert code == 0 and "runtimeStatus: Completed" in out
+    finally:
+        await store.close()
+
+
+def test_every_command_goes_through_the_host_that_holds_the_hub_and_says_so(cli):
+    code, _, err = cli("start-new", "--function-name", "Waiter", "--id", "through")
+    assert code == 0
+    if "--url" in cli.url_args:
+        assert "Through the host" not in err
+    else:  # found in the lease, though the app's LocalHttpPort names another port
+        assert err.strip() == (
+            f"Through the host at {cli.host.base_url}, which holds task hub '{cli.url_args[1]}'."
+        )
+    cli.host.wait_for("through", statuses=("Running",))
+    for command in ("suspend", "resume", "terminate"):
+        code, _, err = cli(command, "--id", "through")
+        assert code == 0, err
+    assert cli.host.wait_for("through").runtime_status.value == "Terminated"
+
+
+def test_a_host_on_the_memory_store_is_found_by_its_record(tmp_path, capsys, monkeypatch):
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    app_dir = app_folder(tmp_path, port=1)
+    with DurableHarness(app_dir, store=MemoryStore()) as host:
+        cli = Cli(host, app_dir, [], capsys)
+        code, _, err = cli("get-instances")
+        assert code == 2 and "for a host on the memory store, pass --url" in err
+        record = record_memory_host(app_dir, "PatternsHub", host.base_url)
+        code, _, err = cli("start-new", "--function-name", "Sequence", "--id", "mem")
+        assert code == 0 and f"Through the host at {host.base_url}" in err
+        assert host.wait_for("mem").runtime_status.value == "Completed"
+        forget_memory_host(record)
+    record = record_memory_host(app_dir, "PatternsHub", "http://127.0.0.1:1")
+    assert memory_host(app_dir, "PatternsHub") == "http://127.0.0.1:1"
+    record.write_text(json.dumps({"address": "http://127.0.0.1:1", "pid": 2**22 + 1}))
+    assert memory_host(app_dir, "PatternsHub") is None  # its process is gone
 
 
 @pytest.mark.slow
