@@ -46,8 +46,10 @@ class HostProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> None:
-        """Start and wait until the port answers; the engine may still be resuming work."""
+    def start(self, timeout: float = 180) -> None:
+        """Start and wait until the port answers; the engine may still be resuming work. The
+        timeout is generous: a start on a busy machine is slow, and a failed one ends the
+        process, which ends the wait at once."""
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
                 self.command(),
