@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -12,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import azure.durable_functions as df
 import pytest
 
+from devhost.azurite import free_port
 from devhost.commands.cli import main
 from devhost.commands.running_hosts import forget_memory_host, memory_host, record_memory_host
 from devhost.store.azure import AzureStore
@@ -296,3 +299,33 @@ def test_the_module_runs_as_documented(tmp_path):
         timeout=60,
     )
     assert done.returncode == 1 and "no host answers at http://127.0.0.1:1" in done.stderr
+
+
+@pytest.mark.slow
+def test_start_on_the_memory_store_is_found_without_url_and_forgotten_when_it_stops(tmp_path):
+    app_dir = app_folder(tmp_path, port=free_port())
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    env.pop("AzureWebJobsStorage", None)
+    command = [sys.executable, "-m", "devhost"]
+    host = subprocess.Popen(
+        [*command, "start", "--store", "memory", "--app-dir", str(app_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in host.stdout:  # until it says it has started
+            if "Host started" in line:
+                break
+        durable = [*command, "durable", "start-new", "--function-name", "Sequence"]
+        done = subprocess.run(
+            [*durable, "--app-dir", str(app_dir)], env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Through the host at http://127.0.0.1:" in done.stderr
+    finally:
+        host.send_signal(signal.SIGINT)
+        host.communicate(timeout=60)
+    assert list((tmp_path / f"devhost-{os.getuid()}" / "memory-hosts").iterdir()) == []
