@@ -76,12 +76,16 @@ class HostProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
-        """A JSON request to the host: the status and the decoded body (None when empty)."""
+    def request(
+        self, method: str, path: str, body: object = None, timeout: float = 120
+    ) -> tuple[int, object]:
+        """A JSON request to the host: the status and the decoded body (None when empty). The
+        timeout is far past the host's own deadline (it answers 503 after 10 s of storage
+        away): a busy machine answers late, not never."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=15) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
