@@ -46,8 +46,10 @@ class HostProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> None:
-        """Start and wait until the port answers; the engine may still be resuming work."""
+    def start(self, timeout: float = 180) -> None:
+        """Start and wait until the port answers; the engine may still be resuming work. The
+        timeout is generous: a start on a busy machine is slow, and a failed one ends the
+        process, which ends the wait at once."""
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
                 self.command(),
@@ -74,15 +76,19 @@ class HostProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def request(self, method: str, path: str, body: object = None) -> tuple[int, object]:
-        """A JSON request to the host: the status and the decoded body (None when empty)."""
+    def request(
+        self, method: str, path: str, body: object = None, timeout: float = 120
+    ) -> tuple[int, object]:
+        """A JSON request to the host: the status and the decoded body (None when empty). The
+        timeout is far past the host's own deadline (it answers 503 after 10 s of storage
+        away): a busy machine answers late, not never."""
         data = None if body is None else json.dumps(body).encode()
         headers = {} if data is None else {"Content-Type": "application/json"}
         request = urllib.request.Request(
             self.base + path, data=data, method=method, headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=15) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")

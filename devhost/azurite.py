@@ -103,7 +103,10 @@ class Azurite:
     def connection_string(self) -> str:
         return connection_string(self.host, self.ports)
 
-    def start(self, timeout: float = 60) -> Azurite:
+    def start(self, timeout: float = 240) -> Azurite:
+        """Start the three services and wait until they answer. The timeout is generous: Node
+        starts slowly on a busy machine, and a service that fails exits, which ends the wait
+        at once."""
         self.location.mkdir(parents=True, exist_ok=True)
         binaries = [find_binary(service) for service in SERVICES]
         try:

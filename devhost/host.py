@@ -218,6 +218,8 @@ class DevHost:
         if self.listen.port == 0:
             sockets = site._server.sockets  # type: ignore[union-attr]
             self.listen.port = sockets[0].getsockname()[1]
+        if isinstance(self.engine.store, AzureStore):  # kept in the lease: the CLI finds us
+            self.engine.store.address = self.base_url
         # Workers load the app while the engine opens the store: the runner's task runs first
         # and starts its processes at once (they get the client binding's URL, known now), so
         # work the engine resumes waits in their queues rather than for the slower of the two.

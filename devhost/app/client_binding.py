@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 INSTANCE_PLACEHOLDER = "INSTANCEID"
 
 
 def management_urls(base_url: str, hub: str, instance_id: str) -> dict[str, str]:
-    """Status and control URLs of one instance, as create_check_status_response hands them out."""
-    root = f"{base_url}{WEBHOOK_PATH}/instances/{instance_id}"
+    """Status and control URLs of one instance, as create_check_status_response hands them out;
+    the id percent-encoded, as the Functions host encodes it (the placeholder has nothing to
+    encode)."""
+    root = f"{base_url}{WEBHOOK_PATH}/instances/{quote(instance_id, safe='')}"
     query = f"?taskHub={hub}&connection=Storage"
     return {
         "id": instance_id,

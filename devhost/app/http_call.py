@@ -13,6 +13,7 @@ import azure.functions as func
 
 from .app_index import FunctionInfo
 from .invoke import Invoker
+from .status_links import encode_status_links
 
 log = logging.getLogger("devhost.http")
 JSON = "application/json; charset=utf-8"
@@ -74,7 +75,11 @@ def http_answer(result: object) -> HttpAnswer:
             if result.charset:
                 content_type += f"; charset={result.charset}"
             headers["Content-Type"] = content_type
-        return HttpAnswer(result.status_code, headers, result.get_body())
+        body = result.get_body()
+        encoded = encode_status_links(headers, body)
+        if encoded is not None:
+            headers, body = encoded
+        return HttpAnswer(result.status_code, headers, body)
     if isinstance(result, str):
         return HttpAnswer(200, {"Content-Type": "text/plain; charset=utf-8"}, result.encode())
     if isinstance(result, bytes):

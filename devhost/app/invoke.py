@@ -15,6 +15,7 @@ import azure.functions as func
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
+from . import function_logs
 from .app_index import FunctionInfo
 from .binding_expressions import json_properties
 from .binding_spec import HTTP_OUTPUT, RETURN
@@ -67,6 +68,9 @@ class Invoker:
     client_json: Callable[[], str]
     io: BindingIO | None = None
 
+    def __post_init__(self) -> None:
+        function_logs.install()
+
     def arguments(
         self, info: FunctionInfo, trigger_value: Any, data: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -113,7 +117,9 @@ class Invoker:
     ) -> Any:
         """A sync function with its bindings, whole, on the calling thread."""
         kwargs = self.arguments(info, trigger_value, data)
-        return self.outputs(info, kwargs, info.user_function(**kwargs), data)
+        with function_logs.running(info.name):
+            result = info.user_function(**kwargs)
+        return self.outputs(info, kwargs, result, data)
 
     async def call(
         self, info: FunctionInfo, trigger_value: Any, data: dict[str, Any] | None = None
@@ -125,11 +131,14 @@ class Invoker:
             )
         if not info.io_bindings:  # nothing to read or write: stay on the loop
             kwargs = self.arguments(info, trigger_value)
-            return self.outputs(info, kwargs, await info.user_function(**kwargs))
-        kwargs = await loop.run_in_executor(
-            self.executor, self.arguments, info, trigger_value, data
-        )
-        result = await info.user_function(**kwargs)
+        else:
+            kwargs = await loop.run_in_executor(
+                self.executor, self.arguments, info, trigger_value, data
+            )
+        with function_logs.running(info.name):
+            result = await info.user_function(**kwargs)
+        if not info.io_bindings:
+            return self.outputs(info, kwargs, result)
         return await loop.run_in_executor(
             self.executor, functools.partial(self.outputs, info, kwargs, result, data)
         )

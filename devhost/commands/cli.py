@@ -38,6 +38,7 @@ from ..store.base import StorageRequestError, TaskHubStore
 from ..store.memory import MemoryStore
 from ..store.table_batch import Account
 from . import check_command, durable_command, replay_command
+from .running_hosts import forget_memory_host, record_memory_host
 
 log = logging.getLogger("devhost")
 
@@ -160,16 +161,22 @@ async def serve(host: DevHost) -> None:
         host.engine.store.on_lease_lost = lambda reason: stop.set()
     starting = asyncio.create_task(host.start())
     stopping = asyncio.create_task(stop.wait())
+    record: Path | None = None
     try:
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if starting.done():
             starting.result()
+            if isinstance(host.engine.store, MemoryStore):  # the durable CLI finds us by it
+                settings = host.settings
+                record = record_memory_host(settings.app_dir, settings.hub_name, host.base_url)
             print("\n".join(host.describe()), flush=True)
             print("\nHost started. Press Ctrl+C to stop.", flush=True)
             await stopping
     finally:
         starting.cancel()
         stopping.cancel()
+        if record is not None:
+            forget_memory_host(record)
         print("Stopping...", flush=True)
         try:
             await asyncio.wait_for(host.stop(), STOP_TIMEOUT)

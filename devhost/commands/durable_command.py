@@ -4,12 +4,13 @@
     devhost durable raise-event --id ID --event-name Approval --event-data true
     devhost durable get-runtime-status --id ID --url http://localhost:7071
 
-Without --url it works on the task hub in storage named by the app folder's settings
-(AzureWebJobsStorage, hubName): reads of one instance beside a running host without taking its
-lease; lists and changes through the host answering at the app's port (Host.LocalHttpPort,
-default 7071) if it serves this hub (the listing in storage trails it by a moment), else
-straight into storage, where the next host picks them up. With --url it talks
-to that running host (the memory store's only way). Tables by default; --json prints what the
+Without --url, when a running host holds the app's task hub, every command goes through that
+host (it says so in one line on stderr): the host records its address where it takes the hub,
+in the hub's lease row on Azure Storage (any port), or in a record file for a host on the memory
+store (`start --store memory`). When no host holds the hub it works on the hub in storage
+(AzureWebJobsStorage, hubName), where the next host picks changes up; when the host that holds
+it cannot be reached, reads go to the tables and changes are refused, naming that host. With
+--url it talks to that running host. Tables by default; --json prints what the
 Durable Functions HTTP API answers. Exit status: 0 done, 1 refused by the hub, 2 bad input.
 """
 
@@ -33,6 +34,7 @@ from ..store.azure import HubInUseError
 from ..store.base import StorageUnavailableError, storage_deadline
 from ..taskhub.model import RuntimeStatus
 from .durable_hubs import PAGE, Filters, HttpHub, Hub, HubError, StorageHub
+from .running_hosts import memory_host
 
 COMMANDS = {
     "start-new": "start an orchestration (--function-name, --id, --input)",
@@ -191,7 +193,8 @@ def _time(option: str, value: str | None) -> datetime | None:
 
 
 async def _open(args: argparse.Namespace) -> Hub:
-    """--url's host; else the hub in storage, or the host running it at the app's port."""
+    """--url's host; else the running host that holds the hub (found where it recorded its
+    address when it took the hub), saying so; else the hub in storage."""
     if args.url:
         return HttpHub(args.url)
     app_dir = Path(args.app_dir).resolve()
@@ -201,20 +204,32 @@ async def _open(args: argparse.Namespace) -> Hub:
     except (SettingsError, AppLoadError) as err:
         raise BadInput(str(err)) from None
     hub_name = args.task_hub_name or settings.hub_name
+    on_memory = memory_host(app_dir, hub_name)
+    if on_memory is not None and await _serves_hub(on_memory, hub_name):
+        return _through(on_memory, hub_name)
     connection = expand_development_storage(os.environ.get(args.connection_string_setting, ""))
     if not connection:
         raise BadInput(
             f"{args.connection_string_setting} is not set (local.settings.json → Values); "
             "for a host on the memory store, pass --url"
         )
-    if args.durable_command not in {"get-runtime-status", "get-history"}:
-        running = f"http://127.0.0.1:{settings.port}"
-        if await _serves_hub(running, hub_name):
-            return HttpHub(running)
     try:
-        return await StorageHub(connection, hub_name, index, str(app_dir)).open()
+        hub = await StorageHub(connection, hub_name, index, str(app_dir)).open()
     except ValueError as err:
         raise BadInput(str(err)) from None
+    holder = await hub.reader.lease_holder()
+    reachable = holder is not None and holder.live and holder.address
+    if reachable and await _serves_hub(holder.address, hub_name):
+        await hub.close()
+        return _through(holder.address, hub_name)
+    # No host holds the hub, or the one that does cannot be reached: reads go to the tables,
+    # and a change is refused with who holds the hub when taking its lease fails.
+    return hub
+
+
+def _through(address: str, hub_name: str) -> HttpHub:
+    print(f"Through the host at {address}, which holds task hub '{hub_name}'.", file=sys.stderr)
+    return HttpHub(address)
 
 
 async def _serves_hub(origin: str, hub: str) -> bool:
@@ -256,8 +271,13 @@ async def _execute(args: argparse.Namespace, request: dict[str, Any], hub: Hub) 
         await hub.control(args.id, command, args.reason)
         print(f"{command.capitalize()} of instance '{args.id}' accepted.")
     elif command == "purge-history":
-        deleted = await hub.purge(request["filters"])
-        _print(args, {"instancesDeleted": deleted}, f"Purged {deleted} instances.")
+        purged = await hub.purge(request["filters"])
+        answer: dict[str, Any] = {"instancesDeleted": purged.deleted}
+        text = f"Purged {purged.deleted} instance{'' if purged.deleted == 1 else 's'}."
+        if purged.reason:
+            answer["Message"] = purged.reason
+            text += f" {purged.reason}"
+        _print(args, answer, text)
     elif command == "delete-task-hub":
         await hub.delete_hub()
         print("Deleted every instance of the task hub.")
@@ -293,7 +313,8 @@ def _instances_table(statuses: list[dict]) -> str:
     rows = [[s["instanceId"], s["name"], s["runtimeStatus"], s["createdTime"],
              s["lastUpdatedTime"]] for s in statuses]  # fmt: skip
     table = _table(["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"], rows)
-    return f"{table}\n({len(statuses)} instances)"
+    count = len(statuses)
+    return f"{table}\n({count} instance{'' if count == 1 else 's'})"
 
 
 def _status_lines(status: dict) -> str:

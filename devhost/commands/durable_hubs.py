@@ -35,11 +35,21 @@ from ..store.azure import AzureStore
 from ..store.base import StorageRequestError
 from ..taskhub.errors import EngineError
 from ..taskhub.model import InstanceQuery, RuntimeStatus
+from ..taskhub.rules import not_purged_reason
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"
+DASHBOARD_HUB = "/_devhost/api/hub"
 PAGE = 1000
 EARLIEST = "1601-01-01T00:00:00Z"  # the earliest time Azure Table storage holds
+
+
+@dataclass
+class Purged:
+    """What a purge did: how many it deleted, and why nothing was when live instances matched."""
+
+    deleted: int
+    reason: str | None = None
 
 
 class HubError(Exception):
@@ -90,7 +100,7 @@ class Hub(Protocol):
 
     async def raise_event(self, instance_id: str, name: str, data_json: str | None) -> None: ...
 
-    async def purge(self, filters: Filters) -> int: ...
+    async def purge(self, filters: Filters) -> Purged: ...
 
     async def delete_hub(self) -> None: ...
 
@@ -101,7 +111,8 @@ class HttpHub:
     """A running host, through its public DF HTTP API."""
 
     def __init__(self, url: str) -> None:
-        self.base = url.rstrip("/") + WEBHOOK
+        self.origin = url.rstrip("/")
+        self.base = self.origin + WEBHOOK
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
 
     async def close(self) -> None:
@@ -119,7 +130,9 @@ class HttpHub:
 
         A purge that deleted nothing answers 404 with a count: that is an answer, not an error.
         """
-        url = self.base + path + (f"?{urlencode(params)}" if params else "")
+        url = (path if "://" in path else self.base + path) + (
+            f"?{urlencode(params)}" if params else ""
+        )
         headers = dict(headers or {})
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -174,14 +187,16 @@ class HttpHub:
         path = f"{self._id(instance_id)}/raiseEvent/{quote(name, safe='')}"
         await self._call("POST", path, body=data_json if data_json is not None else "null")
 
-    async def purge(self, filters: Filters) -> int:
+    async def purge(self, filters: Filters) -> Purged:
         params = filters.params()
         params.setdefault("createdTimeFrom", EARLIEST)
         answer, _ = await self._call("DELETE", "/instances", params)
-        return int((answer or {}).get("instancesDeleted", 0))
+        answer = answer if isinstance(answer, dict) else {}
+        return Purged(int(answer.get("instancesDeleted", 0)), answer.get("Message"))
 
     async def delete_hub(self, timeout: float = 30) -> None:
-        """Terminate what still runs, wait until it has stopped, then purge every instance."""
+        """Terminate what still runs, wait until it has stopped, then have the host delete
+        every instance and entity."""
         live = Filters(runtime_status=[s for s in RuntimeStatus if not s.is_terminal])
         deadline = time.monotonic() + timeout
         while ids := [s["instanceId"] for s in await self._all(live)]:
@@ -191,7 +206,7 @@ class HttpHub:
                 with contextlib.suppress(HubError):  # it may have finished meanwhile
                     await self._call("POST", f"{self._id(instance_id)}/terminate", {"reason": ""})
             await asyncio.sleep(0.2)  # a poll with a deadline: the host answers no "stopped"
-        await self.purge(Filters())
+        await self._call("DELETE", f"{self.origin}{DASHBOARD_HUB}")
 
     async def _all(self, filters: Filters) -> list[dict]:
         found, token = [], None
@@ -266,15 +281,18 @@ class StorageHub:
         engine = await self.engine()
         await _engine_call(engine.raise_event(instance_id, name, data_json))
 
-    async def purge(self, filters: Filters) -> int:
+    async def purge(self, filters: Filters) -> Purged:
         engine = await self.engine()
-        ids, token = [], None
+        found, token = [], None
         while True:
             records, token = await self.reader.query(filters.query(), PAGE, token)
-            ids += [r.instance_id for r in records]
+            found += [r for r in records if not r.is_entity]
             if not token:
                 break
-        return await _engine_call(engine.purge(ids))
+        deleted = await _engine_call(engine.purge([r.instance_id for r in found]))
+        live = [(r.instance_id, str(r.runtime_status)) for r in found
+                if not r.runtime_status.is_terminal]  # fmt: skip
+        return Purged(deleted, None if deleted else not_purged_reason(live))
 
     async def delete_hub(self) -> None:
         engine = await self.engine()

@@ -125,6 +125,7 @@ class DashboardApi:
                 web.get("/", self.page),
                 web.static("/static", STATIC),
                 web.get("/api/hub", self.hub_info),
+                web.delete("/api/hub", self.delete_hub),
                 web.get("/api/instances", self.list_instances),
                 web.get("/api/counts", self.counts),
                 web.get("/api/instances/{instance_id:[\\s\\S]+}", self.instance),
@@ -138,6 +139,12 @@ class DashboardApi:
 
     async def hub_info(self, request: web.Request) -> web.Response:
         return _json({"hub": self.hub, "store": self.store})
+
+    async def delete_hub(self, request: web.Request) -> web.Response:
+        """Every instance and entity of the hub, for `durable delete-task-hub` through this
+        host (the DF HTTP API purges finished orchestrations only)."""
+        await self.engine.delete_hub()
+        return _json({"hub": self.hub, "deleted": True})
 
     async def list_instances(self, request: web.Request) -> web.Response:
         records, token = await self.engine.query(

@@ -114,8 +114,9 @@ class ClientOperations:
         evt: dict[str, Any],
         allowed: set[RuntimeStatus] | None = None,
     ) -> None:
-        """Store a message for a live instance: 404 if unknown, 410 if it has finished, and 409
-        if it is in a status the operation refuses (as the runtime refuses suspending twice)."""
+        """Store a message for a live instance: 404 if unknown, 410 if it has finished, and 500
+        with the runtime's sentence if it is in a status the operation refuses (suspending twice,
+        resuming a running instance): the real host lets that exception through as a 500."""
         orch = await self.instances.load(instance_id)
         if orch is None:
             record = await self.store.get_instance(instance_id)
@@ -129,7 +130,7 @@ class ClientOperations:
             if status not in allowed:
                 verb = "suspend" if evt["EventType"] == EventType.ExecutionSuspended else "resume"
                 raise EngineError(
-                    409, f"Cannot {verb} orchestration instance in the {status} state."
+                    500, f"Cannot {verb} orchestration instance in the {status} state."
                 )
         evt["MessageId"] = message_id = new_id()
         message = Message(message_id, instance_id, evt, stored=True)
@@ -246,15 +247,31 @@ class ClientOperations:
         return await self.store.count_by_status(query)
 
     async def purge(self, instance_ids: list[str]) -> int:
-        """Delete finished instances; live ones are left alone."""
-        finished = []
+        """Delete finished instances; live ones are left alone (the store reads the status of
+        those not held here as it deletes them, so a purge of thousands reads nothing twice)."""
+        candidates = []
         for instance_id in instance_ids:
             check_instance_id(instance_id)
-            record = await self.get_record(instance_id)
-            if record is not None and record.runtime_status.is_terminal:
-                finished.append(instance_id)
+            orch = self.instances.get(instance_id)
+            held = orch.record if orch is not None else self.entities.held_record(instance_id)
+            if held is None or held.runtime_status.is_terminal:
+                candidates.append(instance_id)
                 self.instances.finished.forget(instance_id)
-        return await self.store.purge(finished)
+        return await self.store.purge(candidates, finished_only=True)
+
+    def refuse_while_running(self) -> None:
+        """A 409 if any orchestration is live: the hub is deleted only once they stopped."""
+        live = self.instances.live_ids()
+        if live:
+            raise EngineError(
+                409, f"{len(live)} instances are still running; terminate them first."
+            )
+
+    async def delete_hub(self) -> None:
+        """Every instance and entity, in the store and in memory."""
+        self.entities.forget_all()
+        self.instances.finished.clear()
+        await self.store.delete_hub()
 
 
 def status_after_inbox(orch: Orchestration) -> RuntimeStatus:

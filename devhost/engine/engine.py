@@ -234,6 +234,14 @@ class Engine:
         """Delete finished instances; live ones are left alone."""
         return await self.client.purge(instance_ids)
 
+    @client_operation
+    async def delete_hub(self) -> None:
+        """Delete every instance, entities included (`delete-task-hub` through a running host).
+        Live orchestrations are refused: terminate them first, as the durable CLI does."""
+        self.client.refuse_while_running()
+        await self.wait_idle()  # entity batches under way commit before their rows go
+        await self.client.delete_hub()
+
     async def wait_for_status(
         self, instance_id: str, statuses: set[RuntimeStatus], timeout: float
     ) -> InstanceRecord | None:

@@ -71,6 +71,10 @@ class EntityRuntimes:
         runtime = self._entities.get(entity_id)
         return runtime.record.copy() if runtime is not None else None
 
+    def forget_all(self) -> None:
+        """Drop every entity from memory (the hub is deleted): the next request reads anew."""
+        self._entities.clear()
+
     async def resume(self, entity_id: str) -> None:
         """At start-up: run the requests the entity has waiting."""
         self._notify(await self._entity(entity_id))

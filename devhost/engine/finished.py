@@ -32,3 +32,6 @@ class FinishedRecords:
 
     def forget(self, instance_id: str) -> None:
         self._records.pop(instance_id, None)
+
+    def clear(self) -> None:
+        self._records.clear()

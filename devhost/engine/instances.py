@@ -84,6 +84,10 @@ class LiveInstances:
         """The instance if it is in memory (no store read)."""
         return self._active.get(instance_id)
 
+    def live_ids(self) -> list[str]:
+        """The orchestrations in memory that have not finished."""
+        return [i for i, o in self._active.items() if not o.record.runtime_status.is_terminal]
+
     def holds(self, orch: Orchestration) -> bool:
         """Whether `orch` is still the instance in memory for its id (not evicted, not
         replaced by a new start)."""

@@ -23,8 +23,8 @@ from ..engine.engine import Engine
 from ..status import api_time, status_json
 from ..store.base import StorageRequestError, StorageUnavailableError, storage_deadline
 from ..taskhub.errors import EngineError
-from ..taskhub.model import InstanceQuery, RuntimeStatus
-from ..taskhub.rules import MAX_PAYLOAD_CHARS, payload_too_large
+from ..taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus
+from ..taskhub.rules import MAX_PAYLOAD_CHARS, not_purged_reason, payload_too_large
 
 log = logging.getLogger("devhost.api")
 CONTINUATION_HEADER = "x-ms-continuation-token"
@@ -172,6 +172,16 @@ def _parse_json(raw: bytes | str, refusal: str) -> Any:
         raise EngineError(400, f"{refusal}: the body is not valid JSON.") from None
 
 
+def _not_purged(live: list[InstanceRecord]) -> web.Response:
+    """The runtime's answer to a purge that deleted nothing (404), saying why when the
+    instances asked for are still live."""
+    body: dict[str, Any] = {"instancesDeleted": 0}
+    reason = not_purged_reason([(r.instance_id, str(r.runtime_status)) for r in live])
+    if reason:
+        body["Message"] = reason
+    return _json(body, 404)
+
+
 class ManagementApi:
     def __init__(self, engine: Engine, hub: str, deadline: float) -> None:
         self.engine = engine
@@ -308,25 +318,28 @@ class ManagementApi:
         return _json(body, 200, headers)
 
     async def purge_one(self, request: web.Request) -> web.Response:
-        deleted = await self.engine.purge([request.match_info["instance_id"]])
-        if not deleted:
-            return _json({"instancesDeleted": 0}, 404)
-        return _json({"instancesDeleted": deleted})
+        instance_id = request.match_info["instance_id"]
+        deleted = await self.engine.purge([instance_id])
+        if deleted:
+            return _json({"instancesDeleted": deleted})
+        record = await self.engine.get_status(instance_id)
+        live = [record] if record is not None and not record.runtime_status.is_terminal else []
+        return _not_purged(live)
 
     async def purge_by(self, request: web.Request) -> web.Response:
         query = self._query(request)
         if query.created_from is None:
             return _error(400, "createdTimeFrom is required to purge instances.")
-        ids, token = [], None
+        records, token = [], None
         while True:
-            records, token = await self.engine.query(query, 1000, token)
-            ids.extend(r.instance_id for r in records)
+            page, token = await self.engine.query(query, MAX_PAGE, token)
+            records.extend(page)
             if not token:
                 break
-        deleted = await self.engine.purge(ids)
-        if not deleted:
-            return _json({"instancesDeleted": 0}, 404)
-        return _json({"instancesDeleted": deleted})
+        deleted = await self.engine.purge([r.instance_id for r in records])
+        if deleted:
+            return _json({"instancesDeleted": deleted})
+        return _not_purged([r for r in records if not r.runtime_status.is_terminal])
 
     async def raise_event(self, request: web.Request) -> web.Response:
         return await self._control(

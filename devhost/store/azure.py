@@ -49,9 +49,10 @@ from ..taskhub.model import (
     same_parent_task,
 )
 from ..taskhub.rules import has_invalid_character
-from .azure_lease import HubInUseError, HubLease
+from .azure_lease import HubInUseError, HubLease, LeaseHolder, lease_holder
 from .azure_listing import BATCH_BYTES, BATCH_ROWS, LISTING_PARTITION, InstanceListing, batches
 from .azure_listing import row_size as _size
+from .azure_purge import STATE_KEY, PurgeRows
 from .azure_queries import ListingQueries, Summary, summaries
 from .azure_retry import Retrying
 from .azure_rows import (
@@ -70,7 +71,6 @@ __all__ = ["AzureStore", "CommitConflictError", "HubInUseError"]
 
 log = logging.getLogger("devhost.store")
 
-STATE_KEY = "state"
 LIVE = ("Pending", "Running", "Suspended", "ContinuedAsNew")
 CLOSE_SECONDS = 10  # how long a closing store waits to write the listing
 
@@ -124,6 +124,7 @@ class AzureStore(TaskHubStore):
         self._inbox_keys: dict[str, str] = {}
         self._lease: HubLease | None = None
         self._queries: ListingQueries
+        self._purge: PurgeRows
         self.listing = InstanceListing(self._submit_listing)
         self._sequence = 0
         self._retry = Retrying(lambda: self.endpoint, self._report_unreachable)
@@ -132,6 +133,9 @@ class AzureStore(TaskHubStore):
         self.on_unreachable: Callable[[str, BaseException], None] | None = None
         # Told when another host took the hub: the layer above decides to stop.
         self.on_lease_lost: Callable[[str], None] | None = None
+        # Where the host that opens this store serves the hub: kept in the lease row, so that
+        # the durable CLI finds it (see commands/running_hosts).
+        self.address: str | None = None
 
     # -- connection and the lease --------------------------------------------------------------
 
@@ -170,6 +174,10 @@ class AzureStore(TaskHubStore):
         self._batch = TableBatchClient(account, f"{self.hub}History", self._session)
         self._listing_batch = TableBatchClient(account, f"{self.hub}Instances", self._session)
         self._large = LargeValues(self.connection_string, self.hub)
+        self._purge = PurgeRows(
+            self._history, self._instances, self._submit, self._submit_listing, self._retry,
+            self._large,
+        )  # fmt: skip
         self._queries = ListingQueries(
             self._instances,
             self._retry,
@@ -181,7 +189,7 @@ class AzureStore(TaskHubStore):
         if self.read_only:
             return
         self._lease = HubLease(
-            self._leases, self.hub, self.owner, self._retry, self._report_lease_lost
+            self._leases, self.hub, self.owner, self._retry, self._report_lease_lost, self.address
         )
         try:
             await self._lease.acquire()
@@ -190,6 +198,10 @@ class AzureStore(TaskHubStore):
             raise
         self._lease.keep()
         self.listing.start()
+
+    async def lease_holder(self) -> LeaseHolder | None:
+        """Who holds the hub's lease, read beside its holder (a read-only store too)."""
+        return await lease_holder(self._leases, self.hub, self._retry)
 
     async def close(self) -> None:
         await self.listing.close(CLOSE_SECONDS)
@@ -276,7 +288,7 @@ class AzureStore(TaskHubStore):
         """Start again over a finished instance: its old rows go, then state and start are
         written in one transaction under the old state's ETag (a racing start loses)."""
         if existing is not None:
-            await self._delete_partition(record.instance_id, keep_state=True)
+            await self._purge.partition(record.instance_id, keep=STATE_KEY)
         state = record_entity(record, STATE_KEY)
         state["Next"] = 0
         state_op = ("insert", state, None) if existing is None else ("update", state, existing[1])
@@ -438,33 +450,25 @@ class AzureStore(TaskHubStore):
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         return await self._queries.count_by_status(query)
 
-    async def purge(self, instance_ids: list[str]) -> int:
+    async def purge(self, instance_ids: list[str], finished_only: bool = False) -> int:
+        """Many instances at once, in few round trips (see azure_purge)."""
         for instance_id in instance_ids:
+            _checked_key(instance_id)
             self.listing.forget(instance_id)
         await self.listing.settled()  # a row in flight must not come back after its delete
-        deleted = 0
-        for instance_id in instance_ids:
-            try:
-                await self._retry(
-                    lambda iid=instance_id: self._instances.delete_entity(LISTING_PARTITION, iid)
-                )
-                deleted += 1
-            except ResourceNotFoundError:
-                pass
-            await self._delete_partition(instance_id, keep_state=False)
-            await self._retry(lambda iid=instance_id: self._large.delete_instance(iid))
+        deleted, gone = await self._purge.instances(instance_ids, finished_only, LIVE)
+        for instance_id in gone:
             self._states.pop(instance_id, None)
         return deleted
 
-    async def _delete_partition(self, instance_id: str, keep_state: bool) -> None:
-        rows = await self._partition(instance_id)
-        operations = [
-            ("delete", {"PartitionKey": instance_id, "RowKey": r["RowKey"]}, None)
-            for r in rows
-            if not (keep_state and r["RowKey"] == STATE_KEY)
-        ]
-        for batch in batches(operations):
-            await self._submit(batch)
+    async def delete_hub(self) -> None:
+        """Every row of the hub's tables and every large-value blob, entities included; the
+        tables stay."""
+        self.listing.forget_all()
+        await self.listing.settled()
+        await self._purge.everything()
+        self._states.clear()
+        self._inbox_keys.clear()
 
     async def active_instances(self) -> list[str]:
         """The live instances, from their state rows (a reader beside a host finds them there

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,8 +33,31 @@ class HubInUseError(Exception):
     """Another host holds this task hub's lease."""
 
 
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds a hub's lease, until when, and the address it serves the hub at."""
+
+    owner: str
+    expires: datetime
+    address: str | None
+
+    @property
+    def live(self) -> bool:
+        return self.expires > datetime.now(UTC) and holder_alive(self.owner)
+
+
+async def lease_holder(table: TableClient, hub: str, retry: Retrying) -> LeaseHolder | None:
+    """Who holds the hub's lease (read beside its holder); None if no one ever took it."""
+    try:
+        row = await retry(lambda: table.get_entity("lease", hub))
+    except ResourceNotFoundError:  # no lease row, or no Leases table yet
+        return None
+    return LeaseHolder(row["Owner"], utc(row["ExpiresAt"]), row.get("Address") or None)
+
+
 class HubLease:
-    """This host's lease on one task hub."""
+    """This host's lease on one task hub; `address` is where the host serves the hub, kept in
+    the lease row so that the durable CLI finds it (see commands/running_hosts)."""
 
     def __init__(
         self,
@@ -42,10 +66,12 @@ class HubLease:
         owner: str,
         retry: Retrying,
         on_lost: Callable[[str], None],
+        address: str | None = None,
     ) -> None:
         self.table = table
         self.hub = hub
         self.owner = owner
+        self.address = address
         self._retry = retry
         self._on_lost = on_lost
         self._etag: str | None = None
@@ -58,6 +84,7 @@ class HubLease:
             "RowKey": self.hub,
             "Owner": self.owner,
             "ExpiresAt": expires,
+            "Address": self.address or "",
         }
 
     async def acquire(self) -> None:

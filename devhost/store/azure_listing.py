@@ -113,6 +113,10 @@ class InstanceListing:
         """Drop a row not yet written (its instance is being purged)."""
         self._waiting.pop(instance_id, None)
 
+    def forget_all(self) -> None:
+        """Drop every row not yet written (the whole hub is being deleted)."""
+        self._waiting.clear()
+
     async def settled(self) -> None:
         """Until every row marked before this call is written; StorageUnavailableError past the
         caller's deadline (storage is away, and the writer waits it out)."""

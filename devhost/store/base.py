@@ -133,7 +133,8 @@ class TaskHubStore(ABC):
                 return counts
 
     async def delete_hub(self) -> None:
-        """Delete everything the hub stores (`func durable delete-task-hub`)."""
+        """Delete everything the hub stores, entities included (`func durable delete-task-hub`);
+        a store may do it cheaper than by listing every instance."""
         token = None
         ids: list[str] = []
         while True:
@@ -144,8 +145,9 @@ class TaskHubStore(ABC):
         await self.purge(ids)
 
     @abstractmethod
-    async def purge(self, instance_ids: list[str]) -> int:
-        """Delete instances with their history and inbox; the number deleted."""
+    async def purge(self, instance_ids: list[str], finished_only: bool = False) -> int:
+        """Delete instances with their history and inbox; the number deleted. `finished_only`
+        leaves alone any instance the store finds live (it reads the status on the way)."""
 
     @abstractmethod
     async def active_instances(self) -> list[str]:

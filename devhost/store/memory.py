@@ -102,14 +102,22 @@ class MemoryStore(TaskHubStore):
         matches = (r for r in self.records.values() if query.matches(r))
         return dict(Counter(str(r.runtime_status) for r in matches))
 
-    async def purge(self, instance_ids: list[str]) -> int:
+    async def purge(self, instance_ids: list[str], finished_only: bool = False) -> int:
         deleted = 0
         for instance_id in instance_ids:
+            record = self.records.get(instance_id)
+            if finished_only and record is not None and not record.runtime_status.is_terminal:
+                continue
             if self.records.pop(instance_id, None) is not None:
                 deleted += 1
             self.histories.pop(instance_id, None)
             self.inboxes.pop(instance_id, None)
         return deleted
+
+    async def delete_hub(self) -> None:
+        self.records.clear()
+        self.histories.clear()
+        self.inboxes.clear()
 
     async def active_instances(self) -> list[str]:
         return [

@@ -72,3 +72,15 @@ def payload_too_large(what: str, size: int) -> str:
     return (
         f"The {what} is {size:,} characters of JSON; devhost keeps at most {MAX_PAYLOAD_CHARS:,}."
     )
+
+
+def not_purged_reason(live: list[tuple[str, str]]) -> str | None:
+    """Why a purge deleted nothing, given the (id, status) of the live instances it was asked
+    for: the runtime answers only 404, and only a finished instance can be purged."""
+    if not live:
+        return None
+    if len(live) == 1:
+        what = f"instance '{live[0][0]}' is {live[0][1]}"
+    else:
+        what = f"the {len(live)} matching instances are not finished"
+    return f"Only a finished instance can be purged: {what}; nothing was deleted."

@@ -120,7 +120,7 @@ def test_bad_requests_answer_json_with_a_sentence(host):
     assert status == 404
     assert body["Message"] == "No dashboard page or API route matches /_devhost/api/nothing."
     status, headers, body = host.http("POST", f"{API}/hub")
-    assert status == 405 and headers["Allow"] == "GET,HEAD" and "POST" in body["Message"]
+    assert status == 405 and headers["Allow"] == "DELETE,GET,HEAD" and "POST" in body["Message"]
 
 
 def test_the_page_and_its_modules_are_served(host):

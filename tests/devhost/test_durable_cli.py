@@ -1,16 +1,22 @@
 """`python -m devhost durable`: every command, on both stores, as a user types it."""
 
+import asyncio
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlparse
 
+import azure.durable_functions as df
 import pytest
 
+from devhost.azurite import free_port
 from devhost.commands.cli import main
+from devhost.commands.running_hosts import forget_memory_host, memory_host, record_memory_host
 from devhost.store.azure import AzureStore
 from devhost.store.memory import MemoryStore
 from devhost.taskhub.model import InstanceRecord, RuntimeStatus
@@ -59,8 +65,9 @@ def cli(request, tmp_path, hub_name, capsys, monkeypatch):
     else:
         store = MemoryStore()
     with DurableHarness(app_folder(tmp_path), store=store) as host:
-        # the CLI finds this host by the app's port (azure) or is told its address (memory)
-        app_dir = app_folder(tmp_path, urlparse(host.base_url).port)
+        # the CLI finds this host by the address it keeps in the hub's lease (azure), on
+        # whatever port, or is told its address (memory)
+        app_dir = app_folder(tmp_path, port=1)
         url_args = (
             ["--url", host.base_url] if request.param == "memory" else ["--task-hub-name", hub_name]
         )
@@ -95,7 +102,7 @@ def test_start_new_status_history_and_instances(cli):
     assert cli.json("get-instances", "--created-after", "2999-01-01") == []
     code, out, _ = cli("get-instances", "--top", "1")
     assert out.splitlines()[0].split() == ["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"]
-    assert "(1 instances)" in out
+    assert "(1 instance)" in out
 
 
 def test_events_and_control_operations(cli):
@@ -138,11 +145,22 @@ def test_purge_history_and_delete_task_hub(cli):
     assert cli.json("purge-history", "--runtime-status", "Completed,Running") == {
         "instancesDeleted": 3
     }
+    code, out, _ = cli("purge-history", "--runtime-status", "Running")
+    assert code == 0 and out.strip() == (
+        "Purged 0 instances. Only a finished instance can be purged: instance 'live' is "
+        "Running; nothing was deleted."
+    )
     code, _, err = cli("get-runtime-status", "--id", "done-0")
     assert code == 1 and "No instance with ID 'done-0' found." in err
+    counter = df.EntityId("Tally", "deleted")
+    cli.host.signal_entity(counter, "add", 5)
+    assert cli.host.entity_state(counter) == {"total": 5, "seen": [5]}
     code, out, _ = cli("delete-task-hub")
     assert code == 0
     assert cli.json("get-instances") == []
+    assert cli.host.entity_state(counter) is None  # entities go too, also from the host's memory
+    cli.host.signal_entity(counter, "add", 1)
+    assert cli.host.entity_state(counter) == {"total": 1, "seen": [1]}
 
 
 def test_bad_input_is_refused_with_a_sentence_and_exit_status_2(cli, capsys):
@@ -178,13 +196,70 @@ def test_without_a_host_changes_go_into_storage_for_the_next_host(
         assert host.wait_for("later").runtime_status.value == "Completed"
         assert host.wait_for("stopped").output == "not needed"
         assert host.wait_for("held").output == 7
-        # a host this CLI cannot reach holds the lease: changes are refused, reads still work
-        code, _, err = cli("purge-history")
-        assert code == 1 and "--url" in err
-        assert cli.json("get-runtime-status", "--id", "later")["runtimeStatus"] == "Completed"
+        host.signal_entity(df.EntityId("Tally", "stored"), "add", 3)
+        assert host.entity_state(df.EntityId("Tally", "stored")) == {"total": 3, "seen": [3]}
+    # a host this CLI cannot reach holds the lease: changes are refused, reads still work
+    unreachable = AzureStore(azurite.connection_string, hub_name, owner="elsewhere:1")
+    unreachable.address = "http://127.0.0.1:1"
+    asyncio.run(hold_for_a_moment(unreachable, cli, hub_name))
     assert cli.json("purge-history", "--runtime-status", "Terminated") == {"instancesDeleted": 1}
     assert cli("delete-task-hub")[0] == 0
     assert cli.json("get-instances") == []
+    with DurableHarness(app_dir, store=AzureStore(azurite.connection_string, hub_name)) as host:
+        assert host.entity_state(df.EntityId("Tally", "stored")) is None
+        assert host.http("GET", API)[2] == []
+
+
+async def hold_for_a_moment(store, cli, hub_name):
+    await store.open()
+    try:
+        code, _, err = await asyncio.to_thread(cli, "purge-history")
+        assert code == 1, err
+        assert err.strip() == (
+            f"devhost durable: task hub '{hub_name}' is in use by another host (elsewhere:1) "
+            f"until {err.split(' until ')[1].split(' UTC')[0]} UTC; stop it, or give this host "
+            "another hubName. Pass --url with that host's address to change the hub through it."
+        )
+        code, out, _ = await asyncio.to_thread(cli, "get-runtime-status", "--id", "later")
+        assert code == 0 and "runtimeStatus: Completed" in out
+    finally:
+        await store.close()
+
+
+def test_every_command_goes_through_the_host_that_holds_the_hub_and_says_so(cli):
+    code, _, err = cli("start-new", "--function-name", "Waiter", "--id", "through")
+    assert code == 0
+    if "--url" in cli.url_args:
+        assert "Through the host" not in err
+    else:  # found in the lease, though the app's LocalHttpPort names another port
+        assert err.strip() == (
+            f"Through the host at {cli.host.base_url}, which holds task hub '{cli.url_args[1]}'."
+        )
+    cli.host.wait_for("through", statuses=("Running",))
+    for command in ("suspend", "resume", "terminate"):
+        code, _, err = cli(command, "--id", "through")
+        assert code == 0, err
+    assert cli.host.wait_for("through").runtime_status.value == "Terminated"
+
+
+def test_a_host_on_the_memory_store_is_found_by_its_record(tmp_path, capsys, monkeypatch):
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    app_dir = app_folder(tmp_path, port=1)
+    with DurableHarness(app_dir, store=MemoryStore()) as host:
+        cli = Cli(host, app_dir, [], capsys)
+        code, _, err = cli("get-instances")
+        assert code == 2 and "for a host on the memory store, pass --url" in err
+        record = record_memory_host(app_dir, "PatternsHub", host.base_url)
+        code, _, err = cli("start-new", "--function-name", "Sequence", "--id", "mem")
+        assert code == 0 and f"Through the host at {host.base_url}" in err
+        assert host.wait_for("mem").runtime_status.value == "Completed"
+        forget_memory_host(record)
+    record = record_memory_host(app_dir, "PatternsHub", "http://127.0.0.1:1")
+    assert memory_host(app_dir, "PatternsHub") == "http://127.0.0.1:1"
+    record.write_text(json.dumps({"address": "http://127.0.0.1:1", "pid": 2**22 + 1}))
+    assert memory_host(app_dir, "PatternsHub") is None  # its process is gone
 
 
 @pytest.mark.slow
@@ -224,3 +299,33 @@ def test_the_module_runs_as_documented(tmp_path):
         timeout=60,
     )
     assert done.returncode == 1 and "no host answers at http://127.0.0.1:1" in done.stderr
+
+
+@pytest.mark.slow
+def test_start_on_the_memory_store_is_found_without_url_and_forgotten_when_it_stops(tmp_path):
+    app_dir = app_folder(tmp_path, port=free_port())
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    env.pop("AzureWebJobsStorage", None)
+    command = [sys.executable, "-m", "devhost"]
+    host = subprocess.Popen(
+        [*command, "start", "--store", "memory", "--app-dir", str(app_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in host.stdout:  # until it says it has started
+            if "Host started" in line:
+                break
+        durable = [*command, "durable", "start-new", "--function-name", "Sequence"]
+        done = subprocess.run(
+            [*durable, "--app-dir", str(app_dir)], env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Through the host at http://127.0.0.1:" in done.stderr
+    finally:
+        host.send_signal(signal.SIGINT)
+        host.communicate(timeout=60)
+    assert list((tmp_path / f"devhost-{os.getuid()}" / "memory-hosts").iterdir()) == []

@@ -2,38 +2,62 @@
 
 import logging
 
+import pytest
+
 from devhost.taskhub.rules import MAX_CUSTOM_STATUS_CHARS, MAX_PAYLOAD_CHARS
 
 WEBHOOKS = "/runtime/webhooks/durabletask"
+UNEXPECTED_500 = "^The operation failed with an unexpected status code 500$"
 
 
 def start(host, name, input_=None, instance_id=None):
     return host.run(host.client.start_new(name, instance_id, input_))
 
 
-def test_suspending_a_suspended_instance_is_refused_with_the_runtimes_sentence(host):
+def test_suspending_a_suspended_instance_is_a_500_with_the_runtimes_sentence(host):
     instance_id = start(host, "Waiter")
     host.idle()
     code, _, _ = host.http("POST", f"{WEBHOOKS}/instances/{instance_id}/suspend")
     assert code == 202
     code, _, body = host.http("POST", f"{WEBHOOKS}/instances/{instance_id}/suspend")
-    assert code == 409
+    assert code == 500
     assert body["Message"] == "Cannot suspend orchestration instance in the Suspended state."
+    with pytest.raises(Exception, match=UNEXPECTED_500):
+        host.run(host.client.suspend(instance_id, "again"))
     host.idle()
     assert host.status(instance_id).runtime_status.value == "Suspended"
 
 
-def test_resuming_a_running_instance_is_refused(host):
+def test_resuming_a_running_instance_is_a_500_with_the_runtimes_sentence(host):
     instance_id = start(host, "Waiter")
     host.idle()
     code, _, body = host.http("POST", f"{WEBHOOKS}/instances/{instance_id}/resume")
-    assert code == 409
+    assert code == 500
     assert body["Message"] == "Cannot resume orchestration instance in the Running state."
+    with pytest.raises(Exception, match=UNEXPECTED_500):
+        host.run(host.client.resume(instance_id, "not suspended"))
     host.http("POST", f"{WEBHOOKS}/instances/{instance_id}/suspend")
     code, _, _ = host.http("POST", f"{WEBHOOKS}/instances/{instance_id}/resume")
     assert code == 202
     host.run(host.client.raise_event(instance_id, "Never", "done"))
     assert host.wait_for(instance_id).output == "done"
+
+
+def test_purging_a_running_instance_deletes_nothing_and_says_why(host):
+    instance_id = start(host, "Waiter")
+    host.idle()
+    assert host.run(host.client.purge_instance_history(instance_id)).instances_deleted == 0
+    code, _, body = host.http("DELETE", f"{WEBHOOKS}/instances/{instance_id}")
+    assert code == 404 and body == {
+        "instancesDeleted": 0,
+        "Message": f"Only a finished instance can be purged: instance '{instance_id}' is "
+        "Running; nothing was deleted.",
+    }
+    code, _, body = host.http("DELETE", f"{WEBHOOKS}/instances?createdTimeFrom=2000-01-01")
+    assert code == 404 and "Only a finished instance can be purged" in body["Message"]
+    code, _, body = host.http("DELETE", f"{WEBHOOKS}/instances/never-started")
+    assert code == 404 and body == {"instancesDeleted": 0}
+    assert host.status(instance_id).runtime_status.value == "Running"
 
 
 def test_rewind_refuses_live_and_completed_instances(host):

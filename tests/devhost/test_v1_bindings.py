@@ -1,6 +1,7 @@
 """A v1-model app of our own: queue, blob and timer triggers; table, blob and queue bindings."""
 
 import json
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,23 @@ def test_start_lists_every_function_with_its_trigger(account):
 
 def test_a_disabled_function_does_not_answer(host):
     assert host.http("GET", "/api/disabled")[0] == 404
+
+
+def logged_by(caplog, function):
+    return [r.getMessage() for r in caplog.records if r.name == f"Function.{function}.User"]
+
+
+def test_queue_blob_and_timer_functions_log_under_their_function(host, account, caplog):
+    caplog.set_level(logging.INFO)
+    account.send(env("ORDERS_QUEUE"), json.dumps({"orderId": "o9", "item": "map"}))
+    account.upload(env("UPLOADS"), "logged.txt", b"x")
+    host.advance(minutes=5)
+    eventually(lambda: logged_by(caplog, "Orders"), what="the queue function's log")
+    eventually(lambda: logged_by(caplog, "Uploaded"), what="the blob function's log")
+    assert logged_by(caplog, "Orders") == ["order o9"]
+    assert logged_by(caplog, "Uploaded") == [f"uploaded {env('UPLOADS')}/logged.txt"]
+    assert logged_by(caplog, "Tick") == ["tick, past due: False"]
+    assert not [r for r in caplog.records if r.name == "root"]
 
 
 def test_a_queue_message_writes_a_table_row_a_blob_and_a_queue_message(host, account):
