@@ -11,11 +11,15 @@ LINKS = ("statusQueryGetUri", "sendEventPostUri", "terminatePostUri", "rewindPos
          "purgeHistoryDeleteUri", "restartPostUri", "suspendPostUri", "resumePostUri")  # fmt: skip
 
 
-async def fetch(method: str, url: str) -> tuple[int, dict]:
-    """As curl would: the URL sent exactly as given, not re-encoded by the client."""
+async def fetch(method: str, url: str, body: bytes | None = None) -> tuple[int, dict]:
+    """As curl would: the URL sent exactly as given, not re-encoded by the client; a body is
+    sent as JSON."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
     async with (
         aiohttp.ClientSession() as session,
-        session.request(method, aiohttp.client.URL(url, encoded=True)) as response,
+        session.request(
+            method, aiohttp.client.URL(url, encoded=True), data=body, headers=headers
+        ) as response,
     ):
         return response.status, await response.json(content_type=None)
 
@@ -35,7 +39,7 @@ def test_the_start_answer_has_encoded_urls_that_answer(host):
     code, status = host.run(fetch("GET", answer["statusQueryGetUri"]))
     assert code == 202 and status["instanceId"] == ODD_ID
     event_url = answer["sendEventPostUri"].replace("{eventName}", "Unawaited")
-    assert host.run(fetch("POST", event_url))[0] == 202
+    assert host.run(fetch("POST", event_url, b"null"))[0] == 202
     terminate_url = answer["terminatePostUri"].replace("{text}", "done")
     assert host.run(fetch("POST", terminate_url))[0] == 202
     assert host.wait_for(ODD_ID).output == "done"
