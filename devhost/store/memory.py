@@ -12,6 +12,7 @@ from ..taskhub.model import (
     Message,
     same_parent_task,
 )
+from ..taskhub.ordering import InstanceOrder, sorted_page
 from .base import BAD_TOKEN, InstanceExistsError, StorageRequestError, TaskHubStore
 
 
@@ -97,6 +98,11 @@ class MemoryStore(TaskHubStore):
         end = len(matches) if top is None else start + top
         token = str(end) if end < len(matches) else None
         return [r.copy() for r in matches[start:end]], token
+
+    async def summaries(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        return sorted_page(self.records.values(), query, order, top, token)
 
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         matches = (r for r in self.records.values() if query.matches(r))
