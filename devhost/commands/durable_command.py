@@ -293,7 +293,8 @@ def _instances_table(statuses: list[dict]) -> str:
     rows = [[s["instanceId"], s["name"], s["runtimeStatus"], s["createdTime"],
              s["lastUpdatedTime"]] for s in statuses]  # fmt: skip
     table = _table(["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"], rows)
-    return f"{table}\n({len(statuses)} instances)"
+    count = len(statuses)
+    return f"{table}\n({count} instance{'' if count == 1 else 's'})"
 
 
 def _status_lines(status: dict) -> str:

@@ -95,7 +95,7 @@ def test_start_new_status_history_and_instances(cli):
     assert cli.json("get-instances", "--created-after", "2999-01-01") == []
     code, out, _ = cli("get-instances", "--top", "1")
     assert out.splitlines()[0].split() == ["INSTANCE", "NAME", "STATUS", "CREATED", "UPDATED"]
-    assert "(1 instances)" in out
+    assert "(1 instance)" in out
 
 
 def test_events_and_control_operations(cli):
