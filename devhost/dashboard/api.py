@@ -75,7 +75,10 @@ def _summary(record: InstanceRecord) -> dict[str, Any]:
 
 
 def _timeline(
-    history: list[dict[str, Any]], now: str, awaited: list[str] | None = None, continued=False
+    history: list[dict[str, Any]],
+    now: str,
+    awaited: list[str] | None = None,
+    continued: bool = False,
 ) -> dict[str, Any]:
     drawn = bars(history, awaited, continued)
     return {"bars": drawn, "axis": axis(drawn, now)}

@@ -12,11 +12,11 @@ newer. A store that only reads (beside a running host) never builds it: the host
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..taskhub.model import InstanceRecord
-from ..taskhub.ordering import summary
+from ..taskhub.model import InstanceQuery, InstanceRecord
+from ..taskhub.ordering import InstanceOrder, SortedSummaries, summary
 from .azure_rows import record_from
 
 # The listing columns a summary needs; `CustomStatus` is its first chunk, enough for a preview.
@@ -34,16 +34,19 @@ class SummaryIndex:
     """Every instance's summary by id, once built; until then it holds nothing."""
 
     def __init__(self) -> None:
-        self._records: dict[str, InstanceRecord] | None = None
+        self._records: SortedSummaries | None = None
         self._aside: dict[str, InstanceRecord | None] | None = None  # changes during the build
 
     @property
     def ready(self) -> bool:
         return self._records is not None
 
-    def records(self) -> Iterable[InstanceRecord]:
+    def page(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        """A page of the list (`ordering.sorted_page`), from memory."""
         assert self._records is not None, "build the index first"
-        return self._records.values()
+        return self._records.page(query, order, top, token)
 
     def note(self, row: dict[str, Any]) -> None:
         """A listing row is to be written (its instance started, changed or was recovered)."""
@@ -57,9 +60,9 @@ class SummaryIndex:
         if self._aside is not None:
             self._aside[instance_id] = record
         if self._records is not None and record is None:
-            self._records.pop(instance_id, None)
+            self._records.remove(instance_id)
         elif self._records is not None and record is not None:
-            self._records[instance_id] = record
+            self._records.put(record)
 
     async def build(self, scan: Callable[[], Awaitable[list[dict[str, Any]]]]) -> None:
         """Fill the index from `scan` (the listing's COLUMNS, read once everything marked
@@ -76,4 +79,4 @@ class SummaryIndex:
                 records.pop(instance_id, None)
             else:
                 records[instance_id] = record
-        self._records, self._aside = records, None
+        self._records, self._aside = SortedSummaries(records.values()), None

@@ -13,6 +13,7 @@ import base64
 import binascii
 import heapq
 import json
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -118,6 +119,57 @@ def sorted_page(
     page = chosen[:top]
     next_token = _encode(page[-1][0], order) if len(chosen) > top else None
     return [summary(r) for _, r in page], next_token
+
+
+class SortedSummaries:
+    """Summaries kept in every order (a sorted list of keys for each field of KEYS), for a
+    store that keeps them in memory: a page is a bisect to where the last one ended and a walk
+    from there, so its cost grows with the page (and the rows its filters skip), not the hub."""
+
+    def __init__(self, records: Iterable[InstanceRecord] = ()) -> None:
+        self._records = {r.instance_id: summary(r) for r in records}
+        self._keys = {
+            field: sorted(key(r) for r in self._records.values()) for field, key in KEYS.items()
+        }
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def put(self, record: InstanceRecord) -> None:
+        """Add an instance's summary, or replace the one it had."""
+        self.remove(record.instance_id)
+        new = self._records[record.instance_id] = summary(record)
+        for field, key in KEYS.items():
+            insort(self._keys[field], key(new))
+
+    def remove(self, instance_id: str) -> None:
+        old = self._records.pop(instance_id, None)
+        if old is None:
+            return
+        for field, key in KEYS.items():
+            keys = self._keys[field]
+            del keys[bisect_left(keys, key(old))]
+
+    def page(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        """As `sorted_page` of every summary kept here, without reading the others."""
+        keys = self._keys[order.field]
+        after = _decode(token, order) if token else None
+        if order.descending:
+            end = len(keys) if after is None else bisect_left(keys, after)
+            positions = range(end - 1, -1, -1)
+        else:
+            positions = range(0 if after is None else bisect_right(keys, after), len(keys))
+        found: list[tuple[Key, InstanceRecord]] = []
+        for position in positions:
+            record = self._records[keys[position][-1]]
+            if query.matches(record):
+                found.append((keys[position], record))
+                if len(found) > top:
+                    break
+        next_token = _encode(found[top - 1][0], order) if len(found) > top else None
+        return [r for _, r in found[:top]], next_token
 
 
 BAD_TOKEN = "The continuation token is not one this list gave out (or is for another order)."

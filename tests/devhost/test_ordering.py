@@ -1,6 +1,7 @@
 """The instance list's order and pages (pure), and the Azure store's summaries in memory."""
 
 import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from devhost.store.azure_rows import record_entity
 from devhost.store.azure_summaries import SummaryIndex
 from devhost.taskhub.errors import EngineError
 from devhost.taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus
-from devhost.taskhub.ordering import PREVIEW_CHARS, InstanceOrder, sorted_page
+from devhost.taskhub.ordering import PREVIEW_CHARS, InstanceOrder, SortedSummaries, sorted_page
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -101,6 +102,10 @@ def test_a_token_that_is_not_one_the_list_gave_out_is_refused(token):
     assert caught.value.status == 400
 
 
+def every(index: SummaryIndex) -> list[InstanceRecord]:
+    return index.page(InstanceQuery(), InstanceOrder(), 1000, None)[0]
+
+
 def row(instance: InstanceRecord) -> dict:
     return listing_row(record_entity(instance, "state") | {"Next": 0})
 
@@ -117,13 +122,13 @@ def test_changes_during_the_build_win_over_what_the_scan_read():
         return stale
 
     asyncio.run(index.build(scan))
-    by_id = {r.instance_id: r for r in index.records()}
+    by_id = {r.instance_id: r for r in every(index)}
     assert sorted(by_id) == ["a", "b", "d", "n"]
     assert by_id["b"].runtime_status == RuntimeStatus.Completed
     assert by_id["a"].input is None and by_id["a"].custom_status == '"x"'
     index.drop("a")
     index.note(row(record("m", "More", "Pending", 6)))
-    assert sorted(r.instance_id for r in index.records()) == ["b", "d", "m", "n"]
+    assert sorted(r.instance_id for r in every(index)) == ["b", "d", "m", "n"]
 
 
 def test_a_failed_build_leaves_the_index_to_be_built_again():
@@ -137,3 +142,43 @@ def test_a_failed_build_leaves_the_index_to_be_built_again():
     assert not index.ready
     index.note(row(RECORDS[0]))  # ignored until a build
     assert not index.ready
+
+
+def pages(lister, query: InstanceQuery, order: InstanceOrder, top: int) -> list[list[str]]:
+    result, token = [], None
+    while True:
+        page, token = lister(query, order, top, token)
+        result.append([r.instance_id for r in page])
+        if token is None:
+            return result
+
+
+def test_summaries_kept_sorted_page_as_a_scan_of_them_does():
+    """Starts, changes and purges in any order: every page of every order is the scan's."""
+    shuffle = random.Random(24)
+    names, statuses = ["alpha", "Beta", "gamma"], ["Running", "Completed", "Failed", "Pending"]
+    kept = SortedSummaries(RECORDS)
+    current = {r.instance_id: r for r in RECORDS}
+    for _ in range(300):
+        instance_id = f"i{shuffle.randrange(40)}"
+        if shuffle.random() < 0.2:
+            kept.remove(instance_id)
+            current.pop(instance_id, None)
+            continue
+        changed = record(instance_id, shuffle.choice(names), shuffle.choice(statuses),
+                         shuffle.randrange(20), shuffle.randrange(20))  # fmt: skip
+        kept.put(changed)
+        current[instance_id] = changed
+    assert len(kept) == len(current)
+    live = {RuntimeStatus.Running, RuntimeStatus.Failed}
+    queries = [InstanceQuery(), InstanceQuery(name="alpha"), InstanceQuery(runtime_status=live)]
+    for field in ("createdTime", "lastUpdatedTime", "name", "runtimeStatus"):
+        for direction in ("asc", "desc"):
+            order = InstanceOrder.parse(field, direction)
+            for query in queries:
+                for top in (1, 3, 50):
+                    expected = pages(
+                        lambda q, o, t, k: sorted_page(current.values(), q, o, t, k),
+                        query, order, top,
+                    )  # fmt: skip
+                    assert pages(kept.page, query, order, top) == expected, (field, direction)

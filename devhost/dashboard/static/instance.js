@@ -193,7 +193,8 @@ export class InstanceView {
       const took = step.end ? duration(Date.parse(step.end) - Date.parse(step.start)) : step.status === "open" ? "open" : "";
       const what = [el("strong", { text: step.kind }), " ",
         step.instanceId ? instanceLink(step.instanceId, step.name || step.instanceId) : step.name,
-        step.attempt ? el("span", { class: "muted", text: ` (attempt ${step.kind === "retry timer" ? step.attempt + 1 : step.attempt})` }) : null];
+        step.kind === "retry timer" ? el("span", { class: "muted", text: ` (before attempt ${step.attempt + 1})` })
+          : step.attempt > 1 ? el("span", { class: "muted", text: ` (attempt ${step.attempt})` }) : null];
       const details = [];
       const show = (label, text, cls) => details.push(el("div", { class: `detail ${cls || ""}` },
         el("span", { class: "muted", text: `${label} ` }), el("pre", { text })));
