@@ -50,7 +50,8 @@ class SummaryIndex:
 
     def note(self, row: dict[str, Any]) -> None:
         """A listing row is to be written (its instance started, changed or was recovered)."""
-        self._change(row["RowKey"], summary_from_row(row))
+        if self._records is not None or self._aside is not None:  # nothing to keep before a build
+            self._change(row["RowKey"], summary_from_row(row))
 
     def drop(self, instance_id: str) -> None:
         """The instance is being purged."""
