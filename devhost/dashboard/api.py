@@ -10,6 +10,7 @@ Durable Functions HTTP API itself.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from ..status import api_time, status_json
 from ..taskhub.errors import EngineError
 from ..taskhub.history import EventType, format_time
 from ..taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus
-from .timeline import bars
+from ..taskhub.ordering import InstanceOrder
+from .steps import steps
+from .timeline import axis, bars
 
 DASHBOARD_PATH = "/_devhost"
 STATIC = Path(__file__).parent / "static"
@@ -64,9 +67,33 @@ def _top(request: web.Request) -> int:
 
 
 def _summary(record: InstanceRecord) -> dict[str, Any]:
-    body = status_json(record, show_input=False)
-    del body["input"], body["output"], body["customStatus"]
+    """A list row; `customStatus` is the start of its JSON text (`ordering.summary`)."""
+    body = status_json(replace(record, custom_status=None), show_input=False)
+    del body["input"], body["output"]
+    body["customStatus"] = record.custom_status
     return body
+
+
+def _timeline(
+    history: list[dict[str, Any]],
+    now: str,
+    awaited: list[str] | None = None,
+    continued: bool = False,
+) -> dict[str, Any]:
+    drawn = bars(history, awaited, continued)
+    return {"bars": drawn, "axis": axis(drawn, now)}
+
+
+def _retry_timers(waiting: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Name, on each timer waited on, the task whose next attempt it waits for, if any."""
+    retries = {
+        e["EventId"]: e["Retry"]
+        for e in history
+        if e["EventType"] == EventType.TimerCreated and e.get("Retry")
+    }
+    for timer in waiting["timers"]:
+        if (retry := retries.get(timer["task"])) is not None:
+            timer["retryOf"], timer["attempt"] = retry.get("Name"), retry.get("Attempt")
 
 
 def _parent_id(record: InstanceRecord) -> str | None:
@@ -147,8 +174,11 @@ class DashboardApi:
         return _json({"hub": self.hub, "deleted": True})
 
     async def list_instances(self, request: web.Request) -> web.Response:
-        records, token = await self.engine.query(
-            instance_query(request), _top(request), request.query.get("continuationToken")
+        """A page of orchestrations, newest first unless `sort` (createdTime, lastUpdatedTime,
+        name, runtimeStatus) and `order` (asc, desc) say otherwise."""
+        order = InstanceOrder.parse(request.query.get("sort"), request.query.get("order"))
+        records, token = await self.engine.summaries(
+            instance_query(request), order, _top(request), request.query.get("continuationToken")
         )
         return _json({"instances": [_summary(r) for r in records], "continuationToken": token})
 
@@ -164,23 +194,27 @@ class DashboardApi:
         history = await self.engine.get_history(instance_id)
         waiting = await self.engine.waiting_on(instance_id)
         waiting_json = waiting.to_dict() if waiting is not None else None
-        timeline = bars(history, waiting_json["events"] if waiting_json else None)
+        if waiting_json is not None:
+            _retry_timers(waiting_json, history)
+        now = format_time(self.engine.clock.now())
+        timeline = _timeline(history, now, waiting_json["events"] if waiting_json else None)
         return _json(
             {
-                "now": format_time(self.engine.clock.now()),
+                "now": now,
                 "status": status_json(record),
                 "parentInstanceId": _parent_id(record),
                 "failure": _failure(record, history),
                 "waitingOn": waiting_json,
                 "history": _history_rows(history),
+                "steps": steps(history),
                 "timeline": timeline,
                 "generations": [
-                    {"executionId": _execution_id(h), "timeline": bars(h, continued=True)}
+                    {"executionId": _execution_id(h), "timeline": _timeline(h, now, continued=True)}
                     for h in self.engine.generations(instance_id)
                 ],
                 "children": [
                     {"instanceId": b["instanceId"], "name": b["name"]}
-                    for b in timeline
+                    for b in timeline["bars"]
                     if b["kind"] == "suborchestration"
                 ],
             }

@@ -24,6 +24,7 @@ from ..taskhub.model import (
     is_entity_id,
     record_from_start,
 )
+from ..taskhub.ordering import InstanceOrder
 from ..taskhub.rules import check_instance_id, check_name, check_payload
 from .dispatch import Dispatch
 from .entity_runtime import EntityRuntimes
@@ -241,6 +242,11 @@ class ClientOperations:
         self, query: InstanceQuery, top: int | None, continuation: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
         return await self.store.query(query, top, continuation)
+
+    async def summaries(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        return await self.store.summaries(query, order, top, token)
 
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         """How many instances (entities too) match the query, by runtime status."""

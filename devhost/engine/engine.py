@@ -28,6 +28,7 @@ from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import StorageUnavailableError, TaskHubStore, current_deadline
 from ..taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus, is_entity_id
+from ..taskhub.ordering import InstanceOrder
 from ..taskhub.rules import check_instance_id
 from .background import Background
 from .client import ClientOperations
@@ -223,6 +224,13 @@ class Engine:
         """Histories of the executions before the current one that continued as new, oldest
         first: the last GENERATIONS_KEPT, remembered in memory while the instance runs here."""
         return self.instances.generations(instance_id)
+
+    @client_operation
+    async def summaries(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        """A page of the instance list in `order` (the dashboard's), summaries only."""
+        return await self.client.summaries(query, order, top, token)
 
     @client_operation
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:

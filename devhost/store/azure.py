@@ -48,6 +48,7 @@ from ..taskhub.model import (
     Message,
     same_parent_task,
 )
+from ..taskhub.ordering import InstanceOrder
 from ..taskhub.rules import has_invalid_character
 from .azure_lease import HubInUseError, HubLease, LeaseHolder, lease_holder
 from .azure_listing import BATCH_BYTES, BATCH_ROWS, LISTING_PARTITION, InstanceListing, batches
@@ -446,6 +447,13 @@ class AzureStore(TaskHubStore):
         self, query: InstanceQuery, top: int | None, continuation: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
         return await self._queries.query(query, top, continuation)
+
+    async def summaries(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        if self.read_only:  # the host writes the hub: only it keeps the summaries in memory
+            return await super().summaries(query, order, top, token)
+        return await self._queries.sorted_page(query, order, top, token)
 
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         return await self._queries.count_by_status(query)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .azure_summaries import SummaryIndex
 from .base import (
     StorageRequestError,
     StorageUnavailableError,
@@ -85,6 +86,7 @@ class InstanceListing:
         self._hurry = asyncio.Event()  # someone waits for the listing: write without gathering
         self._progress = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self.summaries = SummaryIndex()  # what the rows say, for lists sorted in memory
 
     def start(self) -> None:
         """The writer waits out outages: whatever deadline the opener had is not its own."""
@@ -106,12 +108,14 @@ class InstanceListing:
         """The instance's listing row is to become this state row's (no I/O)."""
         row = listing_row(state_row)
         self._waiting[row["RowKey"]] = row
+        self.summaries.note(row)
         self._marked += 1
         self._wakeup.set()
 
     def forget(self, instance_id: str) -> None:
         """Drop a row not yet written (its instance is being purged)."""
         self._waiting.pop(instance_id, None)
+        self.summaries.drop(instance_id)
 
     def forget_all(self) -> None:
         """Drop every row not yet written (the whole hub is being deleted)."""

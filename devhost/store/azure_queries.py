@@ -14,9 +14,11 @@ from typing import Any
 from azure.data.tables.aio import TableClient
 
 from ..taskhub.model import InstanceQuery, InstanceRecord
+from ..taskhub.ordering import InstanceOrder
 from .azure_listing import LISTING_PARTITION, InstanceListing
 from .azure_retry import Retrying
 from .azure_rows import record_from, utc
+from .azure_summaries import COLUMNS as SORTABLE_COLUMNS
 from .base import BAD_TOKEN, StorageRequestError
 
 SUMMARY = ["PartitionKey", "RowKey", "RuntimeStatus", "ExecutionId", "LastUpdatedTime"]
@@ -49,6 +51,7 @@ class ListingQueries:
         self._inflate = inflate
         self._get_instance = get_instance
         self._read_only = read_only
+        self._summaries_built = asyncio.Lock()
 
     async def query(
         self, query: InstanceQuery, top: int | None, continuation: str | None
@@ -96,6 +99,30 @@ class ListingQueries:
 
         checked = await asyncio.gather(*(current(r) for r in records))
         return [r for r in checked if r is not None]
+
+    async def sorted_page(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        """A page of the list in `order`, from the summaries the host keeps in memory
+        (`azure_summaries`): built from one scan of the listing on first use."""
+        async with self._summaries_built:
+            if not self._listing.summaries.ready:
+                await self._listing.summaries.build(self._scan_for_summaries)
+        return self._listing.summaries.page(query, order, top, token)
+
+    async def _scan_for_summaries(self) -> list[dict[str, Any]]:
+        await self._listing.settled()
+
+        async def read() -> list[dict[str, Any]]:
+            rows = self.table.query_entities(
+                "PartitionKey eq @pk",
+                parameters={"pk": LISTING_PARTITION},
+                select=SORTABLE_COLUMNS,
+                results_per_page=1000,
+            )
+            return [row async for row in rows]
+
+        return await self._retry(read)
 
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         """Reads only the status column: 10,000 instances are ten small pages."""

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from ..taskhub.model import EpisodeCommit, InstanceQuery, InstanceRecord, Message
+from ..taskhub.ordering import InstanceOrder, sorted_page
 
 
 class InstanceExistsError(Exception):
@@ -119,6 +120,19 @@ class TaskHubStore(ABC):
         self, query: InstanceQuery, top: int | None, continuation: str | None
     ) -> tuple[list[InstanceRecord], str | None]:
         """Matching instances by creation time, a page at a time, with the next page's token."""
+
+    async def summaries(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        """A page of the matching instances' summaries (`ordering.summary`) in `order`, with
+        the next page's token. This default reads every match; a store may keep an index."""
+        records: list[InstanceRecord] = []
+        continuation = None
+        while True:
+            page, continuation = await self.query(query, 1000, continuation)
+            records.extend(page)
+            if not continuation:
+                return sorted_page(records, query, order, top, token)
 
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         """How many instances match the query, by runtime status (a store may do it cheaper)."""

@@ -12,6 +12,7 @@ from ..taskhub.model import (
     Message,
     same_parent_task,
 )
+from ..taskhub.ordering import InstanceOrder, SortedSummaries
 from .base import BAD_TOKEN, InstanceExistsError, StorageRequestError, TaskHubStore
 
 
@@ -22,6 +23,7 @@ class MemoryStore(TaskHubStore):
         self.records: dict[str, InstanceRecord] = {}
         self.histories: dict[str, list[dict[str, Any]]] = {}
         self.inboxes: dict[str, dict[str, Message]] = {}
+        self._sorted: SortedSummaries | None = None  # the list in every order, once asked for
 
     async def create_instance(self, record: InstanceRecord, start: Message) -> None:
         existing = self.records.get(record.instance_id)
@@ -31,7 +33,7 @@ class MemoryStore(TaskHubStore):
         self.inboxes[record.instance_id][start.message_id] = start
 
     def _reset(self, record: InstanceRecord) -> None:
-        self.records[record.instance_id] = record.copy()
+        self._keep(record)
         self.histories[record.instance_id] = []
         self.inboxes[record.instance_id] = {}
 
@@ -55,7 +57,7 @@ class MemoryStore(TaskHubStore):
 
     async def commit(self, commit: EpisodeCommit) -> None:
         instance_id = commit.record.instance_id
-        self.records[instance_id] = commit.record.copy()
+        self._keep(commit.record)
         history = self.histories.setdefault(instance_id, [])
         if commit.new_execution:
             history.clear()
@@ -63,6 +65,11 @@ class MemoryStore(TaskHubStore):
         inbox = self.inboxes.setdefault(instance_id, {})
         for message_id in commit.consumed:
             inbox.pop(message_id, None)
+
+    def _keep(self, record: InstanceRecord) -> None:
+        self.records[record.instance_id] = record.copy()
+        if self._sorted is not None:
+            self._sorted.put(record)
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         record = self.records.get(instance_id)
@@ -81,7 +88,7 @@ class MemoryStore(TaskHubStore):
         return record.copy(), history, list(self.inboxes.get(instance_id, {}).values())
 
     async def replace_history(self, record: InstanceRecord, history: list[dict[str, Any]]) -> None:
-        self.records[record.instance_id] = record.copy()
+        self._keep(record)
         self.histories[record.instance_id] = list(history)
 
     async def query(
@@ -98,6 +105,13 @@ class MemoryStore(TaskHubStore):
         token = str(end) if end < len(matches) else None
         return [r.copy() for r in matches[start:end]], token
 
+    async def summaries(
+        self, query: InstanceQuery, order: InstanceOrder, top: int, token: str | None
+    ) -> tuple[list[InstanceRecord], str | None]:
+        if self._sorted is None:
+            self._sorted = SortedSummaries(self.records.values())
+        return self._sorted.page(query, order, top, token)
+
     async def count_by_status(self, query: InstanceQuery) -> dict[str, int]:
         matches = (r for r in self.records.values() if query.matches(r))
         return dict(Counter(str(r.runtime_status) for r in matches))
@@ -110,6 +124,8 @@ class MemoryStore(TaskHubStore):
                 continue
             if self.records.pop(instance_id, None) is not None:
                 deleted += 1
+            if self._sorted is not None:
+                self._sorted.remove(instance_id)
             self.histories.pop(instance_id, None)
             self.inboxes.pop(instance_id, None)
         return deleted

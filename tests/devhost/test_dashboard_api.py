@@ -1,5 +1,6 @@
 """The dashboard's JSON under /_devhost/api/, on both stores, through real HTTP."""
 
+import uuid
 from urllib.parse import quote, urlencode
 
 import azure.durable_functions as df
@@ -7,7 +8,9 @@ import azure.durable_functions as df
 from devhost.clock import Clock
 from devhost.host import DevHost, ListenAddress
 from devhost.settings import load_settings
+from devhost.store.azure import AzureStore
 from devhost.store.memory import MemoryStore
+from devhost.testing import DurableHarness
 
 from .conftest import PATTERNS_APP
 
@@ -62,10 +65,10 @@ def test_an_instance_shows_its_timer_due_time_and_awaited_event(host):
     waiting = body["waitingOn"]
     assert waiting["events"] == ["Approval"]
     assert len(waiting["timers"]) == 1 and waiting["timers"][0]["due"].endswith("Z")
-    timer = next(b for b in body["timeline"] if b["kind"] == "timer")
+    timer = next(b for b in body["timeline"]["bars"] if b["kind"] == "timer")
     assert timer["status"] == "open" and timer["due"] == waiting["timers"][0]["due"]
     assert {"kind": "event", "name": "Approval"}.items() <= next(
-        b for b in body["timeline"] if b["kind"] == "event"
+        b for b in body["timeline"]["bars"] if b["kind"] == "event"
     ).items()
     assert body["history"][0]["EventType"] in ("OrchestratorStarted", "ExecutionStarted")
 
@@ -73,7 +76,7 @@ def test_an_instance_shows_its_timer_due_time_and_awaited_event(host):
     host.wait_for(instance_id)
     body = get(host, f"/instances/{instance_id}")[1]
     assert body["waitingOn"] is None and body["status"]["output"] == "approved: yes"
-    event_bar = next(b for b in body["timeline"] if b["kind"] == "event")
+    event_bar = next(b for b in body["timeline"]["bars"] if b["kind"] == "event")
     assert event_bar["status"] == "completed"
 
 
@@ -83,7 +86,7 @@ def test_a_parent_links_to_its_children_and_a_child_to_its_parent(host):
     body = get(host, f"/instances/{parent}")[1]
     children = [c["instanceId"] for c in body["children"]]
     assert children[0] == "family-named" and len(children) == 2
-    bars = [b for b in body["timeline"] if b["kind"] == "suborchestration"]
+    bars = [b for b in body["timeline"]["bars"] if b["kind"] == "suborchestration"]
     assert all(b["status"] == "completed" and b["end"] for b in bars)
     child = get(host, f"/instances/{quote(children[1], safe='')}")[1]
     assert child["parentInstanceId"] == parent
@@ -152,7 +155,176 @@ def test_earlier_generations_of_a_continue_as_new_loop_are_shown_while_it_runs(h
     assert len(generations) == 2
     assert len({g["executionId"] for g in generations}) == 2
     for generation in generations:
-        kinds = {b["kind"]: b for b in generation["timeline"]}
+        kinds = {b["kind"]: b for b in generation["timeline"]["bars"]}
         assert kinds["generation"]["status"] == "continued"
         assert (kinds["event"]["name"], kinds["event"]["status"]) == ("Ping", "completed")
     assert body["waitingOn"]["events"] == ["Ping"]
+
+
+def ids(body) -> list[str]:
+    return [i["instanceId"] for i in body["instances"]]
+
+
+def test_the_list_is_newest_first_and_sorts_by_name_status_and_last_update(host):
+    # ids in the opposite order of their starts: the list must not be by id
+    host.start("Status", instance_id="c-status")
+    host.advance(seconds=1)
+    host.start("Sequence", "Oslo", instance_id="b-seq")
+    host.advance(seconds=1)
+    host.start("Approval", instance_id="a-wait")
+    host.wait_for("b-seq")
+    host.idle()
+    host.signal_entity(df.EntityId("Tally", "k"), "add", 1)  # entities stay out of the list
+    host.idle()
+
+    assert ids(get(host, "/instances")[1]) == ["a-wait", "b-seq", "c-status"]
+    assert ids(get(host, "/instances", order="asc")[1]) == ["c-status", "b-seq", "a-wait"]
+    assert ids(get(host, "/instances", sort="name")[1]) == ["a-wait", "b-seq", "c-status"]
+    assert ids(get(host, "/instances", sort="name", order="desc")[1]) == [
+        "c-status",
+        "b-seq",
+        "a-wait",
+    ]
+    # running ones first, then finished; the newest first within a status
+    assert ids(get(host, "/instances", sort="runtimeStatus")[1]) == ["a-wait", "c-status", "b-seq"]
+    host.advance(seconds=1)
+    host.raise_event("c-status", "Go")  # c-status moves on: the latest update
+    host.wait_for("c-status")
+    assert ids(get(host, "/instances", sort="lastUpdatedTime")[1])[0] == "c-status"
+    host.advance(seconds=1)
+    host.start("Sequence", "Rome", instance_id="0-newest")
+    assert ids(get(host, "/instances")[1])[0] == "0-newest"
+
+    rows = {i["instanceId"]: i for i in get(host, "/instances")[1]["instances"]}
+    assert rows["c-status"]["customStatus"] == '{"step": 2}'
+    assert rows["b-seq"]["customStatus"] is None
+    assert "input" not in rows["b-seq"] and "output" not in rows["b-seq"]
+
+
+def test_sorted_pages_follow_each_other_and_filters_still_apply(host):
+    for n in range(5):
+        host.start("Sequence", "Oslo", instance_id=f"p-{n}")
+        host.advance(seconds=1)
+    host.start("Approval", instance_id="p-wait")
+    host.idle()
+    for sort in ("createdTime", "name", "runtimeStatus", "lastUpdatedTime"):
+        seen, token = [], None
+        while True:
+            params = {"top": 2, "sort": sort, **({"continuationToken": token} if token else {})}
+            status, body = get(host, "/instances", **params)
+            assert status == 200, body
+            seen += ids(body)
+            token = body["continuationToken"]
+            if not token:
+                break
+        assert sorted(seen) == sorted([*(f"p-{n}" for n in range(5)), "p-wait"]), sort
+        assert len(seen) == 6
+    newest = get(host, "/instances", top=3, runtimeStatus="Completed", name="Sequence")[1]
+    assert ids(newest) == ["p-4", "p-3", "p-2"]
+    after = get(
+        host,
+        "/instances",
+        top=3,
+        runtimeStatus="Completed",
+        continuationToken=newest["continuationToken"],
+    )[1]
+    assert ids(after) == ["p-1", "p-0"] and after["continuationToken"] is None
+
+
+def test_a_bad_sort_order_or_token_is_refused_with_a_sentence(host):
+    host.start("Sequence", "Oslo", instance_id="only")
+    host.start("Sequence", "Rome", instance_id="other")
+    host.idle()
+    status, body = get(host, "/instances", sort="input")
+    assert status == 400 and body["Message"].startswith("sort must be one of createdTime")
+    status, body = get(host, "/instances", order="sideways")
+    assert status == 400 and body["Message"] == "order must be asc or desc, not 'sideways'."
+    status, body = get(host, "/instances", continuationToken="not-a-token")
+    assert status == 400 and "continuation token" in body["Message"]
+    token = get(host, "/instances", top=1)[1]["continuationToken"]
+    status, body = get(host, "/instances", sort="name", continuationToken=token)
+    assert status == 400 and "another order" in body["Message"]
+
+
+def test_a_purged_instance_is_gone_from_the_page_and_the_list(host):
+    instance_id = host.start("Sequence", "Oslo", instance_id="to-purge")
+    host.wait_for(instance_id)
+    assert ids(get(host, "/instances")[1]) == [instance_id]
+    status, _, _ = host.http("DELETE", f"/runtime/webhooks/durabletask/instances/{instance_id}")
+    assert status == 200
+    status, body = get(host, f"/instances/{instance_id}")
+    assert status == 404 and body["Message"] == "No instance with ID 'to-purge' found."
+    assert get(host, "/instances")[1]["instances"] == []
+
+
+def test_a_retry_timer_is_named_as_one(host):
+    key = f"dash-{uuid.uuid4().hex[:8]}"
+    instance_id = host.start("Retry", key, instance_id="retrying")
+    host.idle()
+    body = get(host, f"/instances/{instance_id}")[1]
+    [timer] = body["waitingOn"]["timers"]
+    assert (timer["retryOf"], timer["attempt"]) == ("Flaky", 1)
+    [bar] = [b for b in body["timeline"]["bars"] if b["kind"] == "timer"]
+    assert (bar["name"], bar["retry"], bar["status"]) == ("Flaky", 1, "open")
+    step = next(s for s in body["steps"] if s["kind"] == "retry timer")
+    assert (step["name"], step["attempt"], step["status"]) == ("Flaky", 1, "open")
+    host.advance(seconds=5)
+    host.advance(seconds=5)
+    host.wait_for(instance_id)
+    body = get(host, f"/instances/{instance_id}")[1]
+    timers = [b for b in body["timeline"]["bars"] if b["kind"] == "timer"]
+    assert [(b["name"], b["retry"], b["status"]) for b in timers] == [
+        ("Flaky", 1, "completed"),
+        ("Flaky", 2, "completed"),
+    ]
+
+
+def test_history_steps_pair_each_task_with_its_result_and_keep_tracebacks_as_text(host):
+    instance_id = host.start("CatchActivity", instance_id="caught")
+    host.wait_for(instance_id)
+    body = get(host, f"/instances/{instance_id}")[1]
+    kinds = [(s["kind"], s["name"]) for s in body["steps"]]
+    assert kinds == [("started", "CatchActivity"), ("activity", "Fail"), ("completed", "")]
+    activity = body["steps"][1]
+    assert (activity["status"], activity["input"]) == ("failed", "that")
+    assert activity["start"] and activity["end"] and len(activity["events"]) == 2
+    details = activity["failure"]["details"]
+    assert details.startswith("Traceback (most recent call last):\n")  # text, not JSON
+    assert activity["failure"]["reason"].endswith("ValueError: cannot handle that")
+    assert "cannot handle that" in body["steps"][2]["result"]
+
+    sequence = host.start("Sequence", "Oslo", instance_id="steps-seq")
+    host.wait_for(sequence)
+    steps = get(host, f"/instances/{sequence}")[1]["steps"]
+    activities = [s for s in steps if s["kind"] == "activity"]
+    assert [(s["name"], s["status"]) for s in activities] == [("Hello", "completed")] * 3
+    assert activities[0]["input"] == "Oslo" and activities[0]["result"] == "Hello Oslo!"
+    assert [s["task"] for s in activities] == [0, 1, 2]
+
+
+def test_a_long_timer_beside_seconds_of_work_is_drawn_with_a_break(host):
+    instance_id = host.start("Timer", 86_400, instance_id="a-day")
+    host.idle()
+    host.advance(seconds=30)
+    body = get(host, f"/instances/{instance_id}")[1]
+    axis = body["timeline"]["axis"]
+    assert [s["break"] for s in axis] == [False, True]
+    work, wait = axis
+    assert work["width"] > 80 and wait["width"] < 10
+    assert wait["end"] == next(b["due"] for b in body["timeline"]["bars"] if b["kind"] == "timer")
+
+
+def test_a_host_that_reopens_a_hub_lists_it_newest_first(azurite, hub_name):
+    """The summaries in memory are built from the listing the first time a page is asked for."""
+    with DurableHarness(PATTERNS_APP, store=AzureStore(azurite.connection_string, hub_name)) as h:
+        for name in ("z-first", "y-second", "x-third"):
+            h.start("Sequence", "Oslo", instance_id=name)
+            h.wait_for(name)
+            h.advance(seconds=1)
+    with DurableHarness(PATTERNS_APP, store=AzureStore(azurite.connection_string, hub_name)) as h:
+        assert ids(get(h, "/instances")[1]) == ["x-third", "y-second", "z-first"]
+        h.advance(seconds=60)  # past the first host's virtual clock
+        h.start("Approval", instance_id="w-fourth")
+        h.idle()
+        assert ids(get(h, "/instances", top=2)[1]) == ["w-fourth", "x-third"]
+        assert ids(get(h, "/instances", sort="runtimeStatus", top=1)[1]) == ["w-fourth"]

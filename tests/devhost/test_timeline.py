@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from devhost.dashboard.timeline import bars
+from devhost.dashboard.timeline import axis, bars
 from devhost.taskhub.history import EventType, event, execution_started, format_time
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,7 +32,7 @@ def test_each_task_is_a_bar_from_its_schedule_to_its_result():
         ("generation", "Order", format_time(at(0)), format_time(at(61)), "completed"),
         ("activity", "Reserve", format_time(at(0)), format_time(at(5)), "failed"),
         ("suborchestration", "Ship", format_time(at(0)), format_time(at(7)), "completed"),
-        ("timer", "timer", format_time(at(0)), format_time(at(60)), "completed"),
+        ("timer", "", format_time(at(0)), format_time(at(60)), "completed"),
         # an event is awaited from the end of the episode before it arrived
         ("event", "Paid", format_time(at(8)), format_time(at(20)), "completed"),
     ]
@@ -65,3 +65,67 @@ def test_a_generation_that_continued_as_new_ends_at_its_last_event():
     ]
     generation = bars(history, continued=True)[0]
     assert (generation["end"], generation["status"]) == (format_time(at(9)), "continued")
+
+
+def test_a_retry_timer_names_the_task_and_the_attempt_it_waits_to_repeat():
+    history = [
+        event(EventType.OrchestratorStarted, at(0)),
+        execution_started(at(0), "Order", "o-1", "e-1", None),
+        event(EventType.TaskScheduled, at(0), 0, Name="Charge"),
+        event(EventType.TaskFailed, at(1), TaskScheduledId=0, Reason="busy"),
+        event(
+            EventType.TimerCreated,
+            at(1),
+            1,
+            FireAt=format_time(at(6)),
+            Retry={"Of": 0, "Name": "Charge", "Attempt": 1},
+        ),  # fmt: skip
+    ]
+    timer = bars(history)[-1]
+    assert (timer["kind"], timer["name"], timer["retry"]) == ("timer", "Charge", 1)
+
+
+def work_beside_a_day_long_timer() -> list[dict]:
+    history = [
+        event(EventType.OrchestratorStarted, at(0)),
+        execution_started(at(0), "Order", "o-1", "e-1", None),
+        event(EventType.TaskScheduled, at(0), 0, Name="Reserve"),
+        event(EventType.OrchestratorCompleted, at(0)),
+        event(EventType.TaskCompleted, at(2), TaskScheduledId=0),
+        event(EventType.TaskScheduled, at(2), 1, Name="Charge"),
+        event(EventType.TaskCompleted, at(5), TaskScheduledId=1),
+        event(EventType.TimerCreated, at(5), 2, FireAt=format_time(at(86_405))),
+    ]
+    return bars(history)
+
+
+def test_a_day_long_wait_beside_seconds_of_work_is_a_narrow_break():
+    segments = axis(work_beside_a_day_long_timer(), format_time(at(30)))
+    assert [(s["start"], s["end"], s["break"]) for s in segments] == [
+        (format_time(at(0)), format_time(at(5)), False),
+        # idle from the timer's creation to its due time: now (30 s) falls inside the break
+        (format_time(at(5)), format_time(at(86_405)), True),
+    ]
+    work, wait = segments
+    assert (work["left"], work["width"], wait["left"], wait["width"]) == (0, 94, 94, 6)
+    # so the 2 s activity takes 2/5 of the work's 94%, not 2/86405 of the axis
+
+
+def test_work_spread_evenly_has_a_linear_axis():
+    history = [
+        event(EventType.OrchestratorStarted, at(0)),
+        execution_started(at(0), "Order", "o-1", "e-1", None),
+        event(EventType.TimerCreated, at(0), 0, FireAt=format_time(at(600))),
+        event(EventType.TimerFired, at(600), TimerId=0),
+        event(EventType.TaskScheduled, at(600), 1, Name="Ship"),
+        event(EventType.TaskCompleted, at(1200), TaskScheduledId=1),
+        event(EventType.ExecutionCompleted, at(1200), OrchestrationStatus="Completed"),
+    ]
+    segments = axis(bars(history), format_time(at(5000)))  # a finished instance: no "now"
+    assert [(s["left"], s["width"], s["break"]) for s in segments] == [(0, 100, False)]
+    assert segments[0]["end"] == format_time(at(1200))
+
+
+def test_an_axis_of_one_moment_is_empty():
+    only = bars([execution_started(at(0), "Order", "o-1", "e-1", None)])
+    assert axis(only, format_time(at(0))) == []

@@ -91,13 +91,20 @@ def test_a_game_is_watched_and_steered_from_the_dashboard(dashboard, hub):
     expect(waiting.locator("li.timer time")).to_have_text(due, timeout=TIMEOUT)
     expect(waiting.locator("li.event")).to_have_text("event ApprovalTask")
     expect(page.locator("#bars li[data-kind=timer][data-status=open]")).to_have_count(1)
+    steps = page.locator("#steps-table tbody tr")
+    expect(steps.filter(has_text="ConfirmationRecorded")).to_contain_text("completed")
+    expect(page.locator("#steps-table tr[data-kind=timer]")).to_contain_text("open")
+    page.get_by_label("Show every event").check()
     expect(page.locator("#history-table")).to_contain_text("TimerCreated")
+    page.get_by_label("Show every event").uncheck()
     expect(page.locator("#summary")).to_contain_text(f"RunUserParallelWorkflow:{pat}")  # parent
+    # the event field offers the event the instance waits on
+    expect(page.get_by_label("Event name")).to_have_value("ApprovalTask")
+    expect(page.locator("#awaited-events option")).to_have_attribute("value", "ApprovalTask")
     if os.environ.get("UPDATE_SCREENSHOT") and info["store"] == "memory":
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS / "dashboard.png"), full_page=True)
 
-    page.get_by_label("Event name").fill("ApprovalTask")
     page.get_by_label("Event data (JSON)").fill("true")
     page.get_by_role("button", name="Raise event").click()
     expect(page.locator("#confirm-text")).to_have_text(
@@ -118,7 +125,12 @@ def test_a_game_is_watched_and_steered_from_the_dashboard(dashboard, hub):
     expect(page.locator("#output")).to_have_text('"enough"')
     page.get_by_role("button", name="Purge").click()
     confirm_yes(page)
-    expect(page.locator("#not-found")).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator("#not-found")).to_have_text(
+        f"Instance '{monitor}' was purged: its status and history are gone from this hub.",
+        timeout=TIMEOUT,
+    )
+    for gone in ("#summary", "#waiting", "#timeline", "#actions", "#data", "#history"):
+        expect(page.locator(gone)).to_have_count(0)  # no actions, no empty panels
     assert hub.http("GET", f"/runtime/webhooks/durabletask/instances/{monitor}")[0] == 404
 
     page.get_by_role("link", name="Entities").click()
@@ -235,3 +247,118 @@ def test_the_game_page_links_each_workflow_to_its_dashboard_page(page, site):
         f"UserConfirmationWorkflow:{name}", timeout=TIMEOUT
     )
     expect(page.locator("#waiting-list li.event")).to_have_text("event ApprovalTask")
+
+
+def test_the_list_is_newest_first_sorts_by_column_and_shows_custom_status(dashboard, hub):
+    page = dashboard
+    names = [fresh(n) for n in ("Ada", "Ben", "Cat")]
+    for name in names:
+        new_game(hub, name)
+        hub.advance(seconds=1)
+    first = f"UserConfirmationWorkflow:{names[0]}"
+    hub.http("POST", f"/runtime/webhooks/durabletask/instances/{quote(first)}/terminate")
+    hub.wait_for(first)
+    confirmations = [f"UserConfirmationWorkflow:{n}" for n in names]
+
+    page.goto(f"{hub.base_url}/_devhost/#/instances?name=UserConfirmationWorkflow")
+    rows = page.locator("#instance-rows tr")
+    expect(rows).to_have_count(3, timeout=TIMEOUT)
+    expect(page.locator("#instance-rows tr td:nth-child(2)")).to_have_text(confirmations[::-1])
+    custom = rows.filter(has_text=confirmations[2]).locator("td.custom-status")
+    expect(custom).to_contain_text('"state"')
+    expect(custom).to_contain_text('"waiting"')
+
+    page.get_by_role("link", name="Created ▼").click()  # the other way round: oldest first
+    expect(page).to_have_url(re.compile(r"sort=createdTime&order=asc"))
+    expect(page.locator("#instance-rows tr td:nth-child(2)")).to_have_text(confirmations)
+    page.get_by_role("link", name="Status").click()  # running first, the newest first among them
+    expect(page.locator("#instance-rows tr td:nth-child(2)")).to_have_text(
+        [confirmations[2], confirmations[1], confirmations[0]]
+    )
+    expect(page.locator("th[aria-sort=ascending]")).to_have_text("Status ▲")
+    page.get_by_role("link", name="Updated").click()  # the terminated one changed last
+    expect(page.locator("#instance-rows tr td:nth-child(2)").first).to_have_text(first)
+
+    page.goto(f"{hub.base_url}/_devhost/#/instances")
+    page.get_by_role("link", name="Orchestrator").click()
+    expect(page).to_have_url(re.compile(r"#/instances\?sort=name$"))
+    expect(page.locator("th[aria-sort=ascending]")).to_have_text("Orchestrator ▲")
+    by_name = [
+        i["name"] for i in hub.http("GET", "/_devhost/api/instances?sort=name")[2]["instances"]
+    ]
+    assert by_name == sorted(by_name, key=str.casefold) and len(set(by_name)) > 1
+    expect(page.locator("#instance-rows tr td:nth-child(3)")).to_have_text(by_name)
+    page.get_by_role("link", name="Orchestrator ▲").click()
+    expect(page.locator("th[aria-sort=descending]")).to_have_text("Orchestrator ▼")
+    expect(page.locator("#instance-rows tr td:nth-child(3)").first).to_have_text(by_name[-1])
+
+
+PATTERNS_APP = REPO / "tests" / "devhost" / "apps" / "patterns"
+
+
+@pytest.fixture(params=["memory", "azure"])
+def patterns(request, hub_name):
+    """The patterns app (retries, failures, long timers) on each store."""
+    store = MemoryStore()
+    if request.param == "azure":
+        store = AzureStore(request.getfixturevalue("azurite").connection_string, hub_name)
+    with DurableHarness(PATTERNS_APP, store=store) as host:
+        yield host
+
+
+@pytest.fixture
+def patterns_page(browser, patterns):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def instance_page(page, host, instance_id: str) -> None:
+    page.goto(f"{host.base_url}/_devhost/#/instances/{quote(instance_id, safe='')}")
+    expect(page.locator("#instance-id")).to_have_text(instance_id, timeout=TIMEOUT)
+
+
+def test_retry_timers_tracebacks_and_long_waits_read_as_what_they_are(patterns_page, patterns):
+    page = patterns_page
+    patterns.start("Retry", f"web-{uuid.uuid4().hex[:8]}", instance_id="retrying")
+    patterns.idle()
+    instance_page(page, patterns, "retrying")
+    retry = "retry timer before attempt 2 of Flaky"
+    expect(page.locator("#waiting-list li.timer")).to_contain_text(retry)
+    expect(page.locator("#bars li[data-kind=timer]")).to_contain_text(retry)
+    expect(page.locator("#steps-table tr[data-kind='retry timer']")).to_contain_text("Flaky")
+    assert "timer timer" not in page.locator("#view").inner_text()
+    # no event awaited: the field is empty and says so
+    expect(page.get_by_label("Event name")).to_have_value("")
+    expect(page.get_by_label("Event name")).to_have_attribute(
+        "placeholder", "event name (the instance waits on none now)"
+    )
+
+    patterns.start("CatchActivity", instance_id="caught")
+    patterns.wait_for("caught")
+    instance_page(page, patterns, "caught")
+    failed = page.locator("#steps-table tr[data-kind=activity]")
+    expect(failed).to_contain_text("Fail")
+    expect(failed).to_contain_text("failed")
+    traceback = failed.locator(".traceback pre")
+    expect(traceback).to_contain_text("Traceback (most recent call last):")
+    text = traceback.inner_text()
+    assert "\n  File " in text and "\\n" not in text and '\\"' not in text  # text, not JSON
+    expect(failed.locator(".detail", has_text="input")).to_contain_text('"that"')
+
+    patterns.start("Timer", 86_400, instance_id="a-day")
+    patterns.idle()
+    patterns.advance(seconds=30)
+    instance_page(page, patterns, "a-day")
+    expect(page.locator(".timeline-span")).to_contain_text("idle 24.0 h drawn short")
+    expect(page.locator("#bars li[data-kind=timer] .break")).to_have_count(1)
+    timer_bar = page.locator("#bars li[data-kind=timer] .bar")
+    generation_bar = page.locator("#bars li[data-kind=generation] .bar")
+    # the 30 s that passed take most of the width; the 24 h wait is cut short
+    assert generation_bar.bounding_box()["width"] > 0.8 * timer_bar.bounding_box()["width"]
+
+    page.goto(f"{patterns.base_url}/_devhost/#/instances?instanceIdPrefix=a-day")
+    page.get_by_label("Select a-day").check()
+    page.get_by_role("button", name="Terminate selected").click()
+    expect(page.locator("#confirm-text")).to_have_text("Terminate 1 instance?")
+    page.get_by_role("button", name="Cancel").click()

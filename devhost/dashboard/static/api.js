@@ -42,8 +42,8 @@ const id = (instanceId) => `instances/${encodeURIComponent(instanceId)}`;
 
 export const dashboard = {
   hub: () => call(`${DASHBOARD}hub`),
-  instances: (filters, top, continuationToken) =>
-    call(`${DASHBOARD}instances${query({ ...filters, top, continuationToken })}`),
+  instances: (filters, sorting, top, continuationToken) =>
+    call(`${DASHBOARD}instances${query({ ...filters, ...sorting, top, continuationToken })}`),
   counts: (filters) => call(`${DASHBOARD}counts${query({ ...filters, runtimeStatus: "" })}`),
   instance: (instanceId) => call(`${DASHBOARD}${id(instanceId)}`),
   entities: (top, continuationToken) => call(`${DASHBOARD}entities${query({ top, continuationToken })}`),

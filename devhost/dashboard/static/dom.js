@@ -16,6 +16,16 @@ export function json(value) {
   return value === undefined || value === null ? "null" : JSON.stringify(value, null, 2);
 }
 
+/** "1 instance", "2 instances". */
+export function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** A payload to read: text with line breaks (a traceback) as it is, anything else as JSON. */
+export function payload(value) {
+  return typeof value === "string" && value.includes("\n") ? value : json(value);
+}
+
 export function when(text) {
   return text ? new Date(text).toLocaleString() : "–";
 }

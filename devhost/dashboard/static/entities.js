@@ -1,6 +1,6 @@
 // Entities: each with its state and the operations waiting for it.
 import { dashboard } from "./api.js";
-import { el, json, when } from "./dom.js";
+import { el, json, plural, when } from "./dom.js";
 
 const PAGE = 50;
 
@@ -32,7 +32,7 @@ export class EntitiesView {
       el("h3", {}, el("code", { text: `@${entity.name}@${entity.key}` })),
       el("p", { class: "muted", text: `last operation ${when(entity.lastOperationTime)}` }),
       el("pre", { class: "state", text: json(entity.state) }),
-      el("p", { text: entity.queue.length ? `${entity.queue.length} operation(s) waiting:` : "No operations waiting." }),
+      el("p", { text: entity.queue.length ? `${plural(entity.queue.length, "operation")} waiting:` : "No operations waiting." }),
       entity.queue.length ? el("ul", { class: "queue" }, ...entity.queue.map((op) =>
         el("li", { text: `${op.signal ? "signal" : "call"} ${op.operation}(${op.input === null ? "" : JSON.stringify(op.input)})` }))) : null)));
   }

@@ -1,15 +1,21 @@
-// The instance list: server-side pages, filters in the URL, counts by status, a selection.
+// The instance list: server-side pages, filters and order in the URL, counts by status, a
+// selection. Newest first unless a column header says otherwise.
 import { dashboard, durable } from "./api.js";
-import { confirmAction, el, instanceLink, when } from "./dom.js";
+import { confirmAction, el, instanceLink, plural, when } from "./dom.js";
 
 const PAGE = 50;
 const STATUSES = ["Pending", "Running", "Suspended", "Completed", "Failed", "Terminated",
   "ContinuedAsNew", "Canceled"];
 const FILTERS = ["name", "runtimeStatus", "createdTimeFrom", "createdTimeTo", "instanceIdPrefix"];
+// Sortable columns (sort keys of the list API), each with the order it first sorts in.
+const SORTABLE = { name: "asc", runtimeStatus: "asc", createdTime: "desc", lastUpdatedTime: "desc" };
 
 export class InstancesView {
   constructor(params, navigate) {
     this.filters = Object.fromEntries(FILTERS.map((key) => [key, params.get(key) || ""]));
+    const sort = Object.hasOwn(SORTABLE, params.get("sort") || "") ? params.get("sort") : "createdTime";
+    const order = ["asc", "desc"].includes(params.get("order")) ? params.get("order") : SORTABLE[sort];
+    this.sorting = { sort, order };
     this.navigate = navigate;
     this.tokens = [null]; // the continuation token of each page seen, for Previous
     this.selected = new Set();
@@ -35,12 +41,33 @@ export class InstancesView {
       el("div", { class: "scroll" }, el("table", {},
         el("thead", {}, el("tr", {},
           el("th", {}, this.allBox),
-          el("th", { text: "Instance" }), el("th", { text: "Orchestrator" }),
-          el("th", { text: "Status" }), el("th", { text: "Created" }), el("th", { text: "Updated" }))),
+          el("th", { text: "Instance" }), this.sortHeader("name", "Orchestrator"),
+          this.sortHeader("runtimeStatus", "Status"), el("th", { text: "Custom status" }),
+          this.sortHeader("createdTime", "Created"), this.sortHeader("lastUpdatedTime", "Updated"))),
         this.table)),
       el("div", { class: "actions" }, this.previous, this.next, this.pageInfo),
     );
     container.replaceChildren(this.root);
+  }
+
+  /** A header that sorts by its column; chosen again, it turns the order round. */
+  sortHeader(key, label) {
+    const current = this.sorting.sort === key;
+    const order = current ? (this.sorting.order === "asc" ? "desc" : "asc") : SORTABLE[key];
+    const arrow = current ? (this.sorting.order === "asc" ? " ▲" : " ▼") : "";
+    return el("th", { "aria-sort": current ? (this.sorting.order === "asc" ? "ascending" : "descending") : "none" },
+      el("a", { href: this.href({ sort: key, order }), class: "sort", "data-sort": key,
+        title: `Sort by ${label.toLowerCase()}` }, `${label}${arrow}`));
+  }
+
+  /** The list's address with these filters and this order (the defaults left out). */
+  href({ sort = this.sorting.sort, order = this.sorting.order, filters = this.filters } = {}) {
+    const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+    if (sort !== "createdTime" || order !== "desc") {
+      params.set("sort", sort);
+      if (order !== SORTABLE[sort]) params.set("order", order);
+    }
+    return `#/instances${params.size ? `?${params}` : ""}`;
   }
 
   filterForm() {
@@ -59,9 +86,7 @@ export class InstancesView {
 
   apply() {
     const data = new FormData(this.form);
-    const params = new URLSearchParams();
-    for (const key of FILTERS) if (data.get(key)) params.set(key, data.get(key));
-    this.navigate(`#/instances${params.size ? `?${params}` : ""}`);
+    this.navigate(this.href({ filters: Object.fromEntries(FILTERS.map((key) => [key, data.get(key) || ""])) }));
   }
 
   query() {
@@ -74,7 +99,7 @@ export class InstancesView {
     const asked = (this.asked = (this.asked || 0) + 1);
     const token = this.tokens[this.tokens.length - 1];
     const [list, counts] = await Promise.all([
-      dashboard.instances(this.query(), PAGE, token), dashboard.counts(this.query())]);
+      dashboard.instances(this.query(), this.sorting, PAGE, token), dashboard.counts(this.query())]);
     if (asked !== this.asked) return; // a newer refresh (after an action) answers instead
     this.nextToken = list.continuationToken;
     this.renderCounts(counts);
@@ -94,9 +119,7 @@ export class InstancesView {
   }
 
   statusHref(status) {
-    const params = new URLSearchParams(Object.entries(this.filters).filter(([, v]) => v));
-    if (status) params.set("runtimeStatus", status); else params.delete("runtimeStatus");
-    return `#/instances${params.size ? `?${params}` : ""}`;
+    return this.href({ filters: { ...this.filters, runtimeStatus: status } });
   }
 
   renderRows(instances) {
@@ -107,8 +130,9 @@ export class InstancesView {
         onchange: (e) => (e.target.checked ? this.selected.add(item.instanceId) : this.selected.delete(item.instanceId)) })),
       el("td", {}, instanceLink(item.instanceId)), el("td", { text: item.name }),
       el("td", {}, el("span", { class: `badge status-${item.runtimeStatus}`, text: item.runtimeStatus })),
+      el("td", { class: "custom-status" }, item.customStatus === null ? null : el("code", { text: item.customStatus })),
       el("td", { text: when(item.createdTime) }), el("td", { text: when(item.lastUpdatedTime) }))));
-    if (!instances.length) this.table.append(el("tr", {}, el("td", { colspan: 6, text: "No instances match." })));
+    if (!instances.length) this.table.append(el("tr", {}, el("td", { colspan: 7, text: "No instances match." })));
   }
 
   selectAll(checked) {
@@ -128,7 +152,7 @@ export class InstancesView {
       this.message.textContent = "Select instances first.";
       return;
     }
-    if (!(await confirmAction(`${action === "purge" ? "Purge" : "Terminate"} ${ids.length} instance(s)?`))) return;
+    if (!(await confirmAction(`${action === "purge" ? "Purge" : "Terminate"} ${plural(ids.length, "instance")}?`))) return;
     const failures = [];
     for (const id of ids) {
       try {
