@@ -4,6 +4,10 @@ The planner is the host-side half of the replay protocol, with no I/O: it choose
 messages an episode sees, and after the SDK has run, which new history events and which work
 (activities, timers, sub-orchestrations) the new actions mean.
 
+An SDK of the Durable Task family (the gRPC protocol) answers incrementally instead: only the
+episode's new actions, each numbered by the SDK itself, and it buffers raised events itself; the
+planner then takes the SDK's numbers and delivers every event as it arrives (`incremental`).
+
 Task ids follow the SDK's sequence: every numbered action takes the next id in the order the SDK
 yields them; a retry takes further ids for its timer and each new attempt. Because the SDK hands
 out a retry's id while it processes the failure (or the retry timer), such an event is given to
@@ -145,6 +149,7 @@ class Planner:
         self.tasks: dict[int | str, PendingTask] = {}
         self.waits: Counter[str] = Counter()
         self.delivered: Counter[str] = Counter()
+        self.incremental = False  # learnt from the SDK's answers (see the module docstring)
 
     def waiting_on(self) -> WaitingOn:
         """The open tasks in task-id order, and the events awaited and not yet delivered."""
@@ -189,7 +194,7 @@ class Planner:
                 continue
             if kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
                 name = evt.get("Name") or ""
-                if self.waits[name] > self.delivered[name] + offered[name]:
+                if self.incremental or self.waits[name] > self.delivered[name] + offered[name]:
                     offered[name] += 1
                     events.append(evt)
                     consumed.append(message.message_id)
@@ -236,6 +241,7 @@ class Planner:
         work = Work()
         new_events: list[dict[str, Any]] = []
         retry_step = None
+        self.incremental = result.incremental
         for evt in delivered:
             target = self._target_of(evt)
             if evt["EventType"] == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
@@ -245,11 +251,12 @@ class Planner:
                 retry_step = (target, task)
 
         outcome = self._outcome(result)
-        new_top = result.actions[self.top_actions_seen :]
+        seen = 0 if result.incremental else self.top_actions_seen
         if outcome is None or outcome.status != "Failed":
-            for path, action in leaves(result.actions, self.top_actions_seen):
+            for path, action in leaves(result.actions, seen):
                 self._schedule(action, path, now, new_events, work)
-        self.top_actions_seen += len(new_top)
+        if not result.incremental:
+            self.top_actions_seen += len(result.actions) - seen
         if retry_step is not None:
             self._retry(retry_step[0], retry_step[1], now, new_events, work)
         self._find_canceled_timers(result.actions, work)
@@ -265,9 +272,11 @@ class Planner:
                 return Outcome("ContinuedAsNew", continue_input=action.get("input"))
         return Outcome("Completed", output=result.output)
 
-    def _take_id(self) -> int:
-        task_id = self.next_id
-        self.next_id += 1
+    def _take_id(self, action: dict[str, Any] | None = None) -> int:
+        """The next id of the sequence, or the id an incremental SDK gave the action."""
+        given = action.get("taskId") if action is not None else None
+        task_id = self.next_id if given is None else int(given)
+        self.next_id = max(self.next_id, task_id + 1)
         return task_id
 
     def _schedule(
@@ -284,7 +293,7 @@ class Planner:
             return
         if kind not in NUMBERED:
             return
-        task_id = self._take_id()
+        task_id = self._take_id(action)
         kind = ActionType(kind)
         if kind in (ActionType.CallActivity, ActionType.CallActivityWithRetry):
             task = PendingTask(
@@ -441,25 +450,29 @@ class Planner:
     # -- rebuilding after a restart ------------------------------------------------------------
 
     def rebuild(self, history: list[dict[str, Any]], result: ReplayResult | None) -> None:
-        """Recover this view from stored history and a replay of it (no new events)."""
-        completed: set[int] = set()
+        """Recover this view from stored history and a replay of it (no new events).
+
+        A task is open if nothing completed it after it was scheduled: a Durable Task SDK
+        schedules each attempt of a retried activity under the same id again."""
+        open_tasks: dict[int, dict[str, Any]] = {}
         for evt in history:
             kind = evt["EventType"]
             if kind == EventType.ExecutionStarted:
                 self.started = True
             elif kind in SCHEDULING_EVENTS:
                 self.next_id = max(self.next_id, evt["EventId"] + 1)
+                open_tasks[evt["EventId"]] = evt
             elif kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
                 self.delivered[evt.get("Name") or ""] += 1
             target = completion_target(evt)
             if target is not None:
-                completed.add(target)
-        for evt in history:
-            if evt["EventType"] in SCHEDULING_EVENTS and evt["EventId"] not in completed:
-                task = _task_from_event(evt)
-                if task is not None:
-                    self.tasks[evt["EventId"]] = task
+                open_tasks.pop(target, None)
+        for task_id, evt in open_tasks.items():
+            task = _task_from_event(evt)
+            if task is not None:
+                self.tasks[task_id] = task
         if result is not None:
+            self.incremental = result.incremental
             self.top_actions_seen = len(result.actions)
             for _path, action in leaves(result.actions):
                 if action.get("actionType") == ActionType.WaitForExternalEvent:
