@@ -30,7 +30,7 @@ from ..store.azure import AzureStore, HubInUseError
 from ..store.base import StorageRequestError, TaskHubStore
 from ..store.memory import MemoryStore
 from ..store.table_batch import Account
-from . import durable_command, replay_command
+from . import durable_command, replay_command, sidecar_command
 
 log = logging.getLogger("devhost")
 
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         up._add_action(action)
     replay_command.add_parser(commands)
     durable_command.add_parser(commands)
+    sidecar_command.add_parser(commands)
     return parser
 
 
@@ -260,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             return replay_command.run(args)
         if args.command == "durable":
             return durable_command.run(args)
+        if args.command == "sidecar":
+            return sidecar_command.run(args)
     except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
         return 2
