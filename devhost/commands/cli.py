@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run functions in the host's own process (for a debugger), not in worker processes "
         "(default: FUNCTIONS_WORKER_PROCESS_COUNT, else one per core, at most 10)",
     )
+    start.add_argument(
+        "--grpc-port",
+        type=port_number,
+        default=None,
+        help="also serve Durable Task's gRPC protocol here, for durabletask workers and clients "
+        "(same engine and task hub)",
+    )
     start.add_argument("--verbose", action="store_true", help="log debug detail")
     up = commands.add_parser(
         "up", parents=[], help="start Azurite if needed, then the app with web/ at / (make run)"
@@ -233,6 +240,7 @@ def start(args: argparse.Namespace) -> int:
         listen=ListenAddress(args.host, settings.port),
         static_dir=web_dir,
         workers=worker_count(args.in_process, settings.worker_processes),
+        grpc_port=args.grpc_port,
     )
     asyncio.run(serve(host))
     return 0
