@@ -107,6 +107,7 @@ class WorkDispatcher:
         self._workers: list[WorkerStream] = []
         self._owned: dict[str, WorkItem] = {}
         self._tokens = itertools.count(1)
+        self._turn = 0  # where the next search for a worker with room starts: workers take turns
 
     @property
     def workers(self) -> int:
@@ -179,17 +180,16 @@ class WorkDispatcher:
         if not self._workers or not self._waiting:
             return
         kept: deque[WorkItem] = deque()
-        turn = 0
         full = {k for k in Kind if not any(w.room_for(k) for w in self._workers)}
         while self._waiting and len(full) < len(Kind):
             item = self._waiting.popleft()
             worker = None
             if item.kind not in full:
                 for offset in range(len(self._workers)):
-                    candidate = self._workers[(turn + offset) % len(self._workers)]
+                    candidate = self._workers[(self._turn + offset) % len(self._workers)]
                     if candidate.room_for(item.kind) and candidate.filters.accepts(item):
                         worker = candidate
-                        turn += offset + 1
+                        self._turn = (self._turn + offset + 1) % len(self._workers)
                         break
             if worker is None:
                 kept.append(item)
