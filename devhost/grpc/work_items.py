@@ -103,7 +103,7 @@ class WorkDispatcher:
     """The queue of work items and the workers connected to take them."""
 
     def __init__(self) -> None:
-        self._waiting: deque[WorkItem] = deque()
+        self._waiting: dict[Kind, deque[WorkItem]] = {kind: deque() for kind in Kind}
         self._workers: list[WorkerStream] = []
         self._owned: dict[str, WorkItem] = {}
         self._tokens = itertools.count(1)
@@ -117,7 +117,7 @@ class WorkDispatcher:
         """Queue an item; it goes to a worker with room at once, or when one has room."""
         item.token = str(next(self._tokens))
         item.message.completionToken = item.token
-        self._waiting.append(item)
+        self._waiting[item.kind].append(item)
         self._assign()
 
     def connect(self, worker: WorkerStream) -> None:
@@ -162,8 +162,8 @@ class WorkDispatcher:
     def cancel(self, item: WorkItem) -> None:
         """Nobody needs the item's answer any more (the host stops, or the work was dropped)."""
         self._owned.pop(item.token, None)
-        if item in self._waiting:
-            self._waiting.remove(item)
+        if item.owner is None and item in self._waiting[item.kind]:
+            self._waiting[item.kind].remove(item)
         if item.owner is not None:
             item.owner.release(item)
             if item in item.owner.outbox:
@@ -173,30 +173,32 @@ class WorkDispatcher:
         item.owner = None
         item.token = str(next(self._tokens))  # an answer to the old token is stale now
         item.message.completionToken = item.token
-        self._waiting.appendleft(item)
+        self._waiting[item.kind].appendleft(item)
 
     def _assign(self) -> None:
-        """Give waiting items, oldest first, to workers with room (taking turns)."""
-        if not self._workers or not self._waiting:
+        """Give waiting items, oldest first, to workers with room (taking turns).
+
+        Each kind stops at once when no worker has room for it, so a burst that waits costs
+        nothing per new item; only items no worker's filters accept are looked at again."""
+        if not self._workers:
             return
-        kept: deque[WorkItem] = deque()
-        full = {k for k in Kind if not any(w.room_for(k) for w in self._workers)}
-        while self._waiting and len(full) < len(Kind):
-            item = self._waiting.popleft()
-            worker = None
-            if item.kind not in full:
-                for offset in range(len(self._workers)):
-                    candidate = self._workers[(self._turn + offset) % len(self._workers)]
-                    if candidate.room_for(item.kind) and candidate.filters.accepts(item):
-                        worker = candidate
-                        self._turn = (self._turn + offset + 1) % len(self._workers)
-                        break
-            if worker is None:
-                kept.append(item)
-                continue
-            worker.hold(item)
-            self._owned[item.token] = item
-            if not any(w.room_for(item.kind) for w in self._workers):
-                full.add(item.kind)  # the rest of this kind waits: no worker has room
-        kept.extend(self._waiting)
-        self._waiting = kept
+        for kind, queue in self._waiting.items():
+            skipped: list[WorkItem] = []
+            while queue and any(w.room_for(kind) for w in self._workers):
+                item = queue.popleft()
+                worker = self._worker_for(item)
+                if worker is None:
+                    skipped.append(item)
+                    continue
+                worker.hold(item)
+                self._owned[item.token] = item
+            queue.extendleft(reversed(skipped))
+
+    def _worker_for(self, item: WorkItem) -> WorkerStream | None:
+        count = len(self._workers)
+        for offset in range(count):
+            candidate = self._workers[(self._turn + offset) % count]
+            if candidate.room_for(item.kind) and candidate.filters.accepts(item):
+                self._turn = (self._turn + offset + 1) % count
+                return candidate
+        return None
