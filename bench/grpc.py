@@ -3,32 +3,29 @@
     python -m bench.grpc --store memory|azure [--runs N] [--only TEXT]
 
 The same durabletask worker and client (threads of this process) run four scenarios against
-each backend, a fresh backend per run: a chain of 100 activities, a fan-out of 1,000, 500
-instances of 5 steps, and an external event's round trip (raise, then wait for the instance to
-finish). Lines print medians; `ratio` is devhost's figure over the in-memory backend's (above 1:
-devhost is faster). Both backends run in this process too, so they share its cores and its GIL
-with the worker alike. Run it by hand; it is not part of the suite.
+each backend, a fresh backend per run, the backends taking turns: a chain of 100 activities, a
+fan-out of 1,000, 500 instances of 5 steps, and an external event's round trip (raise, then wait
+for the instance to finish). Each backend is a process of its own, as an app meets it:
+`devhost sidecar`, and the SDK's `create_test_backend` in a bare Python process. Lines print
+medians; `ratio` is devhost's figure over the in-memory backend's (above 1: devhost is faster).
+Run it by hand; it is not part of the suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from durabletask import client, task, worker
-from durabletask.testing import create_test_backend
 
 from bench.engine import storage_for
-from devhost.azurite import free_port
-from devhost.store.azure import AzureStore
-from devhost.store.memory import MemoryStore
-from devhost.testing.sidecar import SidecarHarness
+from devhost.azurite import answers, free_port
 
 TIMEOUT = 600
 
@@ -63,27 +60,39 @@ def waits(ctx: task.OrchestrationContext, _: Any):
 # -- backends ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def devhost_backend(store: str) -> Iterator[str]:
-    if store == "memory":
-        make_store: Callable[[str], Any] = lambda _hub: MemoryStore()  # noqa: E731
-    else:
-        connection = os.environ["AzureWebJobsStorage"]
-        prefix = f"Bench{time.time_ns()}"
-        make_store = lambda hub: AzureStore(connection, f"{prefix}{hub}"[:45])  # noqa: E731
-    with SidecarHarness(make_store, virtual_clock=False) as sidecar:
-        yield sidecar.address
+IN_MEMORY_BACKEND = (
+    "import sys, threading\n"
+    "from durabletask.testing import create_test_backend\n"
+    "create_test_backend(port=int(sys.argv[1]))\n"
+    "threading.Event().wait()\n"
+)
 
 
 @contextlib.contextmanager
-def in_memory_backend(_store: str) -> Iterator[str]:
-    port = free_port()
-    backend = create_test_backend(port=port)
+def serving(command: list[str], port: int) -> Iterator[str]:
+    """A backend process, until the block ends; its address once it listens."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        yield f"localhost:{port}"
+        deadline = time.monotonic() + 120
+        while not answers("127.0.0.1", port, timeout=0.2):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the backend did not listen: {' '.join(command)}")
+        yield f"127.0.0.1:{port}"
     finally:
-        backend.stop()
-        backend.reset()
+        process.terminate()
+        process.wait(30)
+
+
+def devhost_backend(store: str) -> contextlib.AbstractContextManager[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "devhost", "sidecar", "--port", str(port)]
+    command += ["--store", store, "--default-hub", f"Bench{time.time_ns()}"]
+    return serving(command, port)
+
+
+def in_memory_backend(_store: str) -> contextlib.AbstractContextManager[str]:
+    port = free_port()
+    return serving([sys.executable, "-c", IN_MEMORY_BACKEND, str(port)], port)
 
 
 BACKENDS = {"devhost": devhost_backend, "in-memory": in_memory_backend}
@@ -167,13 +176,12 @@ def main() -> None:
         for label, unit, scenario, higher_is_better in SCENARIOS:
             if args.only and args.only not in label:
                 continue
-            figures: dict[str, float] = {}
-            for name, backend in BACKENDS.items():
-                values = []
-                for _ in range(args.runs):
+            values: dict[str, list[float]] = {name: [] for name in BACKENDS}
+            for _ in range(args.runs):
+                for name, backend in BACKENDS.items():
                     with backend(args.store) as address, connected(address) as c:
-                        values.append(scenario(c))
-                figures[name] = statistics.median(values)
+                        values[name].append(scenario(c))
+            figures = {name: statistics.median(v) for name, v in values.items()}
             ratio = figures["devhost"] / figures["in-memory"]
             if not higher_is_better:
                 ratio = 1 / ratio

@@ -150,6 +150,7 @@ class Planner:
         self.waits: Counter[str] = Counter()
         self.delivered: Counter[str] = Counter()
         self.incremental = False  # learnt from the SDK's answers (see the module docstring)
+        self.scheduled: Counter[int] = Counter()  # times each task id was scheduled (retries)
 
     def waiting_on(self) -> WaitingOn:
         """The open tasks in task-id order, and the events awaited and not yet delivered."""
@@ -277,6 +278,7 @@ class Planner:
         given = action.get("taskId") if action is not None else None
         task_id = self.next_id if given is None else int(given)
         self.next_id = max(self.next_id, task_id + 1)
+        self.scheduled[task_id] += 1
         return task_id
 
     def _schedule(
@@ -310,6 +312,7 @@ class Planner:
                 action.get("input"),
                 instance_id=action.get("instanceId") or None,
                 retry=action.get("retryOptions"),
+                attempt=self.scheduled[task_id],
             )
             self._add_child(task_id, task, now, new_events, work)
         elif kind == ActionType.CreateTimer:
@@ -375,6 +378,8 @@ class Planner:
         task.target = task.instance_id or f"{self.instance_id}:{task_id:04d}"
         self.tasks[task_id] = task
         extra = {"RetryOptions": task.retry, "Attempt": task.attempt} if task.retry else {}
+        if task.attempt > 1:
+            extra["Attempt"] = task.attempt
         if task.instance_id is None:
             extra["GeneratedId"] = True
         new_events.append(
@@ -461,6 +466,7 @@ class Planner:
                 self.started = True
             elif kind in SCHEDULING_EVENTS:
                 self.next_id = max(self.next_id, evt["EventId"] + 1)
+                self.scheduled[evt["EventId"]] += 1
                 open_tasks[evt["EventId"]] = evt
             elif kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
                 self.delivered[evt.get("Name") or ""] += 1

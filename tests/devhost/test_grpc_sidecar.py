@@ -217,6 +217,26 @@ def test_a_retry_policy_retries_on_durable_timers_then_fails(sidecar, connect):
     assert sum(isinstance(e, history.TaskScheduledEvent) for e in events) == 3
 
 
+def retries_child(ctx: task.OrchestrationContext, _):
+    policy = task.RetryPolicy(first_retry_interval=timedelta(seconds=10), max_number_of_attempts=3)
+    yield ctx.call_sub_orchestrator(
+        calls_boom, instance_id=f"{ctx.instance_id}-c", retry_policy=policy
+    )
+
+
+def test_a_retried_sub_orchestration_runs_again_under_the_same_id(sidecar, connect):
+    _, c = connect(retries_child, calls_boom, activities=(boom,))
+    instance_id = c.schedule_new_orchestration(retries_child)
+    c.wait_for_orchestration_start(instance_id, timeout=30)
+    sidecar.advance(minutes=1)
+    state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert state.runtime_status == Status.FAILED
+    events = c.get_orchestration_history(instance_id)
+    created = [e for e in events if isinstance(e, history.SubOrchestrationInstanceCreatedEvent)]
+    failed = [e for e in events if isinstance(e, history.SubOrchestrationInstanceFailedEvent)]
+    assert len(created) == len(failed) == 3
+
+
 def counter(ctx: task.OrchestrationContext, count: int):
     increment = yield ctx.wait_for_external_event("add")
     if count + increment >= 3:
