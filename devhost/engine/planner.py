@@ -329,6 +329,19 @@ class Planner:
                 )
             )
             work.timers.append((task_id, fire_at))
+        elif kind == ActionType.SendEvent:
+            # Recorded here; the runner of the SDK that asked delivers it, before the commit
+            # (a crash in between sends it again: at least once, as a raised event is).
+            new_events.append(
+                event(
+                    EventType.EventSent,
+                    now,
+                    task_id,
+                    InstanceId=action.get("instanceId"),
+                    Name=action.get("name"),
+                    Input=action.get("input"),
+                )
+            )
         elif kind in (ActionType.CallEntity, ActionType.SignalEntity):
             request_id = str(
                 uuid5(NAMESPACE_URL, f"{self.instance_id}/{self.execution_id}/{task_id}")

@@ -24,7 +24,7 @@ from .hubs import Hub, HubDirectory, HubRefused
 from .names import worker_index
 from .runner import GrpcRunner
 from .server import GrpcServer
-from .sidecar import carry_over
+from .sidecar import deliver_event
 from .work_items import WorkDispatcher
 
 
@@ -118,7 +118,7 @@ class GrpcBesideApp:
 
     def attach(self, engine: Engine) -> None:
         """The app's engine, which the gRPC service serves as the app's hub."""
-        self.grpc_runner.carry_over = functools.partial(carry_over, engine)
+        self.grpc_runner.raise_event = functools.partial(deliver_event, engine)
         self.hubs.add(Hub(self.hub_name, engine, self.dispatcher))
 
     async def _other_hub(self, name: str) -> Hub:

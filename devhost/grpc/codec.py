@@ -213,9 +213,24 @@ _EVENT_FIELDS: dict[EventType, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
+def _event_sent(evt: dict[str, Any]) -> dict[str, Any]:
+    if str(evt.get("InstanceId") or "").startswith("@"):  # a 1.x entity message, not send_event
+        return {"genericEvent": pb.GenericEvent(data=text_value("EventSent"))}
+    return {
+        "eventSent": pb.EventSentEvent(
+            instanceId=evt.get("InstanceId") or "",
+            name=evt.get("Name") or "",
+            input=text_value(evt.get("Input")),
+        )
+    }
+
+
+_EVENT_FIELDS[EventType.EventSent] = _event_sent
+
+
 def history_event(evt: dict[str, Any]) -> pb.HistoryEvent:
-    """One stored history event as a worker reads it; a kind the protocol has no field for (an
-    entity's EventSent, which gRPC orchestrations never write) becomes a GenericEvent."""
+    """One stored history event as a worker reads it; a kind the protocol has no field for
+    becomes a GenericEvent."""
     kind = EventType(evt["EventType"])
     make = _EVENT_FIELDS.get(kind)
     fields = make(evt) if make else {"genericEvent": pb.GenericEvent(data=text_value(kind.name))}
@@ -267,13 +282,23 @@ def _create_child(action: pb.OrchestratorAction) -> dict[str, Any]:
     }
 
 
+def _send_event(action: pb.OrchestratorAction) -> dict[str, Any]:
+    sent = action.sendEvent
+    return {
+        "actionType": ActionType.SendEvent,
+        "instanceId": sent.instance.instanceId,
+        "name": sent.name,
+        "input": optional_text(sent, "data"),
+    }
+
+
 _ACTION_KINDS: dict[str, Callable[[pb.OrchestratorAction], dict[str, Any]]] = {
     "scheduleTask": _schedule_task,
     "createTimer": _create_timer,
     "createSubOrchestration": _create_child,
+    "sendEvent": _send_event,
 }
 _NOT_SERVED = {
-    "sendEvent": "sending an event to another orchestration (send_event)",
     "sendEntityMessage": "entities (signal_entity, call_entity, lock_entities)",
     "terminateOrchestration": "terminating another orchestration from an orchestrator",
     "rewindOrchestration": "rewind actions",

@@ -18,6 +18,7 @@ from datetime import datetime
 from ..app.app_index import FunctionIndex
 from ..app.http_call import HttpAnswer, HttpCall
 from ..app.invoke import ActivityOutcome
+from ..engine.actions import ActionType
 from ..engine.entities import EntityRequest
 from ..engine.replay import EpisodeCall, ReplayResult
 from ..engine.warm import WarmStats
@@ -27,7 +28,7 @@ from . import codec
 from .proto import pb
 from .work_items import Kind, WorkDispatcher, WorkItem
 
-CarryOver = Callable[[str, list[pb.HistoryEvent]], Awaitable[None]]
+RaiseEvent = Callable[[str, str, str | None], Awaitable[None]]
 
 
 @dataclass
@@ -41,19 +42,20 @@ class _Execution:
 class GrpcRunner(FunctionRunner):
     """Runs orchestrators and activities in the Durable Task workers connected to `dispatcher`.
 
-    `carry_over` receives the events a worker carries over into a continue-as-new, before the
-    engine stores the new execution, so that they reach it.
+    `raise_event(instance_id, name, input)` delivers the events a worker sends to another
+    orchestration (`send_event`) and those it carries over into a continue-as-new; they are
+    delivered before the engine stores the episode, so a crash in between sends them again.
     """
 
     def __init__(
         self,
         index: FunctionIndex,
         dispatcher: WorkDispatcher,
-        carry_over: CarryOver | None = None,
+        raise_event: RaiseEvent | None = None,
     ) -> None:
         super().__init__(index)
         self.dispatcher = dispatcher
-        self.carry_over = carry_over
+        self.raise_event = raise_event
         self._executions: dict[str, _Execution] = {}
         self._items: set[WorkItem] = set()
         self._stopped = False
@@ -84,8 +86,7 @@ class GrpcRunner(FunctionRunner):
             Kind.ORCHESTRATION, call.name, pb.WorkItem(orchestratorRequest=request)
         )
         answer = codec.episode_answer(response)
-        if answer.carryover_events and self.carry_over is not None:
-            await self.carry_over(call.instance_id, answer.carryover_events)
+        await self._deliver_events(call.instance_id, answer)
         return ReplayResult(
             actions=answer.actions,
             is_done=answer.is_done,
@@ -95,6 +96,19 @@ class GrpcRunner(FunctionRunner):
             has_custom_status=answer.has_custom_status,
             incremental=True,
         )
+
+    async def _deliver_events(self, instance_id: str, answer: codec.EpisodeAnswer) -> None:
+        if self.raise_event is None:
+            return
+        for action in answer.actions:
+            if action["actionType"] == ActionType.SendEvent:
+                await self.raise_event(action["instanceId"], action["name"], action["input"])
+        for evt in answer.carryover_events:
+            if evt.HasField("eventRaised"):
+                raised = evt.eventRaised
+                await self.raise_event(
+                    instance_id, raised.name, codec.optional_text(raised, "input")
+                )
 
     def _past_events(self, call: EpisodeCall) -> list[pb.HistoryEvent]:
         execution = self._executions.get(call.instance_id)

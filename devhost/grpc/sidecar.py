@@ -14,10 +14,9 @@ from collections.abc import Callable
 from ..clock import Clock
 from ..engine.engine import Engine
 from ..store.base import TaskHubStore
-from .codec import optional_text
+from ..taskhub.errors import EngineError
 from .hubs import DEFAULT_HUB, Hub, HubDirectory, HubRefused
 from .names import worker_index
-from .proto import pb
 from .runner import GrpcRunner
 from .server import GrpcServer
 from .work_items import WorkDispatcher
@@ -77,19 +76,20 @@ class Sidecar:
         engine = Engine(
             runner.index, store, self.clock, runner, max_orchestrations=self.max_orchestrations
         )
-        runner.carry_over = functools.partial(carry_over, engine)
+        runner.raise_event = functools.partial(deliver_event, engine)
         await runner.start()
         await engine.start()
         return Hub(name, engine, dispatcher)
 
 
-async def carry_over(engine: Engine, instance_id: str, events: list[pb.HistoryEvent]) -> None:
-    """Events a worker carries into a continue-as-new, raised again for the new execution.
-
-    They are stored before the new execution is: a crash in between runs the old execution's
-    last episode again, which carries the same events over once more (at least once).
-    """
-    for evt in events:
-        if evt.HasField("eventRaised"):
-            raised = evt.eventRaised
-            await engine.raise_event(instance_id, raised.name, optional_text(raised, "input"))
+async def deliver_event(
+    engine: Engine, instance_id: str, name: str, input_json: str | None
+) -> None:
+    """An event a worker sends (`send_event`, or carried over into a continue-as-new): raised
+    as a client raises one; for an instance that does not exist or has finished it is dropped,
+    as the SDK's backends drop it."""
+    try:
+        await engine.raise_event(instance_id, name, input_json)
+    except EngineError as err:
+        if err.status not in (404, 410):
+            raise

@@ -274,6 +274,28 @@ def test_custom_status_is_seen_while_running_and_after(connect):
     assert json.loads(state.serialized_custom_status) == {"step": "done"}
 
 
+def sender(ctx: task.OrchestrationContext, target: str):
+    ctx.send_event(target, "ping", data="from sender")
+    ctx.send_event("nobody-home", "ping", data="dropped")  # undeliverable: dropped
+    return "sent"
+
+
+def pinged(ctx: task.OrchestrationContext, _):
+    return (yield ctx.wait_for_external_event("ping"))
+
+
+def test_send_event_reaches_another_orchestration_and_an_undeliverable_one_is_dropped(connect):
+    _, c = connect(sender, pinged)
+    receiver = c.schedule_new_orchestration(pinged)
+    c.wait_for_orchestration_start(receiver, timeout=30)
+    sent = c.schedule_new_orchestration(sender, input=receiver)
+    assert c.wait_for_orchestration_completion(sent, timeout=30).serialized_output == '"sent"'
+    state = c.wait_for_orchestration_completion(receiver, timeout=30)
+    assert state.serialized_output == '"from sender"'
+    events = list(c.get_orchestration_history(sent))
+    assert sum(isinstance(e, history.EventSentEvent) for e in events) == 2
+
+
 # -- control ----------------------------------------------------------------------------------
 
 
