@@ -324,7 +324,8 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
                 while worker.outbox:
                     yield worker.outbox.popleft().message
                 try:
-                    await asyncio.wait_for(worker.wake.wait(), HEALTH_PING_SECONDS)
+                    async with asyncio.timeout(HEALTH_PING_SECONDS):  # no task per wait
+                        await worker.wake.wait()
                 except TimeoutError:
                     yield pb.WorkItem(healthPing=pb.HealthPing())
         finally:
