@@ -86,3 +86,31 @@ def test_the_taskhub_metadata_may_name_the_apps_hub_and_no_other(host):
     finally:
         own.close()
         other.close()
+
+
+def fails_loudly(ctx: task.OrchestrationContext, _):
+    yield ctx.call_activity(shout, input="step")
+    raise ValueError("the worker's orchestration failed")
+
+
+def test_the_dashboard_and_management_api_show_a_worker_orchestration(host):
+    w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
+    w.add_orchestrator(fails_loudly)
+    w.add_activity(shout)
+    w.start()
+    c = client.TaskHubGrpcClient(host_address=host.grpc_address)
+    try:
+        instance_id = c.schedule_new_orchestration(fails_loudly)
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert state.failure_details.error_type == "builtins.ValueError"
+    finally:
+        c.close()
+        w.stop()
+    code, _, shown = host.http("GET", f"/_devhost/api/instances/{instance_id}")
+    assert code == 200, shown
+    assert "fails_loudly" in json.dumps(shown)
+    webhooks = "/runtime/webhooks/durabletask"
+    code, _, status = host.http("GET", f"{webhooks}/instances/{instance_id}?showHistory=true")
+    assert code == 200, status
+    assert status["runtimeStatus"] == "Failed"
+    assert "the worker's orchestration failed" in json.dumps(status["output"])
