@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from ..azurite import expand_development_storage
-from ..grpc.hubs import DEFAULT_HUB
+from ..grpc.hubs import DEFAULT_HUB, HubRefused
 from ..grpc.sidecar import Sidecar
 from ..store.azure import AzureStore
 from ..store.base import TaskHubStore
@@ -80,9 +80,21 @@ def store_factory(kind: str, environ: dict[str, str]) -> Any:
         ) from None
 
     def make_store(hub: str) -> TaskHubStore:
-        return AzureStore(connection, hub)
+        store = AzureStore(connection, hub)
+        store.on_unreachable = _storage_hint
+        return store
 
     return make_store
+
+
+def _storage_hint(endpoint: str, error: BaseException) -> None:
+    print(
+        f"devhost: waiting for storage at {endpoint} ({type(error).__name__}). Is Azurite "
+        "running (`npx azurite --skipApiVersionCheck`)? Or set AzureWebJobsStorage, or use "
+        "`--store memory`. Ctrl-C stops.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         make_store = store_factory(args.store, dict(os.environ))
         sidecar = Sidecar(make_store, host=args.host, port=args.port, default_hub=args.default_hub)
         asyncio.run(_serve(sidecar, args.store))
-    except SidecarError as err:
+    except (SidecarError, HubRefused) as err:
         print(f"devhost: cannot start the sidecar: {err}", file=sys.stderr)
         return 2
     except OSError as err:

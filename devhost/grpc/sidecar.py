@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ..clock import Clock
 from ..engine.engine import Engine
+from ..store.azure import HubInUseError
 from ..store.base import TaskHubStore
 from ..taskhub.errors import EngineError
 from .hubs import DEFAULT_HUB, Hub, HubDirectory, HubRefused
@@ -69,7 +70,7 @@ class Sidecar:
     async def _open(self, name: str) -> Hub:
         try:
             store = self.make_store(name)
-        except ValueError as err:
+        except ValueError as err:  # a name the store cannot take (Azure: 3 to 45 alphanumerics)
             raise HubRefused(str(err)) from None
         dispatcher = WorkDispatcher()
         runner = GrpcRunner(worker_index(), dispatcher)
@@ -78,7 +79,10 @@ class Sidecar:
         )
         runner.raise_event = functools.partial(deliver_event, engine)
         await runner.start()
-        await engine.start()
+        try:
+            await engine.start()
+        except HubInUseError as err:  # another host holds the hub's lease
+            raise HubRefused(str(err)) from None
         return Hub(name, engine, dispatcher)
 
 
