@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         up._add_action(action)
     replay_command.add_parser(commands)
     durable_command.add_parser(commands)
-    sidecar_command.add_parser(commands)
+    sidecar_command.add_parser(commands, port_number)
     return parser
 
 

@@ -17,6 +17,7 @@ import binascii
 import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..azurite import expand_development_storage
@@ -36,10 +37,8 @@ class SidecarError(Exception):
     """The sidecar cannot start; the message says what to change."""
 
 
-def add_parser(commands: Any) -> None:
-    """The `sidecar` subcommand of `devhost`."""
-    from .cli import port_number  # the shared argument types live with the main parser
-
+def add_parser(commands: Any, port_number: Callable[[str], int]) -> None:
+    """The `sidecar` subcommand of `devhost` (`port_number`: the main parser's port type)."""
     sidecar = commands.add_parser(
         "sidecar",
         help="serve Durable Task's gRPC protocol for durabletask apps (no function app)",

@@ -13,7 +13,6 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
@@ -21,9 +20,9 @@ from google.protobuf import empty_pb2, wrappers_pb2
 
 from ..store.base import StorageRequestError, StorageUnavailableError
 from ..taskhub.errors import EngineError
-from ..taskhub.history import EventType
 from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery, InstanceRecord, RuntimeStatus
 from . import codec
+from .client_calls import children, idempotent, matching_ids, time_of, with_descendants
 from .hubs import Hub, HubDirectory, HubRefused
 from .proto import pb, stubs
 from .work_items import WorkerStream
@@ -31,7 +30,6 @@ from .work_items import WorkerStream
 log = logging.getLogger("devhost.grpc")
 HEALTH_PING_SECONDS = 30  # a worker reconnects after 120 s of silence on its stream
 HISTORY_CHUNK = 200  # events per StreamInstanceHistory message
-PURGE_PAGE = 500
 NO_DEADLINE_WAIT = 24 * 3600.0  # a wait without a gRPC deadline: until the client goes away
 
 STATUS_CODES = {
@@ -75,10 +73,6 @@ def rpc(method: Method[R]) -> Method[R]:
 
 def _text(message: Any, name: str) -> str | None:
     return codec.optional_text(message, name)
-
-
-def _time(message: Any, name: str) -> datetime | None:
-    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
 
 
 def _instance_response(record: InstanceRecord | None, payloads: bool) -> pb.GetInstanceResponse:
@@ -206,7 +200,7 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
             if err.status != 410:  # already finished: nothing to terminate
                 raise
         if recursive:
-            for child in await _children(engine, instance_id):
+            for child in await children(engine, instance_id):
                 try:
                     await self._terminate(engine, child, reason, recursive)
                 except EngineError as err:
@@ -216,13 +210,13 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     @rpc
     async def SuspendInstance(self, request: pb.SuspendRequest, context):
         engine = (await self._hub(context)).engine
-        await _idempotent(engine.suspend(request.instanceId, _text(request, "reason") or ""))
+        await idempotent(engine.suspend(request.instanceId, _text(request, "reason") or ""))
         return pb.SuspendResponse()
 
     @rpc
     async def ResumeInstance(self, request: pb.ResumeRequest, context):
         engine = (await self._hub(context)).engine
-        await _idempotent(engine.resume(request.instanceId, _text(request, "reason") or ""))
+        await idempotent(engine.resume(request.instanceId, _text(request, "reason") or ""))
         return pb.ResumeResponse()
 
     @rpc
@@ -252,8 +246,8 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         wanted = request.query
         query = InstanceQuery(
             runtime_status={codec.STATUS_FROM_PROTO[s] for s in wanted.runtimeStatus} or None,
-            created_from=_time(wanted, "createdTimeFrom"),
-            created_to=_time(wanted, "createdTimeTo"),
+            created_from=time_of(wanted, "createdTimeFrom"),
+            created_to=time_of(wanted, "createdTimeTo"),
             instance_id_prefix=_text(wanted, "instanceIdPrefix"),
             orchestrations_only=True,
         )
@@ -279,8 +273,8 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
         records, token = await engine.query(
             query, request.pageSize or None, _text(request, "lastInstanceKey")
         )
-        since = _time(request, "completedTimeFrom")
-        until = _time(request, "completedTimeTo")
+        since = time_of(request, "completedTimeFrom")
+        until = time_of(request, "completedTimeTo")
         ids = [
             r.instance_id
             for r in records
@@ -294,11 +288,11 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     async def PurgeInstances(self, request: pb.PurgeInstancesRequest, context):
         engine = (await self._hub(context)).engine
         if request.HasField("purgeInstanceFilter"):
-            ids = await _matching_ids(engine, request.purgeInstanceFilter)
+            ids = await matching_ids(engine, request.purgeInstanceFilter)
         else:
             ids = [request.instanceId]
         if request.recursive:
-            ids = [d for i in ids for d in await _with_descendants(engine, i)]
+            ids = [d for i in ids for d in await with_descendants(engine, i)]
         deleted = await engine.purge(list(dict.fromkeys(ids)))
         return pb.PurgeInstancesResponse(
             deletedInstanceCount=deleted, isComplete=wrappers_pb2.BoolValue(value=True)
@@ -360,49 +354,6 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     async def AbandonTaskActivityWorkItem(self, request: pb.AbandonActivityTaskRequest, context):
         (await self._hub(context)).dispatcher.abandon(request.completionToken)
         return pb.AbandonActivityTaskResponse()
-
-
-async def _idempotent(operation: Awaitable[None]) -> None:
-    """Suspending a suspended instance (or resuming a running one) changes nothing, as in the
-    SDK's backends: the engine's 409 for it is not an error here."""
-    try:
-        await operation
-    except EngineError as err:
-        if err.status != 409:
-            raise
-
-
-async def _children(engine, instance_id: str) -> list[str]:
-    """Sub-orchestrations the instance's current execution created."""
-    return [
-        evt["InstanceId"]
-        for evt in await engine.get_history(instance_id)
-        if evt["EventType"] == EventType.SubOrchestrationInstanceCreated
-    ]
-
-
-async def _with_descendants(engine, instance_id: str) -> list[str]:
-    ids = [instance_id]
-    for child in await _children(engine, instance_id):
-        ids.extend(await _with_descendants(engine, child))
-    return ids
-
-
-async def _matching_ids(engine, wanted: pb.PurgeInstanceFilter) -> list[str]:
-    statuses = {codec.STATUS_FROM_PROTO[s] for s in wanted.runtimeStatus}
-    query = InstanceQuery(
-        runtime_status=(statuses or set(TERMINAL_STATUSES)) & set(TERMINAL_STATUSES),
-        created_from=_time(wanted, "createdTimeFrom"),
-        created_to=_time(wanted, "createdTimeTo"),
-        orchestrations_only=True,
-    )
-    ids: list[str] = []
-    token = None
-    while True:
-        records, token = await engine.query(query, PURGE_PAGE, token)
-        ids.extend(r.instance_id for r in records)
-        if not token:
-            return ids
 
 
 def _not_served(name: str, what: str) -> Callable[..., Awaitable[None]]:
