@@ -22,6 +22,11 @@ INCREMENTAL_KEY = "devhostIncremental"
 INCREMENTAL_STATE = json.dumps({"isDone": False, "actions": [], INCREMENTAL_KEY: True})
 
 
+class EncodedText(str):
+    """A value the SDK has encoded itself (Durable Task SDKs send JSON text, or a large
+    payload's reference): the host stores it as it is rather than as JSON of a value."""
+
+
 @dataclass
 class ReplayResult:
     """What the orchestrator said in one episode."""

@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf import json_format, timestamp_pb2, wrappers_pb2
 
 from ..engine.actions import ActionType
+from ..engine.replay import EncodedText
 from ..taskhub.history import EventType, format_time, parse_time
 from ..taskhub.model import InstanceRecord, RuntimeStatus
 from .proto import pb
@@ -309,7 +310,7 @@ def episode_answer(response: pb.OrchestratorResponse) -> EpisodeAnswer:
     """The planner's view of a worker's response; what devhost does not serve fails it."""
     answer = EpisodeAnswer()
     if response.HasField("customStatus"):
-        answer.custom_status = json_value(response.customStatus.value)
+        answer.custom_status = EncodedText(response.customStatus.value)
         answer.has_custom_status = True
     try:
         for action in response.actions:
@@ -346,7 +347,8 @@ def _complete(action: pb.OrchestratorAction, answer: EpisodeAnswer) -> None:
     elif status == pb.ORCHESTRATION_STATUS_FAILED:
         answer.error = failure_text(done.failureDetails)
     elif status == pb.ORCHESTRATION_STATUS_COMPLETED:
-        answer.output = json_value(optional_text(done, "result"))
+        result = optional_text(done, "result")
+        answer.output = None if result is None else EncodedText(result)
     else:
         name = pb.OrchestrationStatus.Name(status)
         raise UnsupportedAction(f"devhost's gRPC sidecar cannot complete an episode as {name}")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 
+from ..engine.replay import EncodedText
 from ..store.base import StorageRequestError, StorageUnavailableError
 from ..taskhub.errors import EngineError
 from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery, InstanceRecord, RuntimeStatus
@@ -189,7 +190,8 @@ class SidecarService(stubs.TaskHubSidecarServiceServicer):
     @rpc
     async def TerminateInstance(self, request: pb.TerminateRequest, context):
         engine = (await self._hub(context)).engine
-        reason = codec.json_value(_text(request, "output"))
+        output = _text(request, "output")
+        reason = None if output is None else EncodedText(output)
         await self._terminate(engine, request.instanceId, reason, request.recursive)
         return pb.TerminateResponse()
 
