@@ -24,6 +24,7 @@ from .dashboard.api import DASHBOARD_PATH, DashboardApi
 from .engine.engine import Engine
 from .engine.warm import WarmOrchestrations
 from .function_timeout import FunctionThreads, call_within
+from .grpc.beside_app import GrpcBesideApp
 from .host_names import HostCheck
 from .http.cors import cors_middleware
 from .http.guard import RequestGuard
@@ -91,9 +92,12 @@ class DevHost:
         listen: ListenAddress | None = None,
         static_dir: Path | None = None,
         workers: int | None = None,
+        grpc_port: int | None = None,
     ) -> None:
         """`workers`: language worker processes to run functions in; 0 runs them in this
-        process; None takes FUNCTIONS_WORKER_PROCESS_COUNT from the settings, or 0 if unset."""
+        process; None takes FUNCTIONS_WORKER_PROCESS_COUNT from the settings, or 0 if unset.
+        `grpc_port`: also serve Durable Task's gRPC protocol on this port (0 picks one), on the
+        same engine and hub, for `durabletask` workers and clients; None serves no gRPC."""
         self.settings = settings
         self.index = index or index_app(settings.app_dir)
         self.listen = listen or ListenAddress("127.0.0.1", settings.port)
@@ -129,13 +133,22 @@ class DevHost:
                 settings.function_timeout,
                 self.executor,
             )
+        self.grpc: GrpcBesideApp | None = None
+        engine_index, engine_runner = self.index, self.runner
+        if grpc_port is not None:
+            self.grpc = GrpcBesideApp(
+                self.index, self.runner, settings.hub_name, self.listen.host, grpc_port
+            )
+            engine_index, engine_runner = self.grpc.index, self.grpc.runner
         self.engine = Engine(
-            self.index,
+            engine_index,
             store,
             clock,
-            self.runner,
+            engine_runner,
             max_orchestrations=settings.max_concurrent_orchestrations,
         )
+        if self.grpc is not None:
+            self.grpc.attach(self.engine)
         self.static_dir = static_dir
         self._runner: web.AppRunner | None = None
 
@@ -212,6 +225,8 @@ class DevHost:
         site = web.TCPSite(self._runner, self.listen.host, self.listen.port, reuse_address=True)
         try:
             await site.start()
+            if self.grpc is not None:
+                await self.grpc.start()
         except BaseException:  # the port is taken, say: no worker outlives this start
             await self.runner.stop()
             raise
@@ -237,6 +252,8 @@ class DevHost:
 
     async def stop(self) -> None:
         await self.triggers.stop()
+        if self.grpc is not None:
+            await self.grpc.stop()
         if self._runner:
             await self._runner.cleanup()
         await self.runner.stop()
@@ -278,4 +295,9 @@ class DevHost:
         lines += ["", f"Functions run in {where}"]
         lines += [f"Durable Functions HTTP API: {self.base_url}{WEBHOOK_PATH}/"]
         lines.append(f"Dashboard: {self.base_url}{DASHBOARD_PATH}/")
+        if self.grpc is not None:
+            lines.append(
+                f"Durable Task gRPC (durabletask workers and clients): {self.grpc.address}, "
+                f"task hub '{self.settings.hub_name}'"
+            )
         return lines + ([""] + warnings if warnings else [])

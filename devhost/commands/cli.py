@@ -37,7 +37,7 @@ from ..store.azure import AzureStore, HubInUseError
 from ..store.base import StorageRequestError, TaskHubStore
 from ..store.memory import MemoryStore
 from ..store.table_batch import Account
-from . import check_command, durable_command, replay_command
+from . import check_command, durable_command, replay_command, sidecar_command
 from .running_hosts import forget_memory_host, record_memory_host
 
 log = logging.getLogger("devhost")
@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run functions in the host's own process (for a debugger), not in worker processes "
         "(default: FUNCTIONS_WORKER_PROCESS_COUNT, else one per core, at most 10)",
     )
+    start.add_argument(
+        "--grpc-port",
+        type=port_number,
+        default=None,
+        help="also serve Durable Task's gRPC protocol here, for durabletask workers and clients "
+        "(same engine and task hub)",
+    )
     start.add_argument("--verbose", action="store_true", help="log debug detail")
     up = commands.add_parser(
         "up", parents=[], help="start Azurite if needed, then the app with web/ at / (make run)"
@@ -108,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_command.add_parser(commands)
     check_command.add_parser(commands)
     durable_command.add_parser(commands)
+    sidecar_command.add_parser(commands, port_number)
     return parser
 
 
@@ -265,6 +273,7 @@ def start(args: argparse.Namespace) -> int:
         listen=ListenAddress(args.host, settings.port),
         static_dir=web_dir,
         workers=worker_count(args.in_process, settings.worker_processes),
+        grpc_port=args.grpc_port,
     )
     warning = network_warning(args.host)
     if warning:
@@ -298,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             return check_command.run(args)
         if args.command == "durable":
             return durable_command.run(args)
+        if args.command == "sidecar":
+            return sidecar_command.run(args)
     except (AppLoadError, SettingsError, HubInUseError, AzuriteError) as err:
         print(f"devhost: cannot start: {err}", file=sys.stderr)
         return 2

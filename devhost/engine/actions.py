@@ -20,6 +20,8 @@ class ActionType(IntEnum):
     SignalEntity = 9
     WhenAny = 11
     WhenAll = 12
+    # Not the 1.x SDK's: a Durable Task SDK's send_event to another orchestration.
+    SendEvent = 100
 
 
 # Actions for which the SDK takes the next number of its sequence, as the host must too.
@@ -34,6 +36,7 @@ NUMBERED = frozenset(
         ActionType.CallEntity,
         ActionType.CallHttp,
         ActionType.SignalEntity,
+        ActionType.SendEvent,
     }
 )
 COMPOUND = frozenset({ActionType.WhenAny, ActionType.WhenAll})

@@ -13,6 +13,7 @@ from typing import Any
 from ..app.invoke import ActivityOutcome
 from ..taskhub.history import EventType, event, execution_started, format_time
 from ..taskhub.model import InstanceRecord, Message, RuntimeStatus
+from .replay import EncodedText
 
 
 def new_id() -> str:
@@ -20,7 +21,9 @@ def new_id() -> str:
 
 
 def to_json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
+    if value is None or isinstance(value, EncodedText):  # encoded by the SDK already
+        return value
+    return json.dumps(value)
 
 
 def start_message(

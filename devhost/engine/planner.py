@@ -4,6 +4,10 @@ The planner is the host-side half of the replay protocol, with no I/O: it choose
 messages an episode sees, and after the SDK has run, which new history events and which work
 (activities, timers, sub-orchestrations) the new actions mean.
 
+An SDK of the Durable Task family (the gRPC protocol) answers incrementally instead: only the
+episode's new actions, each numbered by the SDK itself, and it buffers raised events itself; the
+planner then takes the SDK's numbers and delivers every event as it arrives (`incremental`).
+
 Task ids follow the SDK's sequence: every numbered action takes the next id in the order the SDK
 yields them; a retry takes further ids for its timer and each new attempt. Because the SDK hands
 out a retry's id while it processes the failure (or the retry timer), such an event is given to
@@ -149,6 +153,8 @@ class Planner:
         self.tasks: dict[int | str, PendingTask] = {}
         self.waits: Counter[str] = Counter()
         self.delivered: Counter[str] = Counter()
+        self.incremental = False  # learnt from the SDK's answers (see the module docstring)
+        self.scheduled: Counter[int] = Counter()  # times each task id was scheduled (retries)
 
     def waiting_on(self) -> WaitingOn:
         """The open tasks in task-id order, and the events awaited and not yet delivered."""
@@ -195,7 +201,7 @@ class Planner:
                 continue
             if kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
                 name = evt.get("Name") or ""
-                if self.waits[name] > self.delivered[name] + offered[name]:
+                if self.incremental or self.waits[name] > self.delivered[name] + offered[name]:
                     offered[name] += 1
                     events.append(evt)
                     consumed.append(message.message_id)
@@ -242,6 +248,7 @@ class Planner:
         work = Work()
         new_events: list[dict[str, Any]] = []
         retry_step = None
+        self.incremental = result.incremental
         for evt in delivered:
             target = self._target_of(evt)
             if evt["EventType"] == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
@@ -251,11 +258,12 @@ class Planner:
                 retry_step = (target, task)
 
         outcome = self._outcome(result)
-        new_top = result.actions[self.top_actions_seen :]
+        seen = 0 if result.incremental else self.top_actions_seen
         if outcome is None or outcome.status != "Failed":
-            for path, action in leaves(result.actions, self.top_actions_seen):
+            for path, action in leaves(result.actions, seen):
                 self._schedule(action, path, now, new_events, work)
-        self.top_actions_seen += len(new_top)
+        if not result.incremental:
+            self.top_actions_seen += len(result.actions) - seen
         if retry_step is not None:
             self._retry(retry_step[0], retry_step[1], now, new_events, work)
         self._find_canceled_timers(result.actions, work)
@@ -271,9 +279,12 @@ class Planner:
                 return Outcome("ContinuedAsNew", continue_input=action.get("input"))
         return Outcome("Completed", output=result.output)
 
-    def _take_id(self) -> int:
-        task_id = self.next_id
-        self.next_id += 1
+    def _take_id(self, action: dict[str, Any] | None = None) -> int:
+        """The next id of the sequence, or the id an incremental SDK gave the action."""
+        given = action.get("taskId") if action is not None else None
+        task_id = self.next_id if given is None else int(given)
+        self.next_id = max(self.next_id, task_id + 1)
+        self.scheduled[task_id] += 1
         return task_id
 
     def _schedule(
@@ -290,7 +301,7 @@ class Planner:
             return
         if kind not in NUMBERED:
             return
-        task_id = self._take_id()
+        task_id = self._take_id(action)
         kind = ActionType(kind)
         if kind in (ActionType.CallActivity, ActionType.CallActivityWithRetry):
             task = PendingTask(
@@ -307,6 +318,7 @@ class Planner:
                 action.get("input"),
                 instance_id=action.get("instanceId") or None,
                 retry=action.get("retryOptions"),
+                attempt=self.scheduled[task_id],
             )
             self._add_child(task_id, task, now, new_events, work)
         elif kind == ActionType.CreateTimer:
@@ -323,6 +335,19 @@ class Planner:
                 )
             )
             work.timers.append((task_id, fire_at))
+        elif kind == ActionType.SendEvent:
+            # Recorded here; the runner of the SDK that asked delivers it, before the commit
+            # (a crash in between sends it again: at least once, as a raised event is).
+            new_events.append(
+                event(
+                    EventType.EventSent,
+                    now,
+                    task_id,
+                    InstanceId=action.get("instanceId"),
+                    Name=action.get("name"),
+                    Input=action.get("input"),
+                )
+            )
         elif kind in (ActionType.CallEntity, ActionType.SignalEntity):
             request_id = str(
                 uuid5(NAMESPACE_URL, f"{self.instance_id}/{self.execution_id}/{task_id}")
@@ -372,6 +397,8 @@ class Planner:
         task.target = task.instance_id or f"{self.instance_id}:{task_id:04d}"
         self.tasks[task_id] = task
         extra = {"RetryOptions": task.retry, "Attempt": task.attempt} if task.retry else {}
+        if task.attempt > 1:
+            extra["Attempt"] = task.attempt
         if task.instance_id is None:
             extra["GeneratedId"] = True
         new_events.append(
@@ -447,25 +474,30 @@ class Planner:
     # -- rebuilding after a restart ------------------------------------------------------------
 
     def rebuild(self, history: list[dict[str, Any]], result: ReplayResult | None) -> None:
-        """Recover this view from stored history and a replay of it (no new events)."""
-        completed: set[int] = set()
+        """Recover this view from stored history and a replay of it (no new events).
+
+        A task is open if nothing completed it after it was scheduled: a Durable Task SDK
+        schedules each attempt of a retried activity under the same id again."""
+        open_tasks: dict[int, dict[str, Any]] = {}
         for evt in history:
             kind = evt["EventType"]
             if kind == EventType.ExecutionStarted:
                 self.started = True
             elif kind in SCHEDULING_EVENTS:
                 self.next_id = max(self.next_id, evt["EventId"] + 1)
+                self.scheduled[evt["EventId"]] += 1
+                open_tasks[evt["EventId"]] = evt
             elif kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
                 self.delivered[evt.get("Name") or ""] += 1
             target = completion_target(evt)
             if target is not None:
-                completed.add(target)
-        for evt in history:
-            if evt["EventType"] in SCHEDULING_EVENTS and evt["EventId"] not in completed:
-                task = _task_from_event(evt)
-                if task is not None:
-                    self.tasks[evt["EventId"]] = task
+                open_tasks.pop(target, None)
+        for task_id, evt in open_tasks.items():
+            task = _task_from_event(evt)
+            if task is not None:
+                self.tasks[task_id] = task
         if result is not None:
+            self.incremental = result.incremental
             self.top_actions_seen = len(result.actions)
             for _path, action in leaves(result.actions):
                 if action.get("actionType") == ActionType.WaitForExternalEvent:

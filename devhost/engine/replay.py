@@ -16,6 +16,15 @@ from azure.functions import OrchestrationContext
 
 OUT_OF_PROC_MARKER = "$OutOfProcData$:"
 REPLAY_SCHEMA_V2 = 1
+# Not the 1.x SDK's: the state a stand-in answers for an orchestrator that runs in a Durable Task
+# worker, whose dry replay after a restart has nothing to rebuild but this flag.
+INCREMENTAL_KEY = "devhostIncremental"
+INCREMENTAL_STATE = json.dumps({"isDone": False, "actions": [], INCREMENTAL_KEY: True})
+
+
+class EncodedText(str):
+    """A value the SDK has encoded itself (Durable Task SDKs send JSON text, or a large
+    payload's reference): the host stores it as it is rather than as JSON of a value."""
 
 
 @dataclass
@@ -29,6 +38,10 @@ class ReplayResult:
     custom_status: Any = None
     has_custom_status: bool = False
     state: dict[str, Any] | None = field(default=None, repr=False)  # the SDK's state, parsed
+    # The Durable Task SDKs' way (gRPC) rather than the 1.x SDK's: `actions` are this episode's
+    # new ones only, each with the id the SDK gave it (`taskId`), and the SDK keeps the raised
+    # events nobody waits for yet itself, so every event is handed over as it arrives.
+    incremental: bool = False
 
 
 @dataclass
@@ -131,6 +144,7 @@ def result_from_state(state: dict[str, Any]) -> ReplayResult:
         custom_status=state.get("customStatus"),
         has_custom_status="customStatus" in state,
         state=state,
+        incremental=bool(state.get(INCREMENTAL_KEY)),
     )
 
 

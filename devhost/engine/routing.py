@@ -110,8 +110,12 @@ class Routing:
                     "ExecutionId": record.execution_id,
                 },
             }
+            message_id = f"{record.execution_id}:{task_id}"
+            if task.attempt > 1:  # the same task started again (a Durable Task SDK's retry)
+                parent["Attempt"] = task.attempt
+                message_id = f"{message_id}:{task.attempt}"
             start = start_message(self.clock.now(), task.target, task.name, task.input, parent)
-            start.message_id = start.event["MessageId"] = f"{record.execution_id}:{task_id}"
+            start.message_id = start.event["MessageId"] = message_id
             messages.append(start)
         return messages
 

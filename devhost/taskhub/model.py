@@ -145,10 +145,12 @@ def record_from_start(start: Message, created: datetime) -> InstanceRecord:
 
 
 def same_parent_task(a: InstanceRecord, b: InstanceRecord) -> bool:
-    """Whether two records are the same child: started by the same task of the same execution."""
+    """Whether two records are the same child: started by the same task of the same execution,
+    in the same attempt (a Durable Task SDK retries a sub-orchestration under the same task id)."""
     if not a.parent or not b.parent:
         return False
     return (
         a.parent.get("TaskScheduledId") == b.parent.get("TaskScheduledId")
         and a.parent["OrchestrationInstance"] == b.parent["OrchestrationInstance"]
+        and a.parent.get("Attempt", 1) == b.parent.get("Attempt", 1)
     )

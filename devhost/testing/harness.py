@@ -81,6 +81,8 @@ class DurableHarness:
             `local.settings.json`).
         cors_origins: allowed CORS origins of the HTTP server (default: from local settings).
         static_dir: a folder served at `/` (for browser tests of a web page).
+        grpc: also serve Durable Task's gRPC protocol on the same engine and hub, for
+            `durabletask` workers and clients (`grpc_address` tells where).
     """
 
     def __init__(
@@ -91,8 +93,10 @@ class DurableHarness:
         env: dict[str, str] | None = None,
         cors_origins: list[str] | None = None,
         static_dir: str | Path | None = None,
+        grpc: bool = False,
     ) -> None:
         self.app_dir = Path(app_dir)
+        self._grpc = grpc
         self.clock: Clock = VirtualClock() if virtual_clock else Clock()
         self._store = store
         self._env = env or {}
@@ -144,6 +148,7 @@ class DurableHarness:
             static_dir=self._static_dir,
             # An app object of the test's own can only run here: a worker loads a folder's app.
             workers=0 if self._app is not None else None,
+            grpc_port=0 if self._grpc else None,
         )
         self.run(self._host.start())
         self._client = df.DurableOrchestrationClient(self._host.client_json())
@@ -164,6 +169,15 @@ class DurableHarness:
     def base_url(self) -> str:
         """The host's origin, e.g. http://127.0.0.1:41234."""
         return self._started.base_url
+
+    @property
+    def grpc_address(self) -> str:
+        """`host:port` of the Durable Task gRPC service (`grpc=True`), for durabletask workers
+        and clients on the app's hub."""
+        grpc = self._started.grpc
+        if grpc is None:
+            raise RuntimeError("this harness serves no gRPC: create it with grpc=True")
+        return grpc.address
 
     @property
     def functions(self) -> FunctionIndex:

@@ -4,6 +4,9 @@
         instance_id = durable_host.start("Hello", "Tokyo")
         assert durable_host.wait_for(instance_id).output == "Hello Tokyo!"
 
+For apps written with the Durable Task SDK (`durabletask`), `durable_sidecar` hands a test
+devhost's gRPC sidecar on the virtual clock: point a worker and a client at its `address`.
+
 Options: `--durable-app DIR` (or the ini option `durable_app`; default: the rootdir) names the
 folder of the app (`function_app.py`, or function folders with `function.json` in the v1 model);
 `--durable-store memory|azure` picks the task hub's store (memory by default; azure starts an
@@ -27,6 +30,7 @@ from ..azurite import Azurite
 from ..store.azure import AzureStore
 from ..store.base import TaskHubStore
 from .harness import DurableHarness
+from .sidecar import SidecarHarness
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -115,3 +119,20 @@ def durable_client(durable_host: DurableHarness) -> df.DurableOrchestrationClien
     """The SDK's own DurableOrchestrationClient, bound to `durable_host` (call it with
     `durable_host.run(...)`)."""
     return durable_host.client
+
+
+@pytest.fixture
+def durable_sidecar(request: pytest.FixtureRequest) -> Iterator[SidecarHarness]:
+    """devhost's Durable Task sidecar for `durabletask` workers and clients (`.address`), on the
+    virtual clock (`.advance(hours=72)` fires a 72-hour timer at once), its hubs on the store of
+    `--durable-store`."""
+    make_store = None
+    if request.config.getoption("--durable-store") == "azure":
+        connection = request.getfixturevalue("durable_azurite").connection_string
+        prefix = f"T{uuid.uuid4().hex[:20]}"
+
+        def make_store(hub: str) -> TaskHubStore:
+            return AzureStore(connection, f"{prefix}{hub}"[:45])
+
+    with SidecarHarness(make_store) as sidecar:
+        yield sidecar

@@ -20,7 +20,7 @@ INSIDE = DEVHOST.parent / "docs" / "inside.md"
 LAYERS = [
     {"commands", "testing", "__main__"},
     {"host"},
-    {"http", "dashboard", "triggers"},
+    {"http", "dashboard", "triggers", "grpc"},
     {"workers", "runner"},
     {"engine"},
     {"store"},

@@ -1,0 +1,66 @@
+"""What some client RPCs need beyond one engine call: the instances an instance's execution
+created (recursive terminate and purge), the ids a purge filter matches, and the SDK backends'
+leniency about suspending a suspended instance."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..engine.engine import Engine
+from ..taskhub.errors import EngineError
+from ..taskhub.history import EventType
+from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery
+from . import codec
+from .proto import pb
+
+PURGE_PAGE = 500
+
+
+def time_of(message: Any, name: str) -> datetime | None:
+    """A Timestamp field as an aware datetime, None when the field is absent."""
+    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
+
+
+async def idempotent(operation: Awaitable[None]) -> None:
+    """Suspending a suspended instance (or resuming a running one) changes nothing, as in the
+    SDK's backends: the engine's 409 for it is not an error here."""
+    try:
+        await operation
+    except EngineError as err:
+        if err.status != 409:
+            raise
+
+
+async def children(engine: Engine, instance_id: str) -> list[str]:
+    """Sub-orchestrations the instance's current execution created."""
+    return [
+        evt["InstanceId"]
+        for evt in await engine.get_history(instance_id)
+        if evt["EventType"] == EventType.SubOrchestrationInstanceCreated
+    ]
+
+
+async def with_descendants(engine: Engine, instance_id: str) -> list[str]:
+    ids = [instance_id]
+    for child in await children(engine, instance_id):
+        ids.extend(await with_descendants(engine, child))
+    return ids
+
+
+async def matching_ids(engine: Engine, wanted: pb.PurgeInstanceFilter) -> list[str]:
+    statuses = {codec.STATUS_FROM_PROTO[s] for s in wanted.runtimeStatus}
+    query = InstanceQuery(
+        runtime_status=(statuses or set(TERMINAL_STATUSES)) & set(TERMINAL_STATUSES),
+        created_from=time_of(wanted, "createdTimeFrom"),
+        created_to=time_of(wanted, "createdTimeTo"),
+        orchestrations_only=True,
+    )
+    ids: list[str] = []
+    token = None
+    while True:
+        records, token = await engine.query(query, PURGE_PAGE, token)
+        ids.extend(r.instance_id for r in records)
+        if not token:
+            return ids

@@ -1,0 +1,65 @@
+"""Orchestrator and activity names served by Durable Task workers: any name, known or not.
+
+The engine checks a name against the app's index before it starts an instance, an activity or a
+sub-orchestration. A Durable Task backend accepts any name instead: the worker that registered
+it may connect later, and until then the work waits. `worker_index` gives the engine an index
+where every name is known: the app's own functions as they are, and every other name as a
+stand-in for a function that runs in a connected worker.
+
+The stand-in orchestrator is never run for an episode (the runner sends episodes to a worker);
+the engine calls it only for its dry replay after a restart, where it answers "nothing to replay
+here: this SDK keeps its own state" (`INCREMENTAL_STATE`).
+"""
+
+from __future__ import annotations
+
+from ..app.app_index import FunctionIndex, FunctionInfo
+from ..app.binding_spec import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER
+from ..engine.replay import INCREMENTAL_STATE
+
+
+def _worker_orchestrator(_context: object) -> str:
+    """The dry replay of an orchestrator that runs in a worker: no actions, incremental."""
+    return INCREMENTAL_STATE
+
+
+def _worker_activity(*_args: object) -> None:
+    raise RuntimeError("a Durable Task worker's activity runs in that worker, not in devhost")
+
+
+class WorkerNames(dict[str, FunctionInfo]):
+    """The app's functions of one trigger type; every other name is a worker's function."""
+
+    def __init__(self, app_functions: dict[str, FunctionInfo], trigger_type: str) -> None:
+        super().__init__(app_functions)
+        self.trigger_type = trigger_type
+        self._stand_ins: dict[str, FunctionInfo] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str)
+
+    def __missing__(self, name: str) -> FunctionInfo:
+        info = self._stand_ins.get(name)
+        if info is None:
+            is_orchestrator = self.trigger_type == ORCHESTRATION_TRIGGER
+            info = self._stand_ins[name] = FunctionInfo(
+                name=name,
+                trigger_type=self.trigger_type,
+                trigger_param="context",
+                user_function=_worker_orchestrator if is_orchestrator else _worker_activity,
+                binding={"type": self.trigger_type, "name": "context", "direction": "in"},
+            )
+        return info
+
+    def get(self, name: str, default: object = None) -> FunctionInfo:  # type: ignore[override]
+        return self[name]
+
+
+def worker_index(app: FunctionIndex | None = None) -> FunctionIndex:
+    """An index where the app's orchestrators and activities are as they are, and every other
+    name belongs to a Durable Task worker (entities stay the app's: not served over gRPC)."""
+    app = app or FunctionIndex()
+    index = FunctionIndex(functions=dict(app.functions), skipped=list(app.skipped), model=app.model)
+    index.orchestrators = WorkerNames(app.orchestrators, ORCHESTRATION_TRIGGER)
+    index.activities = WorkerNames(app.activities, ACTIVITY_TRIGGER)
+    return index

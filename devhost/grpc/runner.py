@@ -1,0 +1,177 @@
+"""The engine's runner for Durable Task workers: episodes and activities become work items.
+
+The engine hands an episode to a runner and plans from the answer; this runner makes the
+episode an `OrchestratorRequest` (the execution's history and the episode's new events, through
+the codec), waits for a connected worker's `OrchestratorResponse`, and gives the planner that
+answer in its own terms. Activities go the same way (`ActivityRequest` -> `ActivityResponse`).
+Nothing here decides durability: what the engine stored is what a worker sees, so a worker that
+disconnects, or a host that restarts, costs a repeated step, never a lost or doubled one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..app.app_index import FunctionIndex
+from ..app.http_call import HttpAnswer, HttpCall
+from ..app.invoke import ActivityOutcome
+from ..engine.actions import ActionType
+from ..engine.entities import EntityRequest
+from ..engine.replay import EpisodeCall, ReplayResult
+from ..engine.warm import WarmStats
+from ..runner import ActivityDone, EntityBatch, FunctionRunner
+from ..taskhub.model import InstanceRecord
+from . import codec
+from .proto import pb
+from .work_items import Kind, WorkDispatcher, WorkItem
+
+RaiseEvent = Callable[[str, str, str | None], Awaitable[None]]
+
+
+@dataclass
+class _Execution:
+    """An execution's history as protobuf, converted once: each episode adds only its events."""
+
+    execution_id: str
+    past: list[pb.HistoryEvent] = field(default_factory=list)
+
+
+class GrpcRunner(FunctionRunner):
+    """Runs orchestrators and activities in the Durable Task workers connected to `dispatcher`.
+
+    `raise_event(instance_id, name, input)` delivers the events a worker sends to another
+    orchestration (`send_event`) and those it carries over into a continue-as-new; they are
+    delivered before the engine stores the episode, so a crash in between sends them again.
+    """
+
+    def __init__(
+        self,
+        index: FunctionIndex,
+        dispatcher: WorkDispatcher,
+        raise_event: RaiseEvent | None = None,
+    ) -> None:
+        super().__init__(index)
+        self.dispatcher = dispatcher
+        self.raise_event = raise_event
+        self._executions: dict[str, _Execution] = {}
+        self._items: set[WorkItem] = set()
+        self._stopped = False
+
+    def describe(self) -> str:
+        return "Durable Task SDK workers over gRPC run orchestrations and activities"
+
+    def launch(self) -> None:
+        """Nothing to launch: workers connect by themselves."""
+
+    async def start(self) -> None:
+        self._stopped = False
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for item in list(self._items):
+            self.dispatcher.cancel(item)
+        self._items.clear()
+
+    async def episode(self, call: EpisodeCall) -> ReplayResult:
+        request = pb.OrchestratorRequest(
+            instanceId=call.instance_id,
+            executionId=codec.text_value(call.execution_id),
+            pastEvents=self._past_events(call),
+            newEvents=[codec.history_event(e) for e in call.new_events],
+        )
+        response = await self._run(
+            Kind.ORCHESTRATION, call.name, pb.WorkItem(orchestratorRequest=request)
+        )
+        answer = codec.episode_answer(response)
+        await self._deliver_events(call.instance_id, answer)
+        return ReplayResult(
+            actions=answer.actions,
+            is_done=answer.is_done,
+            output=answer.output,
+            error=answer.error,
+            custom_status=answer.custom_status,
+            has_custom_status=answer.has_custom_status,
+            incremental=True,
+        )
+
+    async def _deliver_events(self, instance_id: str, answer: codec.EpisodeAnswer) -> None:
+        if self.raise_event is None:
+            return
+        for action in answer.actions:
+            if action["actionType"] == ActionType.SendEvent:
+                await self.raise_event(action["instanceId"], action["name"], action["input"])
+        for evt in answer.carryover_events:
+            if evt.HasField("eventRaised"):
+                raised = evt.eventRaised
+                await self.raise_event(
+                    instance_id, raised.name, codec.optional_text(raised, "input")
+                )
+
+    def _past_events(self, call: EpisodeCall) -> list[pb.HistoryEvent]:
+        execution = self._executions.get(call.instance_id)
+        if execution is None or execution.execution_id != call.execution_id:
+            execution = self._executions[call.instance_id] = _Execution(call.execution_id)
+        events = call.history.events
+        if len(execution.past) > len(events):  # history was rewritten (a rewind): start over
+            execution.past.clear()
+        execution.past.extend(codec.history_event(e) for e in events[len(execution.past) :])
+        return execution.past
+
+    def discard(self, instance_id: str) -> None:
+        self._executions.pop(instance_id, None)
+
+    def start_activity(
+        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+    ) -> None:
+        request = pb.ActivityRequest(name=name, input=codec.text_value(input_json))
+        item = WorkItem(Kind.ACTIVITY, name, pb.WorkItem(activityRequest=request), lambda _: None)
+
+        def finished(response: pb.ActivityResponse) -> None:
+            self._items.discard(item)
+            if not self._stopped:
+                done(_activity_outcome(response))
+
+        item.done = finished
+        self._items.add(item)
+        self.dispatcher.submit(item)
+
+    async def _run(self, kind: Kind, name: str, message: pb.WorkItem) -> pb.OrchestratorResponse:
+        answer: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def finished(response: pb.OrchestratorResponse) -> None:
+            if not answer.done():
+                answer.set_result(response)
+
+        item = WorkItem(kind, name, message, finished)
+        self._items.add(item)
+        self.dispatcher.submit(item)
+        try:
+            return await answer
+        finally:
+            self._items.discard(item)
+            if not answer.done():  # the engine stopped waiting (it stops): drop the item
+                self.dispatcher.cancel(item)
+
+    async def _entity_batch(
+        self, record: InstanceRecord, requests: list[EntityRequest]
+    ) -> EntityBatch:
+        raise NotImplementedError("entities are not served to Durable Task workers yet")
+
+    async def http(self, name: str, call: HttpCall) -> HttpAnswer:
+        raise NotImplementedError("a Durable Task worker has no HTTP functions")
+
+    async def warm_stats(self) -> WarmStats:
+        return WarmStats()
+
+
+def _activity_outcome(response: pb.ActivityResponse) -> ActivityOutcome:
+    """A worker's activity answer as the engine records it (a failure keeps its details)."""
+    if response.HasField("failureDetails"):
+        details = response.failureDetails
+        return ActivityOutcome(
+            ok=False, reason=details.errorMessage, details=codec.failure_text(details)
+        )
+    return ActivityOutcome(ok=True, result=codec.optional_text(response, "result"))

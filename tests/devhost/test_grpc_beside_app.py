@@ -1,0 +1,116 @@
+"""`devhost start --grpc-port`: durabletask workers and clients on a function app's engine and hub.
+
+The app's functions run where the app's runner runs them; every other name goes to the gRPC
+workers. Both kinds of instance share the hub: each side sees and steers the other's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from durabletask import client, task, worker
+from durabletask.azuremanaged.client import DurableTaskSchedulerClient
+
+from devhost.settings import load_settings
+from devhost.testing import DurableHarness
+
+PATTERNS_APP = Path(__file__).parent / "apps" / "patterns"
+Status = client.OrchestrationStatus
+
+
+@pytest.fixture
+def host() -> Iterator[DurableHarness]:
+    with DurableHarness(PATTERNS_APP, grpc=True) as harness:
+        yield harness
+
+
+def shout(_: task.ActivityContext, text: str) -> str:
+    return text.upper()
+
+
+def greet_loudly(ctx: task.OrchestrationContext, city: str):
+    greeting = yield ctx.call_activity("Hello", input=city)  # the app's activity
+    return (yield ctx.call_activity(shout, input=greeting))  # the worker's own
+
+
+def test_a_worker_orchestration_calls_the_apps_activity_and_the_app_sees_it(host):
+    w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
+    w.add_orchestrator(greet_loudly)
+    w.add_activity(shout)
+    w.start()
+    c = client.TaskHubGrpcClient(host_address=host.grpc_address)
+    try:
+        instance_id = c.schedule_new_orchestration(greet_loudly, input="Oslo")
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert state.serialized_output == '"HELLO OSLO!"'
+        assert host.status(instance_id).output == "HELLO OSLO!"  # the app's own client
+    finally:
+        c.close()
+        w.stop()
+
+
+def test_a_grpc_client_runs_the_apps_orchestrator(host):
+    c = client.TaskHubGrpcClient(host_address=host.grpc_address)
+    try:
+        instance_id = c.schedule_new_orchestration("Sequence", input="Rome")
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert json.loads(state.serialized_output) == [
+            "Hello Rome!",
+            "Hello Rome North!",
+            "Hello Rome South!",
+        ]
+    finally:
+        c.close()
+
+
+def test_the_taskhub_metadata_may_name_the_apps_hub_and_no_other(host):
+    hub = load_settings(PATTERNS_APP).hub_name
+    address = f"http://{host.grpc_address}"
+    own = DurableTaskSchedulerClient(
+        host_address=address, taskhub=hub, token_credential=None, secure_channel=False
+    )
+    other = DurableTaskSchedulerClient(
+        host_address=address, taskhub="elsewhere", token_credential=None, secure_channel=False
+    )
+    try:
+        instance_id = own.schedule_new_orchestration("Sequence", input="Lima")
+        assert own.wait_for_orchestration_completion(instance_id, timeout=30) is not None
+        with pytest.raises(grpc.RpcError) as refused:
+            other.get_orchestration_state(instance_id)
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "serves the task hub" in refused.value.details()
+    finally:
+        own.close()
+        other.close()
+
+
+def fails_loudly(ctx: task.OrchestrationContext, _):
+    yield ctx.call_activity(shout, input="step")
+    raise ValueError("the worker's orchestration failed")
+
+
+def test_the_dashboard_and_management_api_show_a_worker_orchestration(host):
+    w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
+    w.add_orchestrator(fails_loudly)
+    w.add_activity(shout)
+    w.start()
+    c = client.TaskHubGrpcClient(host_address=host.grpc_address)
+    try:
+        instance_id = c.schedule_new_orchestration(fails_loudly)
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert state.failure_details.error_type == "builtins.ValueError"
+    finally:
+        c.close()
+        w.stop()
+    code, _, shown = host.http("GET", f"/_devhost/api/instances/{instance_id}")
+    assert code == 200, shown
+    assert "fails_loudly" in json.dumps(shown)
+    webhooks = "/runtime/webhooks/durabletask"
+    code, _, status = host.http("GET", f"{webhooks}/instances/{instance_id}?showHistory=true")
+    assert code == 200, status
+    assert status["runtimeStatus"] == "Failed"
+    assert "the worker's orchestration failed" in json.dumps(status["output"])
