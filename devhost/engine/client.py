@@ -14,7 +14,7 @@ from typing import Any
 from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import InstanceExistsError, TaskHubStore
-from ..taskhub.errors import EngineError
+from ..taskhub.errors import EngineError, InstanceStatusError
 from ..taskhub.history import EventType, event
 from ..taskhub.model import (
     InstanceQuery,
@@ -130,8 +130,8 @@ class ClientOperations:
             status = status_after_inbox(orch)
             if status not in allowed:
                 verb = "suspend" if evt["EventType"] == EventType.ExecutionSuspended else "resume"
-                raise EngineError(
-                    500, f"Cannot {verb} orchestration instance in the {status} state."
+                raise InstanceStatusError(
+                    f"Cannot {verb} orchestration instance in the {status} state."
                 )
         evt["MessageId"] = message_id = new_id()
         message = Message(message_id, instance_id, evt, stored=True)

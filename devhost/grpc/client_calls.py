@@ -4,12 +4,13 @@ leniency about suspending a suspended instance."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
 from ..engine.engine import Engine
-from ..taskhub.errors import EngineError
+from ..taskhub.errors import InstanceStatusError
 from ..taskhub.history import EventType
 from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery
 from . import codec
@@ -25,12 +26,9 @@ def time_of(message: Any, name: str) -> datetime | None:
 
 async def idempotent(operation: Awaitable[None]) -> None:
     """Suspending a suspended instance (or resuming a running one) changes nothing, as in the
-    SDK's backends: the engine's 409 for it is not an error here."""
-    try:
+    SDK's backends: the engine's refusal of it is not an error here."""
+    with contextlib.suppress(InstanceStatusError):
         await operation
-    except EngineError as err:
-        if err.status != 409:
-            raise
 
 
 async def children(engine: Engine, instance_id: str) -> list[str]:

@@ -134,8 +134,7 @@ class AzureStore(TaskHubStore):
         self.on_unreachable: Callable[[str, BaseException], None] | None = None
         # Told when another host took the hub: the layer above decides to stop.
         self.on_lease_lost: Callable[[str], None] | None = None
-        # Where the host that opens this store serves the hub: kept in the lease row, so that
-        # the durable CLI finds it (see commands/running_hosts).
+        # The host's address, kept in the lease row for the CLI (see commands/running_hosts).
         self.address: str | None = None
 
     # -- connection and the lease --------------------------------------------------------------
@@ -175,10 +174,8 @@ class AzureStore(TaskHubStore):
         self._batch = TableBatchClient(account, f"{self.hub}History", self._session)
         self._listing_batch = TableBatchClient(account, f"{self.hub}Instances", self._session)
         self._large = LargeValues(self.connection_string, self.hub)
-        self._purge = PurgeRows(
-            self._history, self._instances, self._submit, self._submit_listing, self._retry,
-            self._large,
-        )  # fmt: skip
+        writes = (self._submit, self._submit_listing)
+        self._purge = PurgeRows(self._history, self._instances, *writes, self._retry, self._large)
         self._queries = ListingQueries(
             self._instances,
             self._retry,
@@ -470,8 +467,7 @@ class AzureStore(TaskHubStore):
         return deleted
 
     async def delete_hub(self) -> None:
-        """Every row of the hub's tables and every large-value blob, entities included; the
-        tables stay."""
+        """Every row and large-value blob of the hub, entities included; the tables stay."""
         self.listing.forget_all()
         await self.listing.settled()
         await self._purge.everything()
