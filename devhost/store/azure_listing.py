@@ -120,6 +120,7 @@ class InstanceListing:
     def forget_all(self) -> None:
         """Drop every row not yet written (the whole hub is being deleted)."""
         self._waiting.clear()
+        self.summaries.clear()
 
     async def settled(self) -> None:
         """Until every row marked before this call is written; StorageUnavailableError past the

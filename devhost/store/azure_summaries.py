@@ -53,6 +53,10 @@ class SummaryIndex:
         if self._records is not None or self._aside is not None:  # nothing to keep before a build
             self._change(row["RowKey"], summary_from_row(row))
 
+    def clear(self) -> None:
+        """Forget every summary (the hub is being deleted): the next sorted page builds again."""
+        self._records = None
+
     def drop(self, instance_id: str) -> None:
         """The instance is being purged."""
         self._change(instance_id, None)

@@ -134,6 +134,7 @@ class MemoryStore(TaskHubStore):
         self.records.clear()
         self.histories.clear()
         self.inboxes.clear()
+        self._sorted = None  # built again, from nothing, when next asked for
 
     async def active_instances(self) -> list[str]:
         return [

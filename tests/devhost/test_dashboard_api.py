@@ -257,6 +257,16 @@ def test_a_purged_instance_is_gone_from_the_page_and_the_list(host):
     assert get(host, "/instances")[1]["instances"] == []
 
 
+def test_a_deleted_hub_leaves_an_empty_list(host):
+    for name in ("b", "a"):
+        host.wait_for(host.start("Sequence", "Oslo", instance_id=name))
+    assert ids(get(host, "/instances", sort="name")[1]) == ["a", "b"]
+    status, _, _ = host.http("DELETE", f"{API}/hub")
+    assert status == 200
+    for sort in ("name", "createdTime"):
+        assert get(host, "/instances", sort=sort)[1]["instances"] == []
+
+
 def test_a_retry_timer_is_named_as_one(host):
     key = f"dash-{uuid.uuid4().hex[:8]}"
     instance_id = host.start("Retry", key, instance_id="retrying")
