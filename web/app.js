@@ -207,14 +207,20 @@ async function refresh() {
   return JSON.stringify([stats, statuses.map((s) => s && [s.status, s.customStatus]), game, log]);
 }
 
-// The first three workflows start with the game; the last two only for a player who confirmed.
+// The first three workflows start with the game; the last two only for a player who confirmed,
+// after the confirmation workflow has decided: until it completes they have not started (about
+// to, or never if the window closes), so the page asks for them only once it has completed
+// alive. Asking sooner races the player's death and gets a 404.
 async function workflowStatuses(name) {
   const first = await Promise.all(
     WORKFLOWS.slice(0, 3).map((workflow) => fetchOrNull(api.status(name, workflow))));
   const confirmation = first[1];
-  const dead = confirmation && confirmation.output === "dead";
-  const later = dead ? [null, null] : await Promise.all(
-    WORKFLOWS.slice(3).map((workflow) => fetchOrNull(api.status(name, workflow))));
+  const deciding = confirmation && ["Pending", "Running"].includes(confirmation.status);
+  const confirmed = confirmation && confirmation.status === "Completed"
+    && confirmation.output !== "dead";
+  const later = confirmed
+    ? await Promise.all(WORKFLOWS.slice(3).map((workflow) => fetchOrNull(api.status(name, workflow))))
+    : [deciding ? { status: "Pending" } : null, deciding ? { status: "Pending" } : null];
   return [...first, ...later];
 }
 
