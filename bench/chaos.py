@@ -46,6 +46,7 @@ REQUEST_TIMEOUT = 120
 # before it gives up: waits follow progress, so a slow machine takes longer, not fails.
 QUIET_SECONDS = 120
 CONFIRM_SECONDS = 20
+AZURITE_STOP_SECONDS = 120
 MONITOR_INTERVAL_SECONDS = 2
 MONITOR_LIFETIME_MINUTES = 1
 DROPPED = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
@@ -231,7 +232,9 @@ async def chaos(
     for number in range(kills):
         await asyncio.sleep(rng.uniform(0.3, 3.0))
         if number in restart_at:
-            await asyncio.to_thread(storage.stop)
+            # Gracefully, however long a busy machine takes: a stop past its timeout is a
+            # SIGKILL, and Azurite killed loses its recent writes (a table, say).
+            await asyncio.to_thread(storage.stop, AZURITE_STOP_SECONDS)
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             await asyncio.to_thread(storage.start)
             report_restarts += 1
