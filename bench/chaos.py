@@ -119,7 +119,7 @@ class Api:
                     json=body,
                     timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
                 ) as response:
-                    body = await response.json(content_type=None)
+                    answer = await response.json(content_type=None)
                     if response.status == 503:  # storage is away: come back as told
                         await asyncio.sleep(float(response.headers.get("Retry-After", 1)))
                         continue
@@ -127,7 +127,7 @@ class Api:
                         self.report.server_errors.append(f"{method} {path}: {response.status}")
                         await asyncio.sleep(1)
                         continue
-                    return response.status, body
+                    return response.status, answer
             except TimeoutError:
                 self.report.unanswered_requests += 1
             except DROPPED:
