@@ -46,6 +46,7 @@ REQUEST_TIMEOUT = 120
 # before it gives up: waits follow progress, so a slow machine takes longer, not fails.
 QUIET_SECONDS = 120
 CONFIRM_SECONDS = 20
+AZURITE_STOP_SECONDS = 120
 MONITOR_INTERVAL_SECONDS = 2
 MONITOR_LIFETIME_MINUTES = 1
 DROPPED = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
@@ -118,7 +119,7 @@ class Api:
                     json=body,
                     timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
                 ) as response:
-                    body = await response.json(content_type=None)
+                    answer = await response.json(content_type=None)
                     if response.status == 503:  # storage is away: come back as told
                         await asyncio.sleep(float(response.headers.get("Retry-After", 1)))
                         continue
@@ -126,7 +127,7 @@ class Api:
                         self.report.server_errors.append(f"{method} {path}: {response.status}")
                         await asyncio.sleep(1)
                         continue
-                    return response.status, body
+                    return response.status, answer
             except TimeoutError:
                 self.report.unanswered_requests += 1
             except DROPPED:
@@ -231,7 +232,9 @@ async def chaos(
     for number in range(kills):
         await asyncio.sleep(rng.uniform(0.3, 3.0))
         if number in restart_at:
-            await asyncio.to_thread(storage.stop)
+            # Gracefully, however long a busy machine takes: a stop past its timeout is a
+            # SIGKILL, and Azurite killed loses its recent writes (a table, say).
+            await asyncio.to_thread(storage.stop, AZURITE_STOP_SECONDS)
             await asyncio.sleep(rng.uniform(0.2, 1.5))
             await asyncio.to_thread(storage.start)
             report_restarts += 1
