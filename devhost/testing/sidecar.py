@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from ..grpc.sidecar import Sidecar
 from ..store.base import TaskHubStore
 from ..store.memory import MemoryStore
-from .virtual_clock import VirtualClock
+from .virtual_clock import VirtualClock, advance_through, step_of
 
 T = TypeVar("T")
 
@@ -110,15 +110,5 @@ class SidecarHarness:
         """
         if self.clock is None:
             raise RuntimeError("advance() needs the virtual clock (virtual_clock=True)")
-        step = (delta or timedelta()) + timedelta(
-            days=days, hours=hours, minutes=minutes, seconds=seconds
-        )
-        self.run(self._advance(self.clock, step), timeout)
-
-    async def _advance(self, clock: VirtualClock, step: timedelta) -> None:
-        target = clock.now() + step
-        await self._settle()
-        while (due := clock.next_wakeup()) is not None and due <= target:
-            clock.move_to(due)
-            await self._settle()
-        clock.move_to(target)
+        step = step_of(delta, days, hours, minutes, seconds)
+        self.run(advance_through(self.clock, step, self._settle), timeout)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ..clock import Clock
 
@@ -58,3 +58,25 @@ class VirtualClock(Clock):
             ran += 1
         self._now = max(self._now, moment)
         return ran
+
+
+def step_of(
+    delta: timedelta | None, days: float, hours: float, minutes: float, seconds: float
+) -> timedelta:
+    """How far an `advance(...)` call moves: a timedelta, or days, hours, minutes, seconds."""
+    return (delta or timedelta()) + timedelta(
+        days=days, hours=hours, minutes=minutes, seconds=seconds
+    )
+
+
+async def advance_through(
+    clock: VirtualClock, step: timedelta, settle: Callable[[], Awaitable[None]]
+) -> None:
+    """Move the clock `step` forward, firing timers in order of their due times and letting
+    the work they start settle after each, so that no timer is passed over."""
+    target = clock.now() + step
+    await settle()
+    while (due := clock.next_wakeup()) is not None and due <= target:
+        clock.move_to(due)
+        await settle()
+    clock.move_to(target)
