@@ -77,7 +77,7 @@ def Chain(context: df.DurableOrchestrationContext):
 @app.orchestration_trigger(context_name="context")
 def SlowEpisode(context: df.DurableOrchestrationContext):
     """An episode that takes longer than the limit (in-process it cannot be stopped)."""
-    time.sleep(2.2)
+    time.sleep(2.2)  # devhost: allow-nondeterminism (slow on purpose: the limit is the test)
     return "too late"
 
 
