@@ -56,7 +56,9 @@ def test_create_check_status_response_gives_encoded_urls_through_the_host(host):
     assert headers["Location"] == answer["statusQueryGetUri"]
     code, status = host.run(fetch("GET", answer["statusQueryGetUri"]))
     assert code == 202 and status["instanceId"] == ODD_ID
-    # the SDK's own client reaches the same instance by its raw id
+    # the SDK's own client reaches the same instance by its raw id (once its first episode has
+    # run, it is Running; until then Pending)
+    host.wait_for(ODD_ID, statuses=("Running",))
     assert host.run(host.client.get_status(ODD_ID)).runtime_status.value == "Running"
     host.run(host.client.terminate(ODD_ID, "enough"))
     assert host.wait_for(ODD_ID).output == "enough"
