@@ -25,7 +25,7 @@ from .engine.engine import Engine
 from .engine.warm import WarmOrchestrations
 from .function_timeout import FunctionThreads, call_within
 from .grpc.beside_app import GrpcBesideApp
-from .host_names import HostCheck
+from .host_names import WILDCARDS, HostCheck, bracketed
 from .http.cors import cors_middleware
 from .http.guard import RequestGuard
 from .http.http_functions import HttpFunctions
@@ -50,7 +50,11 @@ class ListenAddress:
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """The host's own URL, as the app's client and the printed links use it: an IPv6 address
+        in brackets, and `localhost` for every interface (`0.0.0.0`, `::`), which is no address
+        a client can be sent to on every system."""
+        host = "localhost" if bracketed(self.host) in WILDCARDS else bracketed(self.host)
+        return f"http://{host}:{self.port}"
 
 
 def host_id(app_dir: Path) -> str:

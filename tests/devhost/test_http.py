@@ -1,5 +1,6 @@
 """HTTP functions over a real socket: routes, methods, query, headers, body, errors, CORS."""
 
+import contextlib
 import json
 import signal
 import socket
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,24 +77,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_cli_start_prints_functions_and_serves_them():
-    port = _free_port()
+@contextlib.contextmanager
+def started_host(*options: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`devhost start` on the patterns app, as a user runs it: the process and what it printed
+    up to "Host started"; Ctrl-C at the end, and it must stop cleanly."""
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devhost",
-            "start",
-            "--app-dir",
-            str(PATTERNS),
-            "--store",
-            "memory",
-            "--port",
-            str(port),
-            "--cors",
-            "*",
-        ],
+        [sys.executable, "-m", "devhost", "start", "--app-dir", str(PATTERNS), "--store", "memory"]
+        + list(options),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -105,7 +96,17 @@ def test_cli_start_prints_functions_and_serves_them():
             lines.append(line)
             if "Host started" in line or not line:
                 break
-        output = "".join(lines)
+        yield process, "".join(lines)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+
+
+@pytest.mark.slow
+def test_cli_start_prints_functions_and_serves_them():
+    port = _free_port()
+    with started_host("--port", str(port), "--cors", "*") as (_, output):
         assert f"echo: [GET,POST] http://127.0.0.1:{port}/api/echo/{{id:int}}/{{rest?}}" in output
         assert "Sequence: orchestrationTrigger" in output
         assert "Hello: activityTrigger" in output
@@ -117,7 +118,26 @@ def test_cli_start_prints_functions_and_serves_them():
         ) as response:
             assert response.status == 201
             assert response.headers["Access-Control-Allow-Origin"] == "*"
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    assert process.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_host_on_ipv6_loopback_gives_the_app_urls_that_work():
+    """`--host ::1`: the app's client and the printed links put the address in brackets (the
+    SDK's client failed on `http://::1:port`), and the status URL it hands out answers."""
+    port = _free_port()
+    with started_host("--host", "::1", "--port", str(port)) as (_, output):
+        assert f"Dashboard: http://[::1]:{port}/_devhost/" in output
+        start = urllib.request.Request(
+            f"http://[::1]:{port}/api/start/Sequence", data=b"{}", method="POST"
+        )
+        with urllib.request.urlopen(start, timeout=30) as response:
+            assert response.status == 202
+            status_url = json.load(response)["statusQueryGetUri"]
+        assert status_url.startswith(f"http://[::1]:{port}/runtime/webhooks/durabletask/")
+        deadline = time.monotonic() + 30
+        while True:
+            with urllib.request.urlopen(status_url, timeout=10) as response:
+                if json.load(response)["runtimeStatus"] == "Completed":
+                    break
+            assert time.monotonic() < deadline, "the orchestration did not complete"
+            time.sleep(0.05)  # polling the status URL is the client's way to wait
