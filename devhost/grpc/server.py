@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grpc
 
+from ..host_names import bracketed
 from .hubs import HubDirectory
 from .proto import stubs
 from .service import SidecarService
@@ -29,7 +30,7 @@ class GrpcServer:
     @property
     def address(self) -> str:
         """What a durabletask client or worker takes as `host_address`."""
-        return f"{self.host}:{self.port}"
+        return f"{bracketed(self.host)}:{self.port}"
 
     async def start(self) -> None:
         server = grpc.aio.server(
@@ -40,9 +41,12 @@ class GrpcServer:
             ]
         )
         stubs.add_TaskHubSidecarServiceServicer_to_server(SidecarService(self.hubs), server)
-        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        try:
+            bound = server.add_insecure_port(self.address)
+        except RuntimeError:  # grpcio raises where older versions returned 0
+            bound = 0
         if bound == 0:
-            raise OSError(f"cannot listen for gRPC on {self.host}:{self.port} (is it in use?)")
+            raise OSError(f"cannot listen for gRPC on {self.address} (is it in use?)")
         self.port = bound
         await server.start()
         self._server = server
