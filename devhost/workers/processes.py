@@ -269,14 +269,15 @@ class WorkerProcesses:
                 worker.ready.set_exception(AppLoadError(ended.start_failure))
             self.on_exit(ended)
             return
-        running = sorted({c.name for c in worker.calls.values() if c.name})
-        log.error(
-            "worker %d (pid %d) exited with code %s %s; starting another",
-            worker.number,
-            worker.pid,
-            code,
-            "while running " + ", ".join(repr(n) for n in running) if running else "while idle",
-        )
+        if not worker.recycled:  # the pool logged why it killed a recycled one
+            running = sorted({c.name for c in worker.calls.values() if c.name})
+            log.error(
+                "worker %d (pid %d) exited with code %s %s; starting another",
+                worker.number,
+                worker.pid,
+                code,
+                "while running " + ", ".join(map(repr, running)) if running else "while idle",
+            )
         replacement = self._spawn(worker.number, worker.lane)
         replacement.ready.add_done_callback(_report_failed_start)
         self.workers[self.workers.index(worker)] = replacement

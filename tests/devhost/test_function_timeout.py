@@ -231,6 +231,8 @@ def test_a_worker_whose_activity_timed_out_is_replaced_and_its_other_work_is_not
     asyncio.run(scenario())
     replaced = [r.getMessage() for r in caplog.records if "is replaced" in r.getMessage()]
     assert replaced and replaced[0].startswith(HANG_MESSAGE + "; worker 1 (pid ")
+    exits = [r.getMessage() for r in caplog.records if "exited with code" in r.getMessage()]
+    assert exits == [], "a worker the host replaced is logged once, not again as an exit"
 
 
 @pytest.mark.slow
