@@ -28,7 +28,7 @@ from ..engine.actions import ActionType
 from ..engine.replay import EncodedText
 from ..taskhub.history import EventType, format_time, parse_time
 from ..taskhub.model import InstanceRecord, RuntimeStatus
-from .entity_codec import entity_action
+from .entity_codec import BadEntityMessage, entity_action
 from .proto import pb
 
 FAILURE_MARKER = "\n$DurableTaskFailure$:"
@@ -323,7 +323,7 @@ def episode_answer(response: pb.OrchestratorResponse) -> EpisodeAnswer:
                 what = _NOT_SERVED.get(kind or "", f"the action '{kind}'")
                 raise UnsupportedAction(f"devhost's gRPC sidecar does not serve {what} yet")
             answer.actions.append({**make(action), "taskId": action.id})
-    except UnsupportedAction as err:
+    except (UnsupportedAction, BadEntityMessage) as err:
         answer.error = failure_text(
             pb.TaskFailureDetails(errorType="devhost.UnsupportedAction", errorMessage=str(err))
         )

@@ -35,14 +35,27 @@ def _time_text(message: Any, name: str) -> str | None:
     return format_time(getattr(message, name).ToDatetime(tzinfo=UTC))
 
 
+class BadEntityMessage(Exception):
+    """An entity message the engine cannot deliver; the orchestration that sent it fails."""
+
+
+def _target(text: str | None) -> str:
+    """An entity id as the engine keys it (name in lower case); anything else is refused."""
+    name, at, key = (text or "")[1:].partition("@")
+    if not (text or "").startswith("@") or not at or not name or not key:
+        raise BadEntityMessage(f"'{text or ''}' is not an entity id (@name@key)")
+    return f"@{name.lower()}@{key}"
+
+
 def entity_action(message: pb.SendEntityMessageAction) -> dict[str, Any]:
-    """A worker's `sendEntityMessage` as the planner's entity action."""
+    """A worker's `sendEntityMessage` as the planner's entity action; a message to something
+    that is not an entity id raises `BadEntityMessage`."""
     kind = message.WhichOneof("EntityMessageType")
     if kind == "entityOperationCalled":
         called = message.entityOperationCalled
         return {
             "actionType": ActionType.CallEntity,
-            "instanceId": optional_text(called, "targetInstanceId"),
+            "instanceId": _target(optional_text(called, "targetInstanceId")),
             "operation": called.operation,
             "input": optional_text(called, "input"),
             "requestId": called.requestId or None,
@@ -51,7 +64,7 @@ def entity_action(message: pb.SendEntityMessageAction) -> dict[str, Any]:
         signaled = message.entityOperationSignaled
         return {
             "actionType": ActionType.SignalEntity,
-            "instanceId": optional_text(signaled, "targetInstanceId"),
+            "instanceId": _target(optional_text(signaled, "targetInstanceId")),
             "operation": signaled.operation,
             "input": optional_text(signaled, "input"),
             "requestId": signaled.requestId or None,
@@ -59,16 +72,19 @@ def entity_action(message: pb.SendEntityMessageAction) -> dict[str, Any]:
         }
     if kind == "entityLockRequested":
         lock = message.entityLockRequested
+        lock_set = [_target(entity) for entity in lock.lockSet]
+        if lock.position != 0 or not lock_set or not lock.criticalSectionId:
+            raise BadEntityMessage("a lock request starts at the first of a non-empty lock set")
         return {
             "actionType": ActionType.LockEntities,
-            "instanceId": lock.lockSet[lock.position] if lock.lockSet else "",
+            "instanceId": lock_set[0],
             "requestId": lock.criticalSectionId,
-            "lockSet": list(lock.lockSet),
+            "lockSet": lock_set,
         }
     unlock = message.entityUnlockSent
     return {
         "actionType": ActionType.UnlockEntity,
-        "instanceId": optional_text(unlock, "targetInstanceId"),
+        "instanceId": _target(optional_text(unlock, "targetInstanceId")),
     }
 
 
@@ -116,9 +132,7 @@ def operation_outcome(
             errorType="devhost.EntityBatchFailed", errorMessage="The worker returned no result."
         )
     if failed is not None:
-        outcome = OperationOutcome(request, True, _json_text(failed.errorMessage))
-        outcome.failure = failure_dict(failed)
-        return state, outcome
+        return state, _failed(request, failed)
     success = result.results[0].success
     outcome = OperationOutcome(request, False, optional_text(success, "result") or "")
     for action in result.actions:
@@ -127,7 +141,15 @@ def operation_outcome(
             signal = action.sendSignal
             sent = EntityRequest(derived, signal.name, True, optional_text(signal, "input"))
             sent.due = _time_text(signal, "scheduledTime")
-            outcome.signals.append((signal.instanceId, sent))
+            try:
+                outcome.signals.append((_target(signal.instanceId), sent))
+            except BadEntityMessage as err:
+                return state, _failed(
+                    request,
+                    pb.TaskFailureDetails(
+                        errorType="devhost.BadEntityMessage", errorMessage=str(err)
+                    ),
+                )
         elif action.HasField("startNewOrchestration"):
             start = action.startNewOrchestration
             outcome.starts.append(
@@ -138,8 +160,10 @@ def operation_outcome(
     return state, outcome
 
 
-def _json_text(text: str) -> str:
-    return json.dumps(text)
+def _failed(request: EntityRequest, details: pb.TaskFailureDetails) -> OperationOutcome:
+    outcome = OperationOutcome(request, True, json.dumps(details.errorMessage))
+    outcome.failure = failure_dict(details)
+    return outcome
 
 
 def optional_text(message: Any, name: str) -> str | None:
