@@ -95,6 +95,8 @@ class EntityRuntimes:
 
     def forget_all(self) -> None:
         """Drop every entity from memory (the hub is deleted): the next request reads anew."""
+        for runtime in self._entities.values():
+            self._wake_at(runtime, None)
         self._entities.clear()
 
     async def resume(self, entity_id: str) -> None:
