@@ -96,6 +96,8 @@ class EntityCalls:
         name, at, key = prefix[1:].partition("@")
         prefix = f"@{name.lower()}{at}{key}"
         page = wanted.pageSize.value if wanted.HasField("pageSize") else None
+        if page is not None and page < 0:
+            raise EngineError(400, f"An entity query's page size must not be negative ({page}).")
         records, token = await engine.query(
             InstanceQuery(instance_id_prefix=prefix),
             page or None,

@@ -235,13 +235,17 @@ def test_clean_removes_empty_entities_and_releases_orphaned_locks(sidecar, conne
     assert found == []
 
 
-def test_bad_entity_ids_are_refused_with_a_sentence(sidecar):
+def test_bad_entity_ids_and_page_sizes_are_refused_with_a_sentence(sidecar):
     with grpc.insecure_channel(sidecar.address) as channel:
         stub = stubs.TaskHubSidecarServiceStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
             stub.SignalEntity(pb.SignalEntityRequest(instanceId="counter", name="add"))
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "@name@key" in refused.value.details()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "@name@key" in refused.value.details()
+        with pytest.raises(grpc.RpcError) as refused:
+            query = pb.EntityQuery(pageSize=wrappers_pb2.Int32Value(value=-3))
+            stub.QueryEntities(pb.QueryEntitiesRequest(query=query))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_an_operation_whose_worker_disconnects_runs_on_the_next_worker(sidecar):
