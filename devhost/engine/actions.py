@@ -22,6 +22,10 @@ class ActionType(IntEnum):
     WhenAll = 12
     # Not the 1.x SDK's: a Durable Task SDK's send_event to another orchestration.
     SendEvent = 100
+    # Not the 1.x SDK's either: a Durable Task SDK's critical section (lock_entities) begins
+    # with a lock request and ends with an unlock to each entity it locked.
+    LockEntities = 101
+    UnlockEntity = 102
 
 
 # Actions for which the SDK takes the next number of its sequence, as the host must too.
@@ -37,6 +41,16 @@ NUMBERED = frozenset(
         ActionType.CallHttp,
         ActionType.SignalEntity,
         ActionType.SendEvent,
+        ActionType.LockEntities,
+        ActionType.UnlockEntity,
+    }
+)
+ENTITY_MESSAGES = frozenset(
+    {
+        ActionType.CallEntity,
+        ActionType.SignalEntity,
+        ActionType.LockEntities,
+        ActionType.UnlockEntity,
     }
 )
 COMPOUND = frozenset({ActionType.WhenAny, ActionType.WhenAll})

@@ -22,19 +22,21 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import StorageUnavailableError, TaskHubStore, current_deadline
+from ..taskhub.errors import EngineError
 from ..taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus, is_entity_id
 from ..taskhub.ordering import InstanceOrder
 from ..taskhub.rules import check_instance_id
 from .background import Background
 from .client import ClientOperations
 from .dispatch import Dispatch
-from .entities import EntityRequest, OperationOutcome
-from .entity_runtime import EntityRuntimes
+from .entities import EntityRequest, OperationOutcome, OrchestrationStart
+from .entity_runtime import EntityRuntimes, EntityView
 from .episodes import Episodes
 from .instances import LiveInstances
 from .planner import WaitingOn
@@ -109,6 +111,7 @@ class Engine:
         self.client = ClientOperations(
             index, store, clock, self.instances, self.entity_runtime, self.dispatch
         )
+        self.entity_runtime.start_orchestration = self._start_for_entity
         self._ready = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -260,9 +263,38 @@ class Engine:
 
     @client_operation
     async def signal_entity(
-        self, name: str, key: str, operation: str, input_json: str | None
+        self,
+        name: str,
+        key: str,
+        operation: str,
+        input_json: str | None,
+        due: datetime | None = None,
+        request_id: str | None = None,
     ) -> None:
-        await self.entity_runtime.signal(name, key, operation, input_json)
+        """Store a signal for the entity, applied when `due` has come (at once without it)."""
+        await self.entity_runtime.signal(name, key, operation, input_json, due, request_id)
+
+    @client_operation
+    async def entity_view(self, entity_id: str) -> EntityView | None:
+        """The entity's record (state or not) and how many requests wait for it."""
+        return await self.entity_runtime.view(entity_id)
+
+    @client_operation
+    async def release_entity_lock(self, entity_id: str, holder: str) -> None:
+        await self.entity_runtime.release_lock(entity_id, holder)
+
+    @client_operation
+    async def remove_empty_entity(self, entity_id: str) -> bool:
+        return await self.entity_runtime.remove_if_empty(entity_id)
+
+    async def _start_for_entity(self, start: OrchestrationStart) -> None:
+        """An orchestration an entity's operation starts; one that exists already (the
+        operation ran again after a crash) is left as it is."""
+        try:
+            await self.client.start_new(start.name, start.instance_id, start.input)
+        except EngineError as err:
+            if err.status != 409:
+                raise
 
     @client_operation
     async def call_entity(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..taskhub.history import EventType, event
@@ -21,7 +21,12 @@ RECENT_LIMIT = 500  # request ids remembered per entity, to drop a request deliv
 
 @dataclass
 class EntityRequest:
-    """An operation sent to an entity by a client or an orchestration."""
+    """An operation sent to an entity by a client, an orchestration or another entity.
+
+    Besides operations, an orchestration's critical section sends lock requests (`lock_set`:
+    every entity it locks, in order; `position`: this one) and unlocks; `due` defers a signal
+    until that moment (ISO text).
+    """
 
     id: str
     operation: str
@@ -29,6 +34,10 @@ class EntityRequest:
     input: str | None
     parent: str | None = None
     parent_execution: str | None = None
+    due: str | None = None
+    lock_set: list[str] | None = None
+    position: int = 0
+    unlock: bool = False
 
     @classmethod
     def from_message(cls, message: Message) -> EntityRequest:
@@ -40,19 +49,39 @@ class EntityRequest:
             input=body.get("input"),
             parent=body.get("parent"),
             parent_execution=body.get("parentExecution"),
+            due=body.get("due"),
+            lock_set=body.get("lockset"),
+            position=int(body.get("pos") or 0),
+            unlock=bool(body.get("unlock")),
         )
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "op": self.operation,
-                "signal": self.signal,
-                "input": self.input,
-                "parent": self.parent,
-                "parentExecution": self.parent_execution,
-            }
-        )
+        body: dict[str, Any] = {
+            "id": self.id,
+            "op": self.operation,
+            "signal": self.signal,
+            "input": self.input,
+            "parent": self.parent,
+            "parentExecution": self.parent_execution,
+        }
+        extra = {"due": self.due, "lockset": self.lock_set, "pos": self.position or None}
+        body.update({key: value for key, value in extra.items() if value is not None})
+        if self.unlock:
+            body["unlock"] = True
+        return json.dumps(body)
+
+    @property
+    def is_operation(self) -> bool:
+        return self.lock_set is None and not self.unlock
+
+
+@dataclass
+class OrchestrationStart:
+    """An orchestration an entity's operation starts (a Durable Task SDK entity can)."""
+
+    name: str
+    instance_id: str
+    input: str | None
 
 
 @dataclass
@@ -60,6 +89,9 @@ class OperationOutcome:
     request: EntityRequest
     is_error: bool
     result: str  # JSON text
+    signals: list[tuple[str, EntityRequest]] = field(default_factory=list)  # sent by the op
+    starts: list[OrchestrationStart] = field(default_factory=list)
+    failure: dict[str, Any] | None = None  # a failure's details (ErrorType, ErrorMessage, ...)
 
 
 def entity_id_parts(instance_id: str) -> tuple[str, str]:
@@ -126,7 +158,9 @@ def response_message(outcome: OperationOutcome, moment) -> Message | None:
         return None
     body: dict[str, Any] = {"result": outcome.result}
     if outcome.is_error:
-        body["exceptionType"] = "Exception"
+        body["exceptionType"] = (outcome.failure or {}).get("ErrorType") or "Exception"
+        if outcome.failure is not None:
+            body["failureDetails"] = outcome.failure
     evt = event(
         EventType.EventRaised,
         moment,
@@ -138,6 +172,33 @@ def response_message(outcome: OperationOutcome, moment) -> Message | None:
     return Message(
         f"response:{request.id}", request.parent, evt, request.parent_execution, stored=True
     )
+
+
+def lock_granted_message(request: EntityRequest, moment) -> Message:
+    """The last entity of a lock set tells the orchestration its critical section may begin:
+    an EventRaised named after the critical section (the request's id)."""
+    body = json.dumps({"result": json.dumps("Lock Acquisition Completed")})
+    evt = event(
+        EventType.EventRaised,
+        moment,
+        Name=request.id,
+        Input=body,
+        EntityResponse=True,
+        MessageId=f"granted:{request.id}",
+    )
+    return Message(
+        f"granted:{request.id}", request.parent or "", evt, request.parent_execution, stored=True
+    )
+
+
+def sent_by(entity_id: str, outcomes: list[OperationOutcome], moment) -> list[Message]:
+    """The signals the operations sent to other entities (their ids are derived from the
+    operation's, so a batch run again after a crash sends the same ones, which are dropped)."""
+    return [
+        request_message(target, request, moment)
+        for outcome in outcomes
+        for target, request in outcome.signals
+    ]
 
 
 def remember(record: InstanceRecord, request_ids: list[str]) -> None:

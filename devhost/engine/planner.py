@@ -29,8 +29,8 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from ..taskhub.history import EventType, completion_target, event, format_time, parse_time
-from ..taskhub.model import Message
-from .actions import NUMBERED, ActionType, Path, at_path, leaves
+from ..taskhub.model import Message, is_entity_id
+from .actions import ENTITY_MESSAGES, NUMBERED, ActionType, Path, at_path, leaves
 from .entities import EntityRequest
 from .replay import ReplayResult
 
@@ -348,38 +348,51 @@ class Planner:
                     Input=action.get("input"),
                 )
             )
-        elif kind in (ActionType.CallEntity, ActionType.SignalEntity):
-            request_id = str(
-                uuid5(NAMESPACE_URL, f"{self.instance_id}/{self.execution_id}/{task_id}")
+        elif kind in ENTITY_MESSAGES:
+            self._add_entity_message(kind, task_id, action, now, new_events, work)
+
+    def _add_entity_message(
+        self,
+        kind: ActionType,
+        task_id: int,
+        action: dict[str, Any],
+        now: datetime,
+        new_events: list,
+        work: Work,
+    ) -> None:
+        """A call, a signal, a lock request or an unlock, recorded as the EventSent the SDKs
+        replay; the request goes to its entity before the episode's commit. A call and a lock
+        request stay open until their answer (an EventRaised named by the request id)."""
+        request_id = action.get("requestId") or str(
+            uuid5(NAMESPACE_URL, f"{self.instance_id}/{self.execution_id}/{task_id}")
+        )
+        target = action.get("instanceId") or ""
+        request = EntityRequest(
+            request_id,
+            action.get("operation") or "",
+            kind in (ActionType.SignalEntity, ActionType.UnlockEntity),
+            action.get("input"),
+            self.instance_id,
+            self.execution_id,
+            due=action.get("scheduledTime"),
+            lock_set=action.get("lockSet"),
+            unlock=kind == ActionType.UnlockEntity,
+        )
+        if kind in (ActionType.CallEntity, ActionType.LockEntities):
+            self.tasks[request_id] = PendingTask(
+                kind, request.operation, request.input, instance_id=target, target=request_id
             )
-            task = PendingTask(
-                kind,
-                action.get("operation"),
-                action.get("input"),
-                instance_id=action.get("instanceId"),
-                target=request_id,
+        new_events.append(
+            event(
+                EventType.EventSent,
+                now,
+                task_id,
+                InstanceId=target,
+                Name="op",
+                Input=request.to_json(),
             )
-            if kind == ActionType.CallEntity:
-                self.tasks[request_id] = task
-            request = EntityRequest(
-                request_id,
-                task.name or "",
-                kind == ActionType.SignalEntity,
-                task.input,
-                self.instance_id,
-                self.execution_id,
-            )
-            new_events.append(
-                event(
-                    EventType.EventSent,
-                    now,
-                    task_id,
-                    InstanceId=task.instance_id,
-                    Name="op",
-                    Input=request.to_json(),
-                )
-            )
-            work.entity_messages.append((task.instance_id or "", request))
+        )
+        work.entity_messages.append((target, request))
 
     def _add_activity(
         self, task_id: int, task: PendingTask, now: datetime, new_events: list, work: Work
@@ -479,6 +492,7 @@ class Planner:
         A task is open if nothing completed it after it was scheduled: a Durable Task SDK
         schedules each attempt of a retried activity under the same id again."""
         open_tasks: dict[int, dict[str, Any]] = {}
+        entity_waits: dict[str, PendingTask] = {}  # calls and lock requests, by request id
         for evt in history:
             kind = evt["EventType"]
             if kind == EventType.ExecutionStarted:
@@ -487,7 +501,12 @@ class Planner:
                 self.next_id = max(self.next_id, evt["EventId"] + 1)
                 self.scheduled[evt["EventId"]] += 1
                 open_tasks[evt["EventId"]] = evt
-            elif kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
+                waits = _entity_wait(evt)
+                if waits is not None:
+                    entity_waits[waits.target or ""] = waits
+            elif kind == EventType.EventRaised and evt.get(ENTITY_RESPONSE_FIELD):
+                entity_waits.pop(evt.get("Name") or "", None)
+            elif kind == EventType.EventRaised:
                 self.delivered[evt.get("Name") or ""] += 1
             target = completion_target(evt)
             if target is not None:
@@ -496,6 +515,7 @@ class Planner:
             task = _task_from_event(evt)
             if task is not None:
                 self.tasks[task_id] = task
+        self.tasks.update(entity_waits)
         if result is not None:
             self.incremental = result.incremental
             self.top_actions_seen = len(result.actions)
@@ -511,7 +531,7 @@ class Planner:
                 work.timers.append((task_id, task.fire_at))
             elif task.kind in CHILD_KINDS:
                 work.children.append((task_id, task))
-            elif task.kind in (ActionType.CallEntity, ActionType.SignalEntity):
+            elif task.kind in ENTITY_MESSAGES:
                 continue
             else:
                 work.activities.append((task_id, task))
@@ -523,6 +543,20 @@ BUILTIN_HTTP_ACTIVITY = "BuiltIn::HttpActivity"
 
 def _json_text(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def _entity_wait(evt: dict[str, Any]) -> PendingTask | None:
+    """The open task of a recorded entity message that waits for an answer (a call, a lock
+    request); None for any other event, a signal or an unlock."""
+    if evt["EventType"] != EventType.EventSent or not is_entity_id(evt.get("InstanceId") or ""):
+        return None
+    request = EntityRequest.from_message(Message("", evt["InstanceId"], evt))
+    if request.unlock or (request.signal and request.lock_set is None):
+        return None
+    kind = ActionType.LockEntities if request.lock_set is not None else ActionType.CallEntity
+    return PendingTask(
+        kind, request.operation, request.input, instance_id=evt["InstanceId"], target=request.id
+    )
 
 
 def _task_from_event(evt: dict[str, Any]) -> PendingTask | None:

@@ -65,12 +65,14 @@ class RoutingRunner(FunctionRunner):
     async def entity_batch(
         self, record: InstanceRecord, requests: list[EntityRequest]
     ) -> list[OperationOutcome]:
-        return await self.app_runner.entity_batch(record, requests)
+        if record.name.lower() in self.app.entities:
+            return await self.app_runner.entity_batch(record, requests)
+        return await self.grpc.entity_batch(record, requests)
 
     async def _entity_batch(
         self, record: InstanceRecord, requests: list[EntityRequest]
     ) -> EntityBatch:
-        raise AssertionError("entity_batch goes to the app's runner")
+        raise AssertionError("entity_batch goes to the app's runner or the workers")
 
     def start_activity(
         self, name: str, input_json: str | None, done: ActivityDone, created: datetime

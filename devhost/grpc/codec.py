@@ -28,6 +28,7 @@ from ..engine.actions import ActionType
 from ..engine.replay import EncodedText
 from ..taskhub.history import EventType, format_time, parse_time
 from ..taskhub.model import InstanceRecord, RuntimeStatus
+from .entity_codec import BadEntityMessage, entity_action
 from .proto import pb
 
 FAILURE_MARKER = "\n$DurableTaskFailure$:"
@@ -215,8 +216,7 @@ _EVENT_FIELDS: dict[EventType, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def _event_sent(evt: dict[str, Any]) -> dict[str, Any]:
-    if str(evt.get("InstanceId") or "").startswith("@"):  # a 1.x entity message, not send_event
-        return {"genericEvent": pb.GenericEvent(data=text_value("EventSent"))}
+    """An event sent to an orchestration, or a message to an entity (see `entity_codec`)."""
     return {
         "eventSent": pb.EventSentEvent(
             instanceId=evt.get("InstanceId") or "",
@@ -298,9 +298,9 @@ _ACTION_KINDS: dict[str, Callable[[pb.OrchestratorAction], dict[str, Any]]] = {
     "createTimer": _create_timer,
     "createSubOrchestration": _create_child,
     "sendEvent": _send_event,
+    "sendEntityMessage": lambda action: entity_action(action.sendEntityMessage),
 }
 _NOT_SERVED = {
-    "sendEntityMessage": "entities (signal_entity, call_entity, lock_entities)",
     "terminateOrchestration": "terminating another orchestration from an orchestrator",
     "rewindOrchestration": "rewind actions",
 }
@@ -323,7 +323,7 @@ def episode_answer(response: pb.OrchestratorResponse) -> EpisodeAnswer:
                 what = _NOT_SERVED.get(kind or "", f"the action '{kind}'")
                 raise UnsupportedAction(f"devhost's gRPC sidecar does not serve {what} yet")
             answer.actions.append({**make(action), "taskId": action.id})
-    except UnsupportedAction as err:
+    except (UnsupportedAction, BadEntityMessage) as err:
         answer.error = failure_text(
             pb.TaskFailureDetails(errorType="devhost.UnsupportedAction", errorMessage=str(err))
         )

@@ -1,4 +1,4 @@
-"""Orchestrator and activity names served by Durable Task workers: any name, known or not.
+"""Orchestrator, activity and entity names served by Durable Task workers: any name at all.
 
 The engine checks a name against the app's index before it starts an instance, an activity or a
 sub-orchestration. A Durable Task backend accepts any name instead: the worker that registered
@@ -14,7 +14,7 @@ here: this SDK keeps its own state" (`INCREMENTAL_STATE`).
 from __future__ import annotations
 
 from ..app.app_index import FunctionIndex, FunctionInfo
-from ..app.binding_spec import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER
+from ..app.binding_spec import ACTIVITY_TRIGGER, ENTITY_TRIGGER, ORCHESTRATION_TRIGGER
 from ..engine.replay import INCREMENTAL_STATE
 
 
@@ -25,6 +25,17 @@ def _worker_orchestrator(_context: object) -> str:
 
 def _worker_activity(*_args: object) -> None:
     raise RuntimeError("a Durable Task worker's activity runs in that worker, not in devhost")
+
+
+def _worker_entity(*_args: object) -> None:
+    raise RuntimeError("a Durable Task worker's entity runs in that worker, not in devhost")
+
+
+STAND_INS = {
+    ORCHESTRATION_TRIGGER: _worker_orchestrator,
+    ACTIVITY_TRIGGER: _worker_activity,
+    ENTITY_TRIGGER: _worker_entity,
+}
 
 
 class WorkerNames(dict[str, FunctionInfo]):
@@ -41,12 +52,11 @@ class WorkerNames(dict[str, FunctionInfo]):
     def __missing__(self, name: str) -> FunctionInfo:
         info = self._stand_ins.get(name)
         if info is None:
-            is_orchestrator = self.trigger_type == ORCHESTRATION_TRIGGER
             info = self._stand_ins[name] = FunctionInfo(
                 name=name,
                 trigger_type=self.trigger_type,
                 trigger_param="context",
-                user_function=_worker_orchestrator if is_orchestrator else _worker_activity,
+                user_function=STAND_INS[self.trigger_type],
                 binding={"type": self.trigger_type, "name": "context", "direction": "in"},
             )
         return info
@@ -56,10 +66,11 @@ class WorkerNames(dict[str, FunctionInfo]):
 
 
 def worker_index(app: FunctionIndex | None = None) -> FunctionIndex:
-    """An index where the app's orchestrators and activities are as they are, and every other
-    name belongs to a Durable Task worker (entities stay the app's: not served over gRPC)."""
+    """An index where the app's orchestrators, activities and entities are as they are, and
+    every other name belongs to a Durable Task worker."""
     app = app or FunctionIndex()
     index = FunctionIndex(functions=dict(app.functions), skipped=list(app.skipped), model=app.model)
     index.orchestrators = WorkerNames(app.orchestrators, ORCHESTRATION_TRIGGER)
     index.activities = WorkerNames(app.activities, ACTIVITY_TRIGGER)
+    index.entities = WorkerNames(app.entities, ENTITY_TRIGGER)
     return index

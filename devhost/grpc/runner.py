@@ -1,9 +1,11 @@
-"""The engine's runner for Durable Task workers: episodes and activities become work items.
+"""The engine's runner for Durable Task workers: episodes, activities and entity operations
+become work items.
 
 The engine hands an episode to a runner and plans from the answer; this runner makes the
 episode an `OrchestratorRequest` (the execution's history and the episode's new events, through
 the codec), waits for a connected worker's `OrchestratorResponse`, and gives the planner that
-answer in its own terms. Activities go the same way (`ActivityRequest` -> `ActivityResponse`).
+answer in its own terms. Activities go the same way (`ActivityRequest` -> `ActivityResponse`),
+and an entity's operations one at a time (`EntityBatchRequest` -> `EntityBatchResult`).
 Nothing here decides durability: what the engine stored is what a worker sees, so a worker that
 disconnects, or a host that restarts, costs a repeated step, never a lost or doubled one.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ..app.app_index import FunctionIndex
@@ -24,7 +26,7 @@ from ..engine.replay import EpisodeCall, ReplayResult
 from ..engine.warm import WarmStats
 from ..runner import ActivityDone, EntityBatch, FunctionRunner
 from ..taskhub.model import InstanceRecord
-from . import codec
+from . import codec, entity_codec
 from .proto import pb
 from .work_items import Kind, WorkDispatcher, WorkItem
 
@@ -61,7 +63,7 @@ class GrpcRunner(FunctionRunner):
         self._stopped = False
 
     def describe(self) -> str:
-        return "Durable Task SDK workers over gRPC run orchestrations and activities"
+        return "Durable Task SDK workers over gRPC run orchestrations, activities and entities"
 
     def launch(self) -> None:
         """Nothing to launch: workers connect by themselves."""
@@ -158,7 +160,18 @@ class GrpcRunner(FunctionRunner):
     async def _entity_batch(
         self, record: InstanceRecord, requests: list[EntityRequest]
     ) -> EntityBatch:
-        raise NotImplementedError("entities are not served to Durable Task workers yet")
+        """Each operation goes to a worker alone (see `entity_codec`), on the state the one
+        before it left."""
+        batch = EntityBatch(record.entity_state)
+        for request in requests:
+            current = replace(record, entity_state=batch.state)
+            message = pb.WorkItem(entityRequest=entity_codec.batch_request(current, request))
+            result = await self._run(Kind.ENTITY, record.name.lower(), message)
+            state, outcome = entity_codec.operation_outcome(record.instance_id, request, result)
+            if not outcome.is_error:
+                batch.state = state
+            batch.outcomes.append(outcome)
+        return batch
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
         raise NotImplementedError("a Durable Task worker has no HTTP functions")

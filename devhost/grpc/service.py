@@ -10,22 +10,22 @@ Every RPC devhost does not serve answers UNIMPLEMENTED with a sentence saying so
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 
 from ..engine.replay import EncodedText
-from ..store.base import StorageRequestError, StorageUnavailableError
 from ..taskhub.errors import EngineError
 from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery, InstanceRecord, RuntimeStatus
 from . import codec
 from .client_calls import children, idempotent, matching_ids, time_of, with_descendants
+from .entity_calls import EntityCalls
 from .hubs import Hub, HubDirectory, HubRefused
 from .proto import pb, stubs
+from .rpc_errors import rpc
 from .work_items import WorkerStream
 
 log = logging.getLogger("devhost.grpc")
@@ -33,43 +33,10 @@ HEALTH_PING_SECONDS = 30  # a worker reconnects after 120 s of silence on its st
 HISTORY_CHUNK = 200  # events per StreamInstanceHistory message
 NO_DEADLINE_WAIT = 24 * 3600.0  # a wait without a gRPC deadline: until the client goes away
 
-STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    409: grpc.StatusCode.FAILED_PRECONDITION,
-    410: grpc.StatusCode.FAILED_PRECONDITION,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
 NOT_SERVED = {
-    "SignalEntity": "entities",
-    "GetEntity": "entities",
-    "QueryEntities": "entities",
-    "CleanEntityStorage": "entities",
-    "CompleteEntityTask": "entities",
-    "AbandonTaskEntityWorkItem": "entities",
     "CreateTaskHub": "creating task hubs (a hub opens when a call first names it)",
     "DeleteTaskHub": "deleting task hubs (purge the instances instead)",
 }
-R = TypeVar("R")
-Method = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
-
-
-def rpc(method: Method[R]) -> Method[R]:
-    """One error path for every unary RPC: refusals become status codes with their sentence."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        try:
-            return await method(self, request, context)
-        except EngineError as err:
-            await context.abort(STATUS_CODES.get(err.status, grpc.StatusCode.UNKNOWN), str(err))
-        except HubRefused as err:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
-        except (StorageUnavailableError, StorageRequestError) as err:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"task hub storage: {err}")
-        raise AssertionError("abort returns only by raising")
-
-    return wrapper
 
 
 def _text(message: Any, name: str) -> str | None:
@@ -84,7 +51,7 @@ def _instance_response(record: InstanceRecord | None, payloads: bool) -> pb.GetI
     )
 
 
-class SidecarService(stubs.TaskHubSidecarServiceServicer):
+class SidecarService(EntityCalls, stubs.TaskHubSidecarServiceServicer):
     """The service a `durabletask` client and worker talk to, for the hubs in `hubs`."""
 
     def __init__(self, hubs: HubDirectory) -> None:
@@ -370,5 +337,6 @@ def _not_served(name: str, what: str) -> Callable[..., Awaitable[None]]:
 
 
 for _name in dir(stubs.TaskHubSidecarServiceServicer):
-    if _name[:1].isupper() and _name not in SidecarService.__dict__:
+    served = _name in SidecarService.__dict__ or _name in EntityCalls.__dict__
+    if _name[:1].isupper() and not served:
         setattr(SidecarService, _name, _not_served(_name, NOT_SERVED.get(_name, "this call")))

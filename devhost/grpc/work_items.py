@@ -1,9 +1,10 @@
 """Hands work items to connected workers, and takes them back when a worker goes away.
 
-A work item (an orchestrator episode or an activity) waits here until a connected worker whose
-filters accept its name has room for it; a worker has room while it holds fewer items of that
-kind than the maximum it declared in `GetWorkItems`. That bound is what makes several workers
-share the work: a burst goes to whoever has room, not to the first stream that asks.
+A work item (an orchestrator episode, an activity or an entity's operation) waits here until a
+connected worker whose filters accept its name has room for it; a worker has room while it
+holds fewer items of that kind than the maximum it declared in `GetWorkItems`. That bound is
+what makes several workers share the work: a burst goes to whoever has room, not to the first
+stream that asks.
 
 An item stays owned by its worker until the worker completes it. If the worker abandons it or
 its stream ends (a closed process, a dropped connection), the item goes back to the front of the
@@ -26,6 +27,7 @@ from .proto import pb
 class Kind(Enum):
     ORCHESTRATION = "orchestration"
     ACTIVITY = "activity"
+    ENTITY = "entity"
 
 
 @dataclass(eq=False)
@@ -46,6 +48,7 @@ class Filters:
 
     orchestrations: frozenset[str] | None = None
     activities: frozenset[str] | None = None
+    entities: frozenset[str] | None = None
 
     @classmethod
     def from_request(cls, request: pb.GetWorkItemsRequest) -> Filters:
@@ -57,11 +60,16 @@ class Filters:
         return cls(
             orchestrations=frozenset(f.name for f in wanted.orchestrations),
             activities=frozenset(f.name for f in wanted.activities),
+            entities=frozenset(f.name.lower() for f in wanted.entities),
         )
 
     def accepts(self, item: WorkItem) -> bool:
-        names = self.orchestrations if item.kind == Kind.ORCHESTRATION else self.activities
-        return names is None or item.name in names
+        names = {
+            Kind.ORCHESTRATION: self.orchestrations,
+            Kind.ACTIVITY: self.activities,
+            Kind.ENTITY: self.entities,
+        }[item.kind]
+        return names is None or item.name in names  # an entity's name is lower case
 
 
 @dataclass(eq=False)
@@ -80,6 +88,7 @@ class WorkerStream:
         limits = {
             Kind.ORCHESTRATION: request.maxConcurrentOrchestrationWorkItems,
             Kind.ACTIVITY: request.maxConcurrentActivityWorkItems,
+            Kind.ENTITY: request.maxConcurrentEntityWorkItems,
         }
         return cls(Filters.from_request(request), limits)
 

@@ -60,6 +60,7 @@ def record_entity(record: InstanceRecord, row_key: str) -> dict[str, Any]:
     put_text(entity, "EntityState", record.entity_state)
     if record.recent_requests:
         entity["RecentRequests"] = json.dumps(record.recent_requests)
+    put_text(entity, "EntityLock", record.entity_lock)
     return entity
 
 
@@ -78,6 +79,7 @@ def record_from(entity: dict[str, Any], instance_id: str | None = None) -> Insta
         parent=json.loads(entity["Parent"]) if entity.get("Parent") else None,
         entity_state=get_text(entity, "EntityState"),
         recent_requests=json.loads(entity.get("RecentRequests") or "[]"),
+        entity_lock=get_text(entity, "EntityLock"),
     )
 
 

@@ -51,6 +51,7 @@ class InstanceRecord:
     parent: dict[str, Any] | None = None
     entity_state: str | None = None
     recent_requests: list[str] = field(default_factory=list)
+    entity_lock: str | None = None  # the orchestration whose critical section holds the entity
 
     def copy(self) -> InstanceRecord:
         values = vars(self).copy()

@@ -7,12 +7,13 @@ workers. Both kinds of instance share the hub: each side sees and steers the oth
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from durabletask import client, task, worker
+from durabletask import client, entities, task, worker
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 
 from devhost.settings import load_settings
@@ -114,3 +115,31 @@ def test_the_dashboard_and_management_api_show_a_worker_orchestration(host):
     assert code == 200, status
     assert status["runtimeStatus"] == "Failed"
     assert "the worker's orchestration failed" in json.dumps(status["output"])
+
+
+def gauge(ctx: entities.EntityContext, value: int) -> None:
+    ctx.set_state(value)
+
+
+def test_a_workers_entity_is_listed_beside_the_apps_entity(host):
+    w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
+    w.add_entity(gauge)
+    w.start()
+    c = client.TaskHubGrpcClient(host_address=host.grpc_address)
+    try:
+        c.signal_entity(entities.EntityInstanceId("gauge", "boiler"), "set", 7)
+        c.signal_entity(entities.EntityInstanceId("Tally", "app"), "add", 2)  # the app's entity
+        until = time.monotonic() + 30
+        while c.get_entity(entities.EntityInstanceId("gauge", "boiler")) is None:
+            assert time.monotonic() < until, "the worker's entity did not run"
+            time.sleep(0.01)
+        host.idle()
+    finally:
+        c.close()
+        w.stop()
+    code, _, listed = host.http("GET", "/_devhost/api/entities")
+    assert code == 200, listed
+    states = {e["instanceId"]: e["state"] for e in listed["entities"]}
+    assert states == {"@gauge@boiler": 7, "@tally@app": {"total": 2, "seen": [2]}}
+    code, _, read = host.http("GET", "/runtime/webhooks/durabletask/entities/gauge/boiler")
+    assert (code, read) == (200, 7)

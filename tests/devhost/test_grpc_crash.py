@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from durabletask import client, history, task, worker
+from durabletask import client, entities, history, task, worker
 from durabletask.grpc_options import GrpcWorkerResiliencyOptions
 
 from devhost.azurite import answers, free_port
@@ -145,5 +145,49 @@ def test_an_acknowledged_event_survives_a_kill(sidecar):
         state = c.wait_for_orchestration_completion(instance_id, timeout=60)
         assert state.serialized_output == '"kept"'
     finally:
+        c.close()
+        w.stop()
+
+
+def test_a_sidecar_killed_mid_entity_operation_applies_each_signal_once(sidecar):
+    started: Counter[int] = Counter()
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def collector(ctx: entities.EntityContext, value: int) -> int:
+        with lock:
+            started[value] += 1
+        gate.wait(30)  # held until the sidecar has been killed: this answer is lost
+        ctx.set_state([*ctx.get_state(list, []), value])
+        return value
+
+    def calls_collector(ctx: task.OrchestrationContext, value: int):
+        return (yield ctx.call_entity(entities.EntityInstanceId("collector", "c"), "add", value))
+
+    w = reconnecting_worker(sidecar.address)
+    w.add_entity(collector)
+    w.add_orchestrator(calls_collector)
+    w.start()
+    c = client.TaskHubGrpcClient(host_address=sidecar.address)
+    target = entities.EntityInstanceId("collector", "c")
+
+    def collected() -> list[int]:
+        found = c.get_entity(target)
+        return [] if found is None else found.get_typed_state(list)
+
+    try:
+        for value in range(20):
+            c.signal_entity(target, "add", value)  # acknowledged: stored
+        instance_id = c.schedule_new_orchestration(calls_collector, input=100)
+        until(lambda: started)  # the first operation is out with the worker
+        sidecar.kill()
+        gate.set()
+        sidecar.start()
+        state = c.wait_for_orchestration_completion(instance_id, timeout=60)
+        assert state.serialized_output == "100"
+        until(lambda: len(collected()) >= 21)
+        assert sorted(collected()) == [*range(20), 100]  # each operation applied once
+    finally:
+        gate.set()
         c.close()
         w.stop()

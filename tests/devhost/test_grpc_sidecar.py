@@ -16,6 +16,7 @@ import grpc
 import pytest
 from durabletask import client, history, task, worker
 
+from devhost.grpc.proto import pb, stubs
 from devhost.store.azure import AzureStore
 from devhost.store.memory import MemoryStore
 from devhost.testing.sidecar import SidecarHarness
@@ -387,9 +388,10 @@ def test_history_streams_in_the_sdk_shape(connect):
     assert any(isinstance(e, history.ExecutionCompletedEvent) for e in events[-2:])
 
 
-def test_what_the_sidecar_does_not_serve_answers_unimplemented(connect):
-    _, c = connect(chain)
-    with pytest.raises(grpc.RpcError) as refused:
-        c.signal_entity(task.EntityInstanceId("counter", "a"), "add", input=1)
+def test_what_the_sidecar_does_not_serve_answers_unimplemented(sidecar):
+    with grpc.insecure_channel(sidecar.address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.CreateTaskHub(pb.CreateTaskHubRequest())
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "does not serve SignalEntity" in refused.value.details()
+    assert "does not serve CreateTaskHub" in refused.value.details()

@@ -1,0 +1,92 @@
+"""Which waiting requests an entity takes now (`engine/entity_turns.py`), from hand-built inboxes,
+and the gRPC entity messages the codec refuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devhost.engine.entities import EntityRequest, request_message
+from devhost.engine.entity_turns import take_turn
+from devhost.grpc.codec import episode_answer
+from devhost.grpc.proto import pb
+from devhost.taskhub.history import format_time
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+ENTITY = "@counter@a"
+
+
+def inbox(*requests: EntityRequest):
+    return [request_message(ENTITY, r, NOW) for r in requests]
+
+
+def op(request_id: str, parent: str | None = None, due: datetime | None = None) -> EntityRequest:
+    request = EntityRequest(request_id, "add", True, "1", parent=parent)
+    request.due = None if due is None else format_time(due)
+    return request
+
+
+def lock(request_id: str, parent: str) -> EntityRequest:
+    return EntityRequest(request_id, "", False, None, parent=parent, lock_set=[ENTITY])
+
+
+def unlock(request_id: str, parent: str) -> EntityRequest:
+    return EntityRequest(request_id, "", True, None, parent=parent, unlock=True)
+
+
+def ids(turn) -> list[str]:
+    return [step.id for step in turn.steps]
+
+
+def test_requests_are_taken_in_order_and_repeats_only_consumed():
+    turn = take_turn(inbox(op("1"), op("2"), op("1")), None, {"0"}, NOW)
+    assert ids(turn) == ["1", "2"] and len(turn.consumed) == 3
+
+
+def test_a_deferred_signal_waits_for_its_moment():
+    later = NOW + timedelta(hours=1)
+    waiting = inbox(op("late", due=later), op("now"))
+    turn = take_turn(waiting, None, set(), NOW)
+    assert ids(turn) == ["now"] and turn.next_due == later
+    assert ids(take_turn(waiting, None, set(), later)) == ["late", "now"]
+
+
+def test_a_lock_holds_back_everyone_but_its_orchestration_until_the_unlock():
+    waiting = inbox(lock("cs", "orch"), op("other"), op("mine", parent="orch"), unlock("u", "orch"))
+    first = take_turn(waiting, None, set(), NOW)
+    assert ids(first) == ["cs", "mine", "u"] and first.lock is None
+    rest = [m for m in waiting if m.message_id not in first.consumed]
+    assert ids(take_turn(rest, first.lock, {"cs", "mine", "u"}, NOW)) == ["other"]
+
+
+def test_a_second_lock_waits_and_a_strangers_unlock_is_dropped():
+    turn = take_turn(inbox(lock("cs2", "two"), unlock("u", "stranger")), "one", set(), NOW)
+    assert ids(turn) == [] and turn.lock == "one" and len(turn.consumed) == 1
+
+
+def entity_message(**fields) -> pb.OrchestratorResponse:
+    action = pb.OrchestratorAction(id=1, sendEntityMessage=pb.SendEntityMessageAction(**fields))
+    return pb.OrchestratorResponse(actions=[action])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"entityOperationSignaled": pb.EntityOperationSignaledEvent(operation="add")},
+        {
+            "entityOperationCalled": pb.EntityOperationCalledEvent(
+                operation="add", targetInstanceId={"value": "an-orchestration"}
+            )
+        },
+        {
+            "entityLockRequested": pb.EntityLockRequestedEvent(
+                criticalSectionId="cs", lockSet=[ENTITY], position=3
+            )
+        },
+    ],
+)
+def test_an_entity_message_to_no_entity_fails_the_orchestration(fields):
+    answer = episode_answer(entity_message(**fields))
+    assert answer.is_done and answer.actions == []
+    assert "entity id" in (answer.error or "") or "lock set" in (answer.error or "")

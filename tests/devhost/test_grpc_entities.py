@@ -1,0 +1,295 @@
+"""Durable entities of the Durable Task SDK on devhost's sidecar, on both stores.
+
+A real `durabletask` worker runs the entities and orchestrations and a real client signals,
+reads, queries and cleans; the sidecar runs on the virtual clock, so a delayed signal waits
+until the test advances time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+from durabletask import client, entities, task, worker
+from google.protobuf import wrappers_pb2
+
+from devhost.grpc.proto import pb, stubs
+from devhost.store.azure import AzureStore
+from devhost.store.memory import MemoryStore
+from devhost.testing.sidecar import SidecarHarness
+
+Status = client.OrchestrationStatus
+
+
+@pytest.fixture(params=["memory", "azure"])
+def sidecar(request, hub_name) -> Iterator[SidecarHarness]:
+    if request.param == "azure":
+        azurite = request.getfixturevalue("azurite")
+
+        def make_store(hub: str) -> AzureStore:
+            return AzureStore(azurite.connection_string, f"{hub_name}{hub}"[:45])
+
+    else:
+
+        def make_store(hub: str) -> MemoryStore:
+            return MemoryStore()
+
+    with SidecarHarness(make_store) as harness:
+        yield harness
+
+
+@pytest.fixture
+def connect(sidecar) -> Iterator[Callable[..., client.TaskHubGrpcClient]]:
+    """Start a worker with the given entities and orchestrators; hand back a client."""
+    opened: list[Any] = []
+
+    def start(*orchestrators: Any, entity_functions: tuple = ()) -> client.TaskHubGrpcClient:
+        w = worker.TaskHubGrpcWorker(host_address=sidecar.address)
+        for fn in orchestrators:
+            w.add_orchestrator(fn)
+        for fn in entity_functions:
+            w.add_entity(fn)
+        w.start()
+        c = client.TaskHubGrpcClient(host_address=sidecar.address)
+        opened.extend([w, c])
+        return c
+
+    yield start
+    for item in reversed(opened):
+        (item.stop if isinstance(item, worker.TaskHubGrpcWorker) else item.close)()
+
+
+def until(condition: Callable[[], Any], timeout: float = 30) -> Any:
+    """The condition's first true value, checked until the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+    return value
+
+
+def counter(ctx: entities.EntityContext, amount: Any) -> Any:
+    value = ctx.get_state(int, 0)
+    if ctx.operation == "add":
+        ctx.set_state(value + amount)
+    elif ctx.operation == "fail":
+        raise ValueError(f"refused {amount}")
+    elif ctx.operation == "pass_on":  # signals another counter, starts an orchestration
+        ctx.signal_entity(entities.EntityInstanceId("counter", amount), "add", 10)
+        ctx.schedule_new_orchestration("reads", input=amount, instance_id=f"reads-{amount}")
+    elif ctx.operation == "delete":
+        ctx.set_state(None)
+    return ctx.get_state(int, 0)
+
+
+def state_of(c: client.TaskHubGrpcClient, key: str) -> Any:
+    found = c.get_entity(entities.EntityInstanceId("counter", key))
+    return None if found is None else found.get_state(int)
+
+
+def adds_and_reads(ctx: task.OrchestrationContext, key: str):
+    target = entities.EntityInstanceId("counter", key)
+    ctx.signal_entity(target, "add", 2)
+    return (yield ctx.call_entity(target, "add", 3))
+
+
+def reads(ctx: task.OrchestrationContext, key: str):
+    return (yield ctx.call_entity(entities.EntityInstanceId("counter", key), "get"))
+
+
+def calls_a_failing_operation(ctx: task.OrchestrationContext, _):
+    try:
+        yield ctx.call_entity(entities.EntityInstanceId("counter", "f"), "fail", 7)
+    except task.TaskFailedError as failure:
+        return str(failure)
+    return "no failure"
+
+
+def locks_and_waits(ctx: task.OrchestrationContext, key: str):
+    target = entities.EntityInstanceId("counter", key)
+    with (yield ctx.lock_entities([target])):
+        yield ctx.wait_for_external_event("go")
+        total = yield ctx.call_entity(target, "add", 100)
+    return total
+
+
+def test_signals_and_calls_from_an_orchestration_and_a_client(connect):
+    c = connect(adds_and_reads, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "a"), "add", 1)
+    instance_id = c.schedule_new_orchestration(adds_and_reads, input="a")
+    state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert state.runtime_status == Status.COMPLETED
+    assert state.serialized_output == "6"  # the client's 1, the signal's 2, the call's 3
+    found = c.get_entity(entities.EntityInstanceId("counter", "a"), include_state=False)
+    assert found is not None and found.includes_state is False
+    assert state_of(c, "a") == 6
+
+
+def test_an_entity_never_signalled_is_not_found(connect):
+    c = connect(entity_functions=(counter,))
+    assert c.get_entity(entities.EntityInstanceId("counter", "nobody")) is None
+
+
+def test_a_failed_operation_fails_the_call_and_keeps_the_state(connect):
+    c = connect(calls_a_failing_operation, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "f"), "add", 5)
+    instance_id = c.schedule_new_orchestration(calls_a_failing_operation)
+    state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert "refused 7" in state.serialized_output
+    assert state_of(c, "f") == 5
+
+
+def test_an_entity_signals_an_entity_and_starts_an_orchestration(connect):
+    c = connect(reads, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "first"), "pass_on", "second")
+    state = until(lambda: c.get_orchestration_state("reads-second"))
+    state = c.wait_for_orchestration_completion(state.instance_id, timeout=30)
+    assert state.serialized_output == "10"
+    assert state_of(c, "second") == 10
+
+
+def metadata(sidecar: SidecarHarness, key: str) -> pb.EntityMetadata | None:
+    """The counter as a query that includes transient entities lists it (the SDK's metadata
+    reads `lockedBy` as an entity id, and an orchestration holds the lock: read it raw)."""
+    query = pb.EntityQuery(instanceIdStartsWith=pb_text(f"@counter@{key}"), includeTransient=True)
+    with grpc.insecure_channel(sidecar.address) as channel:
+        found = stubs.TaskHubSidecarServiceStub(channel).QueryEntities(
+            pb.QueryEntitiesRequest(query=query)
+        )
+    matching = [e for e in found.entities if e.instanceId == f"@counter@{key}"]
+    return matching[0] if matching else None
+
+
+def locked_by(sidecar: SidecarHarness, key: str) -> str | None:
+    found = metadata(sidecar, key)
+    return found.lockedBy.value if found is not None and found.HasField("lockedBy") else None
+
+
+def pb_text(text: str) -> wrappers_pb2.StringValue:
+    return wrappers_pb2.StringValue(value=text)
+
+
+def test_a_critical_section_holds_other_requests_back_until_it_ends(sidecar, connect):
+    c = connect(locks_and_waits, entity_functions=(counter,))
+    instance_id = c.schedule_new_orchestration(locks_and_waits, input="l")
+    target = entities.EntityInstanceId("counter", "l")
+    until(lambda: locked_by(sidecar, "l") == instance_id)
+    c.signal_entity(target, "add", 1)
+    sidecar.idle()
+    assert metadata(sidecar, "l").backlogQueueSize == 1  # held back by the lock
+    c.raise_orchestration_event(instance_id, "go")
+    state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert state.serialized_output == "100"  # the signal came after the section
+    assert until(lambda: state_of(c, "l") == 101)
+    assert locked_by(sidecar, "l") is None
+
+
+def test_a_delayed_signal_waits_for_its_time_on_the_virtual_clock(sidecar, connect):
+    c = connect(entity_functions=(counter,))
+    target = entities.EntityInstanceId("counter", "d")
+    c.signal_entity(target, "add", 1)
+    later = sidecar.clock.now() + timedelta(hours=2)
+    c.signal_entity(target, "add", 5, signal_time=later)
+    until(lambda: state_of(c, "d") == 1)
+    sidecar.advance(hours=1)
+    assert state_of(c, "d") == 1
+    sidecar.advance(hours=1)
+    assert until(lambda: state_of(c, "d") == 6)
+
+
+def test_query_filters_pages_and_shows_transient_entities_when_asked(connect):
+    c = connect(entity_functions=(counter,))
+    for key in ("q1", "q2", "q3"):
+        c.signal_entity(entities.EntityInstanceId("counter", key), "add", 1)
+    c.signal_entity(entities.EntityInstanceId("counter", "gone"), "delete")
+    until(lambda: state_of(c, "q3") == 1)
+    until(lambda: len(c.get_all_entities(client.EntityQuery(include_transient=True))) == 4)
+    paged = c.get_all_entities(
+        client.EntityQuery(instance_id_starts_with="@counter@q", page_size=2)
+    )
+    assert sorted(str(e.id) for e in paged) == ["@counter@q1", "@counter@q2", "@counter@q3"]
+    assert all(e.get_state(int) == 1 for e in paged)
+    bare = c.get_all_entities(client.EntityQuery(include_state=False))
+    assert len(bare) == 3 and all(not e.includes_state for e in bare)
+
+
+def test_clean_removes_empty_entities_and_releases_orphaned_locks(sidecar, connect):
+    c = connect(locks_and_waits, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "empty"), "delete")
+    instance_id = c.schedule_new_orchestration(locks_and_waits, input="orphan")
+    until(lambda: locked_by(sidecar, "orphan") == instance_id)
+    c.terminate_orchestration(instance_id)
+    c.wait_for_orchestration_completion(instance_id, timeout=30)
+    sidecar.idle()
+    result = c.clean_entity_storage()
+    assert result.orphaned_locks_released == 1
+    assert result.empty_entities_removed == 1  # "empty"; "orphan" still has its unlock waiting
+    until(lambda: locked_by(sidecar, "orphan") is None)
+    assert c.clean_entity_storage().empty_entities_removed == 1  # now "orphan" too
+    found = c.get_all_entities(client.EntityQuery(include_transient=True))
+    assert found == []
+
+
+def test_bad_entity_ids_and_page_sizes_are_refused_with_a_sentence(sidecar):
+    with grpc.insecure_channel(sidecar.address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.SignalEntity(pb.SignalEntityRequest(instanceId="counter", name="add"))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "@name@key" in refused.value.details()
+        with pytest.raises(grpc.RpcError) as refused:
+            query = pb.EntityQuery(pageSize=wrappers_pb2.Int32Value(value=-3))
+            stub.QueryEntities(pb.QueryEntitiesRequest(query=query))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_operation_whose_worker_disconnects_runs_on_the_next_worker(sidecar):
+    stub = stubs.TaskHubSidecarServiceStub(grpc.insecure_channel(sidecar.address))
+    raw = stub.GetWorkItems(
+        pb.GetWorkItemsRequest(
+            workItemFilters=pb.WorkItemFilters(entities=[pb.EntityFilter(name="counter")])
+        )
+    )
+    c = client.TaskHubGrpcClient(host_address=sidecar.address)
+    w = None
+    try:
+        c.signal_entity(entities.EntityInstanceId("counter", "moved"), "add", 4)
+        item = next(raw)
+        assert item.entityRequest.operations[0].operation == "add"
+        raw.cancel()  # the worker goes away holding the operation
+        w = worker.TaskHubGrpcWorker(host_address=sidecar.address)
+        w.add_entity(counter)
+        w.start()
+        assert until(lambda: state_of(c, "moved") == 4)
+    finally:
+        c.close()
+        if w is not None:
+            w.stop()
+
+
+def test_a_worker_gets_only_the_entities_it_asked_for(sidecar):
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def other(ctx: entities.EntityContext, _: Any) -> None:
+        with lock:
+            seen.append(ctx.entity_id.entity)
+
+    only_other = worker.TaskHubGrpcWorker(host_address=sidecar.address)
+    only_other.add_entity(other)
+    only_other.use_work_item_filters()
+    only_other.start()
+    c = client.TaskHubGrpcClient(host_address=sidecar.address)
+    try:
+        c.signal_entity(entities.EntityInstanceId("counter", "x"), "add", 1)
+        c.signal_entity(entities.EntityInstanceId("other", "x"), "ping")
+        until(lambda: seen == ["other"])
+        assert metadata(sidecar, "x").backlogQueueSize == 1  # waits for a worker that runs counters
+    finally:
+        c.close()
+        only_other.stop()
