@@ -11,6 +11,7 @@ disconnects, or a host that restarts, costs a repeated step, never a lost or dou
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,13 +23,14 @@ from ..engine.actions import ActionType
 from ..engine.entities import EntityRequest
 from ..engine.replay import EpisodeCall, ReplayResult
 from ..engine.warm import WarmStats
-from ..runner import ActivityDone, EntityBatch, FunctionRunner
+from ..runner import ActivityDone, ActivityTask, EntityBatch, FunctionRunner
+from ..taskhub.history import EventType
 from ..taskhub.model import InstanceRecord
 from . import codec
 from .proto import pb
 from .work_items import Kind, WorkDispatcher, WorkItem
 
-RaiseEvent = Callable[[str, str, str | None], Awaitable[None]]
+RaiseEvent = Callable[[str, str, str | None, bool], Awaitable[None]]  # ..., carried over
 
 
 @dataclass
@@ -42,9 +44,9 @@ class _Execution:
 class GrpcRunner(FunctionRunner):
     """Runs orchestrators and activities in the Durable Task workers connected to `dispatcher`.
 
-    `raise_event(instance_id, name, input)` delivers the events a worker sends to another
-    orchestration (`send_event`) and those it carries over into a continue-as-new; they are
-    delivered before the engine stores the episode, so a crash in between sends them again.
+    `raise_event(instance_id, name, input, carried_over)` delivers the events a worker sends to
+    another orchestration (`send_event`) and those it carries over into a continue-as-new; they
+    are delivered before the engine stores the episode, so a crash in between sends them again.
     """
 
     def __init__(
@@ -83,7 +85,13 @@ class GrpcRunner(FunctionRunner):
             newEvents=[codec.history_event(e) for e in call.new_events],
         )
         response = await self._run(
-            Kind.ORCHESTRATION, call.name, pb.WorkItem(orchestratorRequest=request)
+            WorkItem(
+                Kind.ORCHESTRATION,
+                call.name,
+                pb.WorkItem(orchestratorRequest=request),
+                lambda _: None,
+                version=_version_of(call),
+            )
         )
         answer = codec.episode_answer(response)
         await self._deliver_events(call.instance_id, answer)
@@ -102,12 +110,12 @@ class GrpcRunner(FunctionRunner):
             return
         for action in answer.actions:
             if action["actionType"] == ActionType.SendEvent:
-                await self.raise_event(action["instanceId"], action["name"], action["input"])
+                await self.raise_event(action["instanceId"], action["name"], action["input"], False)
         for evt in answer.carryover_events:
             if evt.HasField("eventRaised"):
                 raised = evt.eventRaised
                 await self.raise_event(
-                    instance_id, raised.name, codec.optional_text(raised, "input")
+                    instance_id, raised.name, codec.optional_text(raised, "input"), True
                 )
 
     def _past_events(self, call: EpisodeCall) -> list[pb.HistoryEvent]:
@@ -124,10 +132,28 @@ class GrpcRunner(FunctionRunner):
         self._executions.pop(instance_id, None)
 
     def start_activity(
-        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+        self,
+        name: str,
+        input_json: str | None,
+        done: ActivityDone,
+        created: datetime,
+        task: ActivityTask | None = None,
     ) -> None:
         request = pb.ActivityRequest(name=name, input=codec.text_value(input_json))
-        item = WorkItem(Kind.ACTIVITY, name, pb.WorkItem(activityRequest=request), lambda _: None)
+        version = None
+        if task is not None:
+            request.orchestrationInstance.CopyFrom(
+                pb.OrchestrationInstance(
+                    instanceId=task.instance_id, executionId=codec.text_value(task.execution_id)
+                )
+            )
+            request.taskId = task.task_id
+            version = task.version
+            if version:
+                request.version.value = version
+        item = WorkItem(
+            Kind.ACTIVITY, name, pb.WorkItem(activityRequest=request), lambda _: None, version
+        )
 
         def finished(response: pb.ActivityResponse) -> None:
             self._items.discard(item)
@@ -138,14 +164,14 @@ class GrpcRunner(FunctionRunner):
         self._items.add(item)
         self.dispatcher.submit(item)
 
-    async def _run(self, kind: Kind, name: str, message: pb.WorkItem) -> pb.OrchestratorResponse:
+    async def _run(self, item: WorkItem) -> pb.OrchestratorResponse:
         answer: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def finished(response: pb.OrchestratorResponse) -> None:
             if not answer.done():
                 answer.set_result(response)
 
-        item = WorkItem(kind, name, message, finished)
+        item.done = finished
         self._items.add(item)
         self.dispatcher.submit(item)
         try:
@@ -165,6 +191,14 @@ class GrpcRunner(FunctionRunner):
 
     async def warm_stats(self) -> WarmStats:
         return WarmStats()
+
+
+def _version_of(call: EpisodeCall) -> str | None:
+    """The version the execution was started with (its work-item filters may ask for one)."""
+    for evt in itertools.chain(call.history.events, call.new_events):  # it comes first
+        if evt["EventType"] == EventType.ExecutionStarted:
+            return evt.get("Version") or None
+    return None
 
 
 def _activity_outcome(response: pb.ActivityResponse) -> ActivityOutcome:
