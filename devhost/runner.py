@@ -138,6 +138,11 @@ class FunctionRunner(ABC):
     async def warm_stats(self) -> WarmStats:
         """How episodes ran (warm, replayed), summed over wherever they ran."""
 
+    def waiting_for(self, instance_id: str) -> str | None:
+        """What the instance's work waits for outside the engine, as a sentence (a worker that
+        can run it); None when it waits for nothing of the kind, as this process's runners."""
+        return None
+
 
 class InProcessRunner(FunctionRunner):
     """Functions in the host's own process: episodes synchronous on the loop, sync activities

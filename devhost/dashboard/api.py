@@ -197,6 +197,7 @@ class DashboardApi:
         waiting_json = waiting.to_dict() if waiting is not None else None
         if waiting_json is not None:
             _retry_timers(waiting_json, history)
+            waiting_json["worker"] = self.engine.runner.waiting_for(instance_id)
         now = format_time(self.engine.clock.now())
         timeline = _timeline(history, now, waiting_json["events"] if waiting_json else None)
         return _json(

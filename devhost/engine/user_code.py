@@ -52,6 +52,10 @@ class UserCode(Protocol):
         """Apply the operations in order to `record.entity_state`."""
         ...
 
+    def waiting_for(self, instance_id: str) -> str | None:
+        """What the instance's work waits for outside the engine, as a sentence; or None."""
+        ...
+
     def start_activity(
         self,
         name: str,

@@ -89,6 +89,9 @@ class RoutingRunner(FunctionRunner):
     async def warm_stats(self) -> WarmStats:
         return await self.app_runner.warm_stats()
 
+    def waiting_for(self, instance_id: str) -> str | None:
+        return self.grpc.waiting_for(instance_id)
+
 
 class GrpcBesideApp:
     """What a host adds for `--grpc-port`: the engine's index and runner, and the gRPC server.

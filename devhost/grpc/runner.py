@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from . import codec
 from .proto import pb
 from .work_items import Kind, WorkDispatcher, WorkItem
 
+log = logging.getLogger("devhost.grpc")
 RaiseEvent = Callable[[str, str, str | None, bool], Awaitable[None]]  # ..., carried over
 
 
@@ -60,6 +62,7 @@ class GrpcRunner(FunctionRunner):
         self.raise_event = raise_event
         self._executions: dict[str, _Execution] = {}
         self._items: set[WorkItem] = set()
+        self._told: set[str] = set()  # the workers the log said work waits for
         self._stopped = False
 
     def describe(self) -> str:
@@ -161,8 +164,7 @@ class GrpcRunner(FunctionRunner):
                 done(_activity_outcome(response))
 
         item.done = finished
-        self._items.add(item)
-        self.dispatcher.submit(item)
+        self._submit(item)
 
     async def _run(self, item: WorkItem) -> pb.OrchestratorResponse:
         answer: asyncio.Future = asyncio.get_running_loop().create_future()
@@ -172,8 +174,7 @@ class GrpcRunner(FunctionRunner):
                 answer.set_result(response)
 
         item.done = finished
-        self._items.add(item)
-        self.dispatcher.submit(item)
+        self._submit(item)
         try:
             return await answer
         finally:
@@ -191,6 +192,35 @@ class GrpcRunner(FunctionRunner):
 
     async def warm_stats(self) -> WarmStats:
         return WarmStats()
+
+    def waiting_for(self, instance_id: str) -> str | None:
+        """A sentence for an instance whose work no connected worker has taken yet."""
+        for item in self._items:
+            if item.owner is None and _instance_of(item) == instance_id:
+                return f"waits for {_wanted(item)}"
+        return None
+
+    def _submit(self, item: WorkItem) -> None:
+        """Queue the item; say so in the log when no connected worker registers its name."""
+        self._items.add(item)
+        self.dispatcher.submit(item)
+        wanted = _wanted(item)
+        if item.owner is None and wanted not in self._told and not self.dispatcher.accepted(item):
+            self._told.add(wanted)  # once a name: a fan-out of 1,000 is one line
+            log.warning("Instance '%s' waits for %s", _instance_of(item), wanted)
+
+
+def _instance_of(item: WorkItem) -> str:
+    if item.kind == Kind.ORCHESTRATION:
+        return item.message.orchestratorRequest.instanceId
+    return item.message.activityRequest.orchestrationInstance.instanceId
+
+
+def _wanted(item: WorkItem) -> str:
+    """The worker an item waits for, in words."""
+    kind = "orchestrator" if item.kind == Kind.ORCHESTRATION else "activity"
+    version = f" (version '{item.version}')" if item.version else ""
+    return f"a Durable Task worker that registers the {kind} '{item.name}'{version}"
 
 
 def _version_of(call: EpisodeCall) -> str | None:

@@ -145,6 +145,10 @@ class WorkDispatcher:
             self._requeue(item)
         self._assign()
 
+    def accepted(self, item: WorkItem) -> bool:
+        """Whether a connected worker asked for such work (it may be busy now)."""
+        return any(w.filters.accepts(item) for w in self._workers)
+
     def complete(self, token: str, response: Any) -> bool:
         """A worker's answer for an item it holds; False for an unknown (or stale) token."""
         item = self._owned.pop(token, None)

@@ -114,3 +114,29 @@ def test_the_dashboard_and_management_api_show_a_worker_orchestration(host):
     assert code == 200, status
     assert status["runtimeStatus"] == "Failed"
     assert "the worker's orchestration failed" in json.dumps(status["output"])
+
+
+def late_comer(ctx: task.OrchestrationContext, name: str):
+    return f"finally, {name}"
+
+
+def test_an_http_start_of_a_name_no_one_registers_says_it_waits_for_such_a_worker(host, caplog):
+    webhooks = "/runtime/webhooks/durabletask"
+    code, _, started = host.http("POST", f"{webhooks}/orchestrators/late_comer", body="Ada")
+    assert code == 202, started
+    instance_id = started["id"]
+    code, _, shown = host.http("GET", f"/_devhost/api/instances/{instance_id}")
+    assert code == 200, shown
+    wanted = "a Durable Task worker that registers the orchestrator 'late_comer'"
+    assert shown["waitingOn"]["worker"] == f"waits for {wanted}"
+    assert shown["status"]["runtimeStatus"] == "Pending"
+    assert any(wanted in r.getMessage() for r in caplog.records)
+    w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
+    w.add_orchestrator(late_comer)
+    w.start()
+    try:
+        assert host.wait_for(instance_id).output == "finally, Ada"
+    finally:
+        w.stop()
+    code, _, shown = host.http("GET", f"/_devhost/api/instances/{instance_id}")
+    assert code == 200 and shown["waitingOn"] is None
