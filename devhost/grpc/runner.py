@@ -142,18 +142,8 @@ class GrpcRunner(FunctionRunner):
         created: datetime,
         task: ActivityTask | None = None,
     ) -> None:
-        request = pb.ActivityRequest(name=name, input=codec.text_value(input_json))
-        version = None
-        if task is not None:
-            request.orchestrationInstance.CopyFrom(
-                pb.OrchestrationInstance(
-                    instanceId=task.instance_id, executionId=codec.text_value(task.execution_id)
-                )
-            )
-            request.taskId = task.task_id
-            version = task.version
-            if version:
-                request.version.value = version
+        request = _activity_request(name, input_json, task)
+        version = task.version if task is not None else None
         item = WorkItem(
             Kind.ACTIVITY, name, pb.WorkItem(activityRequest=request), lambda _: None, version
         )
@@ -208,6 +198,23 @@ class GrpcRunner(FunctionRunner):
         if item.owner is None and wanted not in self._told and not self.dispatcher.accepted(item):
             self._told.add(wanted)  # once a name: a fan-out of 1,000 is one line
             log.warning("Instance '%s' waits for %s", _instance_of(item), wanted)
+
+
+def _activity_request(
+    name: str, input_json: str | None, task: ActivityTask | None
+) -> pb.ActivityRequest:
+    """What a worker's activity context shows: the orchestration and task it runs for."""
+    if task is None:
+        return pb.ActivityRequest(name=name, input=codec.text_value(input_json))
+    return pb.ActivityRequest(
+        name=name,
+        version=codec.text_value(task.version),
+        input=codec.text_value(input_json),
+        orchestrationInstance=pb.OrchestrationInstance(
+            instanceId=task.instance_id, executionId=codec.text_value(task.execution_id)
+        ),
+        taskId=task.task_id,
+    )
 
 
 def _instance_of(item: WorkItem) -> str:
