@@ -16,6 +16,8 @@ from durabletask import client, task, worker
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 
 from devhost.settings import load_settings
+from devhost.store.azure import AzureStore
+from devhost.store.memory import MemoryStore
 from devhost.testing import DurableHarness
 
 PATTERNS_APP = Path(__file__).parent / "apps" / "patterns"
@@ -116,11 +118,25 @@ def test_the_dashboard_and_management_api_show_a_worker_orchestration(host):
     assert "the worker's orchestration failed" in json.dumps(status["output"])
 
 
+@pytest.fixture(params=["memory", "azure"])
+def stored_host(request, hub_name) -> Iterator[DurableHarness]:
+    """The app with a gRPC port, on each store."""
+    if request.param == "azure":
+        store = AzureStore(request.getfixturevalue("azurite").connection_string, hub_name)
+    else:
+        store = MemoryStore()
+    with DurableHarness(PATTERNS_APP, store=store, grpc=True) as harness:
+        yield harness
+
+
 def late_comer(ctx: task.OrchestrationContext, name: str):
     return f"finally, {name}"
 
 
-def test_an_http_start_of_a_name_no_one_registers_says_it_waits_for_such_a_worker(host, caplog):
+def test_an_http_start_of_a_name_no_one_registers_says_it_waits_for_such_a_worker(
+    stored_host, caplog
+):
+    host = stored_host
     webhooks = "/runtime/webhooks/durabletask"
     code, _, started = host.http("POST", f"{webhooks}/orchestrators/late_comer", body="Ada")
     assert code == 202, started
