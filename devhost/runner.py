@@ -22,12 +22,12 @@ from .app.http_call import JSON, HttpAnswer, HttpCall, call_http
 from .app.invoke import ActivityOutcome, Invoker, run_activity, run_sync_activity
 from .engine.entities import EntityRequest, OperationOutcome, run_operations
 from .engine.replay import EpisodeCall, ReplayResult
-from .engine.user_code import ActivityDone
+from .engine.user_code import ActivityDone, ActivityTask
 from .engine.warm import WarmOrchestrations, WarmStats
 from .function_timeout import FunctionThreads, FunctionTimedOut, FunctionTimeout, call_within
 from .taskhub.model import InstanceRecord
 
-__all__ = ["ActivityDone", "EpisodeCall", "FunctionRunner", "InProcessRunner"]
+__all__ = ["ActivityDone", "ActivityTask", "EpisodeCall", "FunctionRunner", "InProcessRunner"]
 
 log = logging.getLogger("devhost.runner")
 
@@ -115,10 +115,16 @@ class FunctionRunner(ABC):
 
     @abstractmethod
     def start_activity(
-        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+        self,
+        name: str,
+        input_json: str | None,
+        done: ActivityDone,
+        created: datetime,
+        task: ActivityTask | None = None,
     ) -> None:
         """Run an activity of the index; `done` is called on the loop with its outcome.
-        `created` is when the orchestration that calls it was created.
+        `created` is when the orchestration that calls it was created; `task` is the task it
+        runs for (a Durable Task worker tells the activity; a Functions app is not told).
 
         A callback rather than a coroutine: results of a burst of activities reach the loop in
         one wake-up, with no task of their own.
@@ -131,6 +137,11 @@ class FunctionRunner(ABC):
     @abstractmethod
     async def warm_stats(self) -> WarmStats:
         """How episodes ran (warm, replayed), summed over wherever they ran."""
+
+    def waiting_for(self, instance_id: str) -> str | None:
+        """What the instance's work waits for outside the engine, as a sentence (a worker that
+        can run it); None when it waits for nothing of the kind, as this process's runners."""
+        return None
 
 
 class InProcessRunner(FunctionRunner):
@@ -213,7 +224,12 @@ class InProcessRunner(FunctionRunner):
         return EntityBatch(record.entity_state, outcomes)
 
     def start_activity(
-        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+        self,
+        name: str,
+        input_json: str | None,
+        done: ActivityDone,
+        created: datetime,
+        task: ActivityTask | None = None,
     ) -> None:
         info = self.index.activities[name]
         if info.is_async:

@@ -9,7 +9,6 @@ Durable Functions HTTP API itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from ..taskhub.errors import EngineError
 from ..taskhub.history import EventType, format_time
 from ..taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus
 from ..taskhub.ordering import InstanceOrder
-from .steps import steps
+from .steps import decoded, steps
 from .timeline import axis, bars
 
 DASHBOARD_PATH = "/_devhost"
@@ -37,7 +36,9 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    """A stored payload as its value; text that is not JSON (a Durable Task SDK may store a
+    large-payload reference, or text it encoded itself) is shown as the text it is."""
+    return decoded(text)
 
 
 def instance_query(request: web.Request) -> InstanceQuery:
@@ -196,6 +197,7 @@ class DashboardApi:
         waiting_json = waiting.to_dict() if waiting is not None else None
         if waiting_json is not None:
             _retry_timers(waiting_json, history)
+            waiting_json["worker"] = self.engine.runner.waiting_for(instance_id)
         now = format_time(self.engine.clock.now())
         timeline = _timeline(history, now, waiting_json["events"] if waiting_json else None)
         return _json(

@@ -15,7 +15,7 @@ from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import InstanceExistsError, TaskHubStore
 from ..taskhub.errors import EngineError, InstanceStatusError
-from ..taskhub.history import EventType, event
+from ..taskhub.history import NO_OPTIONS, EventType, StartOptions, event
 from ..taskhub.model import (
     InstanceQuery,
     InstanceRecord,
@@ -30,7 +30,7 @@ from .dispatch import Dispatch
 from .entity_runtime import EntityRuntimes
 from .instances import LiveInstances, Orchestration
 from .messages import new_id, start_message
-from .planner import WaitingOn
+from .planner import CARRIED_OVER, WaitingOn
 
 
 class ClientOperations:
@@ -52,7 +52,13 @@ class ClientOperations:
         self.entities = entities
         self.dispatch = dispatch
 
-    async def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
+    async def start_new(
+        self,
+        name: str,
+        instance_id: str | None,
+        input_json: str | None,
+        options: StartOptions = NO_OPTIONS,
+    ) -> str:
         if instance_id is not None:
             check_instance_id(instance_id)
         if name not in self.index.orchestrators:
@@ -63,7 +69,9 @@ class ClientOperations:
             )
         check_payload("input", input_json)
         instance_id = instance_id or new_id()
-        start = start_message(self.clock.now(), instance_id, name, input_json, parent=None)
+        start = start_message(
+            self.clock.now(), instance_id, name, input_json, parent=None, options=options
+        )
         start.stored = True
         record = record_from_start(start, self.clock.now())
         async with self.instances.lock(instance_id):
@@ -79,13 +87,16 @@ class ClientOperations:
         self.instances.deliver(orch, start)
         return instance_id
 
-    async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
+    async def raise_event(
+        self, instance_id: str, name: str, input_json: str | None, carried_over: bool = False
+    ) -> None:
         check_instance_id(instance_id)
         check_name("Event", name)
         check_payload("event data", input_json)
-        await self._send_control(
-            instance_id, event(EventType.EventRaised, self.clock.now(), Name=name, Input=input_json)
-        )
+        evt = event(EventType.EventRaised, self.clock.now(), Name=name, Input=input_json)
+        if carried_over:
+            evt[CARRIED_OVER] = True
+        await self._send_control(instance_id, evt)
 
     async def terminate(self, instance_id: str, reason: str) -> None:
         check_instance_id(instance_id)
@@ -195,7 +206,7 @@ class ClientOperations:
         if record is None:
             raise EngineError(404, f"No instance with ID '{instance_id}' found.")
         target = new_id() if with_new_id else instance_id
-        return await self.start_new(record.name, target, record.input)
+        return await self.start_new(record.name, target, record.input, record.start_options)
 
     async def get_record(self, instance_id: str) -> InstanceRecord | None:
         """From memory for an instance held here or that finished here: this host holds the

@@ -24,7 +24,7 @@ from .messages import activity_result_message, failure_line, timer_fired_message
 from .planner import BUILTIN_HTTP_ACTIVITY, PendingTask, Work
 from .routing import Routing
 from .timers import TimerKey, TimerService
-from .user_code import UserCode
+from .user_code import ActivityTask, UserCode
 
 log = logging.getLogger("devhost.engine")
 
@@ -83,7 +83,8 @@ class Dispatch:
                 instance_id, execution_id, task_id, name, failed_activity(name, reason)
             )
             return
-        self.runner.start_activity(name, task.input, done, record.created_time)
+        origin = ActivityTask(instance_id, execution_id, task_id, task.version)
+        self.runner.start_activity(name, task.input, done, record.created_time, origin)
 
     def _activity_done(
         self,

@@ -29,6 +29,7 @@ from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import StorageUnavailableError, TaskHubStore, current_deadline
 from ..taskhub.errors import EngineError
+from ..taskhub.history import NO_OPTIONS, StartOptions
 from ..taskhub.model import InstanceQuery, InstanceRecord, RuntimeStatus, is_entity_id
 from ..taskhub.ordering import InstanceOrder
 from ..taskhub.rules import check_instance_id
@@ -172,12 +173,24 @@ class Engine:
     # -- orchestrations (ClientOperations) -------------------------------------------------
 
     @client_operation
-    async def start_new(self, name: str, instance_id: str | None, input_json: str | None) -> str:
-        return await self.client.start_new(name, instance_id, input_json)
+    async def start_new(
+        self,
+        name: str,
+        instance_id: str | None,
+        input_json: str | None,
+        options: StartOptions = NO_OPTIONS,
+    ) -> str:
+        """Start an orchestration; `options` are a Durable Task client's (version, tags, a
+        scheduled start time)."""
+        return await self.client.start_new(name, instance_id, input_json, options)
 
     @client_operation
-    async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
-        await self.client.raise_event(instance_id, name, input_json)
+    async def raise_event(
+        self, instance_id: str, name: str, input_json: str | None, carried_over: bool = False
+    ) -> None:
+        """Raise an event; `carried_over` marks one an SDK carries into a continue-as-new, which
+        the new execution receives before events raised meanwhile."""
+        await self.client.raise_event(instance_id, name, input_json, carried_over)
 
     @client_operation
     async def terminate(self, instance_id: str, reason: str) -> None:

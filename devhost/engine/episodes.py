@@ -29,6 +29,7 @@ from .messages import failure_line, parent_message, start_message, to_json_text
 from .planner import Outcome, Planner
 from .replay import EpisodeCall, ReplayResult
 from .routing import Routing
+from .scheduled_start import ScheduledStarts
 from .user_code import UserCode
 
 log = logging.getLogger("devhost.engine")
@@ -63,6 +64,7 @@ class Episodes:
         self.entities = entities
         self.dispatch = dispatch
         self._slots = asyncio.Semaphore(max_orchestrations)
+        self.scheduled_starts = ScheduledStarts(clock, instances.notify)
 
     async def process(self, orch: Orchestration) -> None:
         """Episodes of the instance until nothing can be done now."""
@@ -107,6 +109,8 @@ class Episodes:
             await self._apply_control(orch, control)
             return True
         if record.runtime_status == RuntimeStatus.Suspended:
+            return False
+        if self.scheduled_starts.not_yet(orch):
             return False
         selection = orch.planner.select(orch.inbox)
         if not selection.events and not orch.force_episode:
@@ -207,6 +211,7 @@ class Episodes:
                 record.name,
                 outcome.continue_input,
                 record.parent,
+                record.start_options,
             )
             record.execution_id = start.execution_id
             record.input = outcome.continue_input

@@ -11,7 +11,14 @@ from datetime import datetime
 from typing import Any
 
 from ..app.invoke import ActivityOutcome
-from ..taskhub.history import EventType, event, execution_started, format_time
+from ..taskhub.history import (
+    NO_OPTIONS,
+    EventType,
+    StartOptions,
+    event,
+    execution_started,
+    format_time,
+)
 from ..taskhub.model import InstanceRecord, Message, RuntimeStatus
 from .replay import EncodedText
 
@@ -27,12 +34,17 @@ def to_json_text(value: Any) -> str | None:
 
 
 def start_message(
-    now: datetime, instance_id: str, name: str, input_json: str | None, parent: dict | None
+    now: datetime,
+    instance_id: str,
+    name: str,
+    input_json: str | None,
+    parent: dict | None,
+    options: StartOptions = NO_OPTIONS,
 ) -> Message:
     """The start of a new execution (a new execution id), for a client, a parent or a
     continue-as-new."""
     execution_id = new_id()
-    evt = execution_started(now, name, instance_id, execution_id, input_json, parent)
+    evt = execution_started(now, name, instance_id, execution_id, input_json, parent, options)
     evt["MessageId"] = message_id = new_id()
     return Message(message_id, instance_id, evt, execution_id)
 
@@ -40,7 +52,13 @@ def start_message(
 def restart_message(now: datetime, record: InstanceRecord) -> Message:
     """The start of an execution whose start message was not kept (continue-as-new)."""
     evt = execution_started(
-        now, record.name, record.instance_id, record.execution_id, record.input, record.parent
+        now,
+        record.name,
+        record.instance_id,
+        record.execution_id,
+        record.input,
+        record.parent,
+        record.start_options,
     )
     return Message(new_id(), record.instance_id, evt, record.execution_id)
 

@@ -61,6 +61,7 @@ class PendingTask:
     fire_at: datetime | None = None
     position: Path | None = None
     target: str | None = None
+    version: str | None = None  # a Durable Task worker's activity or child version
 
     def retry_fields(self) -> dict[str, Any]:
         """What a retry timer's event keeps of the task it repeats, to rebuild after a restart."""
@@ -223,7 +224,7 @@ class Planner:
             events.append(retry_event.event)
             consumed.append(retry_event.message_id)
         self.delivered.update(offered)
-        return Selection(events=events, consumed=consumed)
+        return Selection(events=carried_first(events), consumed=consumed)
 
     @staticmethod
     def _target_of(evt: dict[str, Any]) -> int | str | None:
@@ -305,7 +306,11 @@ class Planner:
         kind = ActionType(kind)
         if kind in (ActionType.CallActivity, ActionType.CallActivityWithRetry):
             task = PendingTask(
-                kind, action["functionName"], action.get("input"), retry=action.get("retryOptions")
+                kind,
+                action["functionName"],
+                action.get("input"),
+                retry=action.get("retryOptions"),
+                version=action.get("version"),
             )
             self._add_activity(task_id, task, now, new_events, work)
         elif kind == ActionType.CallHttp:
@@ -319,6 +324,7 @@ class Planner:
                 instance_id=action.get("instanceId") or None,
                 retry=action.get("retryOptions"),
                 attempt=self.scheduled[task_id],
+                version=action.get("version"),
             )
             self._add_child(task_id, task, now, new_events, work)
         elif kind == ActionType.CreateTimer:
@@ -399,6 +405,8 @@ class Planner:
     ) -> None:
         self.tasks[task_id] = task
         extra = {"RetryOptions": task.retry, "Attempt": task.attempt} if task.retry else {}
+        if task.version:
+            extra["Version"] = task.version
         new_events.append(
             event(EventType.TaskScheduled, now, task_id, Name=task.name, Input=task.input, **extra)
         )
@@ -414,6 +422,8 @@ class Planner:
             extra["Attempt"] = task.attempt
         if task.instance_id is None:
             extra["GeneratedId"] = True
+        if task.version:
+            extra["Version"] = task.version
         new_events.append(
             event(
                 EventType.SubOrchestrationInstanceCreated,
@@ -539,6 +549,19 @@ class Planner:
 
 
 BUILTIN_HTTP_ACTIVITY = "BuiltIn::HttpActivity"
+CARRIED_OVER = "CarriedOver"  # marks an event an SDK carried into its continue-as-new
+
+
+def carried_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events carried over into a continue-as-new come right after the execution's start,
+    before events raised while the last episode ran, as the Durable Task SDK's backends deliver
+    them (they were raised before those). The 1.x SDK carries none: its order is untouched."""
+    carried = [e for e in events if e.get(CARRIED_OVER)]
+    if not carried:
+        return events
+    rest = [e for e in events if not e.get(CARRIED_OVER)]
+    head = 1 if rest and rest[0]["EventType"] == EventType.ExecutionStarted else 0
+    return [*rest[:head], *carried, *rest[head:]]
 
 
 def _json_text(value: Any) -> str | None:
@@ -565,7 +588,14 @@ def _task_from_event(evt: dict[str, Any]) -> PendingTask | None:
     attempt = int(evt.get("Attempt") or 1)
     if kind == EventType.TaskScheduled:
         action = ActionType.CallActivityWithRetry if retry else ActionType.CallActivity
-        return PendingTask(action, evt.get("Name"), evt.get("Input"), retry=retry, attempt=attempt)
+        return PendingTask(
+            action,
+            evt.get("Name"),
+            evt.get("Input"),
+            retry=retry,
+            attempt=attempt,
+            version=evt.get("Version"),
+        )
     if kind == EventType.SubOrchestrationInstanceCreated:
         action = (
             ActionType.CallSubOrchestratorWithRetry if retry else ActionType.CallSubOrchestrator
@@ -579,6 +609,7 @@ def _task_from_event(evt: dict[str, Any]) -> PendingTask | None:
             retry=retry,
             attempt=attempt,
             target=evt.get("InstanceId"),
+            version=evt.get("Version"),
         )
     if kind == EventType.TimerCreated:
         fire_at = parse_time(evt["FireAt"])

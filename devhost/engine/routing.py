@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import TaskHubStore
-from ..taskhub.history import EventType
+from ..taskhub.history import EventType, StartOptions
 from ..taskhub.model import Message, record_from_start
 from .background import Background
 from .instances import LiveInstances, Orchestration
@@ -114,7 +114,10 @@ class Routing:
             if task.attempt > 1:  # the same task started again (a Durable Task SDK's retry)
                 parent["Attempt"] = task.attempt
                 message_id = f"{message_id}:{task.attempt}"
-            start = start_message(self.clock.now(), task.target, task.name, task.input, parent)
+            options = StartOptions(version=task.version)
+            start = start_message(
+                self.clock.now(), task.target, task.name, task.input, parent, options
+            )
             start.message_id = start.event["MessageId"] = message_id
             messages.append(start)
         return messages

@@ -8,6 +8,7 @@ above, so the engine never imports them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -17,6 +18,17 @@ from .entities import EntityRequest, OperationOutcome
 from .replay import EpisodeCall, ReplayResult
 
 ActivityDone = Callable[[ActivityOutcome], None]
+
+
+@dataclass(frozen=True)
+class ActivityTask:
+    """The orchestration task an activity runs for: a Durable Task worker's activity context
+    shows the instance and task id, and its work-item filters may ask for a version."""
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    version: str | None = None
 
 
 class UserCode(Protocol):
@@ -40,8 +52,17 @@ class UserCode(Protocol):
         """Apply the operations in order to `record.entity_state`."""
         ...
 
+    def waiting_for(self, instance_id: str) -> str | None:
+        """What the instance's work waits for outside the engine, as a sentence; or None."""
+        ...
+
     def start_activity(
-        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+        self,
+        name: str,
+        input_json: str | None,
+        done: ActivityDone,
+        created: datetime,
+        task: ActivityTask | None = None,
     ) -> None:
         """Run an activity of the index; `done` is called on the loop with its outcome."""
         ...

@@ -18,7 +18,7 @@ from ..engine.engine import Engine
 from ..engine.entities import EntityRequest, OperationOutcome
 from ..engine.replay import EpisodeCall, ReplayResult
 from ..engine.warm import WarmStats
-from ..runner import ActivityDone, EntityBatch, FunctionRunner
+from ..runner import ActivityDone, ActivityTask, EntityBatch, FunctionRunner
 from ..taskhub.model import InstanceRecord
 from .hubs import Hub, HubDirectory, HubRefused
 from .names import worker_index
@@ -75,16 +75,24 @@ class RoutingRunner(FunctionRunner):
         raise AssertionError("entity_batch goes to the app's runner or the workers")
 
     def start_activity(
-        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+        self,
+        name: str,
+        input_json: str | None,
+        done: ActivityDone,
+        created: datetime,
+        task: ActivityTask | None = None,
     ) -> None:
         runner = self.app_runner if name in self.app.activities else self.grpc
-        runner.start_activity(name, input_json, done, created)
+        runner.start_activity(name, input_json, done, created, task)
 
     async def http(self, name: str, call: HttpCall) -> HttpAnswer:
         return await self.app_runner.http(name, call)
 
     async def warm_stats(self) -> WarmStats:
         return await self.app_runner.warm_stats()
+
+    def waiting_for(self, instance_id: str) -> str | None:
+        return self.grpc.waiting_for(instance_id)
 
 
 class GrpcBesideApp:

@@ -11,7 +11,7 @@ the translation for the gRPC protocol, both ways, with no state and no I/O:
 - failure details, which the engine keeps as text: the protobuf message travels as JSON after a
   marker, behind a readable first part, so it comes back whole (type, message, stack trace,
   inner failure) for a worker, a client or a parent orchestration;
-- instance records -> `OrchestrationState`.
+- instance records -> `OrchestrationState` (in `instance_state`, with a start's options).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from google.protobuf import json_format, timestamp_pb2, wrappers_pb2
 from ..engine.actions import ActionType
 from ..engine.replay import EncodedText
 from ..taskhub.history import EventType, format_time, parse_time
-from ..taskhub.model import InstanceRecord, RuntimeStatus
+from ..taskhub.model import RuntimeStatus
 from .entity_codec import BadEntityMessage, entity_action
 from .proto import pb
 
@@ -120,6 +120,7 @@ def _execution_started(evt: dict[str, Any]) -> dict[str, Any]:
             name=text_value(parent.get("Name")),
             orchestrationInstance=_instance(parent.get("OrchestrationInstance")),
         )
+    scheduled = evt.get("ScheduledStartTime")
     return {
         "executionStarted": pb.ExecutionStartedEvent(
             name=evt["Name"],
@@ -127,6 +128,8 @@ def _execution_started(evt: dict[str, Any]) -> dict[str, Any]:
             input=text_value(evt.get("Input")),
             orchestrationInstance=_instance(evt.get("OrchestrationInstance")),
             parentInstance=parent_info,
+            scheduledStartTimestamp=timestamp(scheduled) if scheduled else None,
+            tags=evt.get("Tags") or {},
         )
     }
 
@@ -172,7 +175,9 @@ _EVENT_FIELDS: dict[EventType, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "executionTerminated": pb.ExecutionTerminatedEvent(input=text_value(e.get("Input")))
     },
     EventType.TaskScheduled: lambda e: {
-        "taskScheduled": pb.TaskScheduledEvent(name=e["Name"], input=text_value(e.get("Input")))
+        "taskScheduled": pb.TaskScheduledEvent(
+            name=e["Name"], version=text_value(e.get("Version")), input=text_value(e.get("Input"))
+        )
     },
     EventType.TaskCompleted: lambda e: {
         "taskCompleted": pb.TaskCompletedEvent(
@@ -182,7 +187,10 @@ _EVENT_FIELDS: dict[EventType, Callable[[dict[str, Any]], dict[str, Any]]] = {
     EventType.TaskFailed: _task_failed,
     EventType.SubOrchestrationInstanceCreated: lambda e: {
         "subOrchestrationInstanceCreated": pb.SubOrchestrationInstanceCreatedEvent(
-            instanceId=e["InstanceId"], name=e["Name"], input=text_value(e.get("Input"))
+            instanceId=e["InstanceId"],
+            name=e["Name"],
+            version=text_value(e.get("Version")),
+            input=text_value(e.get("Input")),
         )
     },
     EventType.SubOrchestrationInstanceCompleted: lambda e: {
@@ -262,6 +270,7 @@ def _schedule_task(action: pb.OrchestratorAction) -> dict[str, Any]:
         "actionType": ActionType.CallActivity,
         "functionName": task.name,
         "input": optional_text(task, "input"),
+        "version": optional_text(task, "version") or None,
     }
 
 
@@ -280,6 +289,7 @@ def _create_child(action: pb.OrchestratorAction) -> dict[str, Any]:
         "functionName": child.name,
         "instanceId": child.instanceId or None,
         "input": optional_text(child, "input"),
+        "version": optional_text(child, "version") or None,
     }
 
 
@@ -352,35 +362,3 @@ def _complete(action: pb.OrchestratorAction, answer: EpisodeAnswer) -> None:
     else:
         name = pb.OrchestrationStatus.Name(status)
         raise UnsupportedAction(f"devhost's gRPC sidecar cannot complete an episode as {name}")
-
-
-# -- records -> OrchestrationState -------------------------------------------------------------
-
-
-def orchestration_state(record: InstanceRecord, with_payloads: bool) -> pb.OrchestrationState:
-    status = record.runtime_status
-    failed = status == RuntimeStatus.Failed
-    parent = (record.parent or {}).get("OrchestrationInstance") or {}
-    state = pb.OrchestrationState(
-        instanceId=record.instance_id,
-        name=record.name,
-        orchestrationStatus=STATUS_TO_PROTO[status],
-        createdTimestamp=timestamp(record.created_time),
-        lastUpdatedTimestamp=timestamp(record.last_updated_time),
-        executionId=text_value(record.execution_id),
-        parentInstanceId=text_value(parent.get("InstanceId")),
-        failureDetails=output_failure(record.output) if failed else None,
-    )
-    if status.is_terminal:
-        state.completedTimestamp.CopyFrom(timestamp(record.last_updated_time))
-    if with_payloads:
-        for name, text in (
-            ("input", record.input),
-            ("output", None if failed else record.output),
-            ("customStatus", record.custom_status),
-        ):
-            if text is not None:
-                getattr(state, name).value = text
-    elif record.custom_status is not None:
-        state.customStatus.value = record.custom_status
-    return state

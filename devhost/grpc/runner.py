@@ -13,6 +13,8 @@ disconnects, or a host that restarts, costs a repeated step, never a lost or dou
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,13 +26,15 @@ from ..engine.actions import ActionType
 from ..engine.entities import EntityRequest
 from ..engine.replay import EpisodeCall, ReplayResult
 from ..engine.warm import WarmStats
-from ..runner import ActivityDone, EntityBatch, FunctionRunner
+from ..runner import ActivityDone, ActivityTask, EntityBatch, FunctionRunner
+from ..taskhub.history import EventType
 from ..taskhub.model import InstanceRecord
 from . import codec, entity_codec
 from .proto import pb
 from .work_items import Kind, WorkDispatcher, WorkItem
 
-RaiseEvent = Callable[[str, str, str | None], Awaitable[None]]
+log = logging.getLogger("devhost.grpc")
+RaiseEvent = Callable[[str, str, str | None, bool], Awaitable[None]]  # ..., carried over
 
 
 @dataclass
@@ -44,9 +48,9 @@ class _Execution:
 class GrpcRunner(FunctionRunner):
     """Runs orchestrators and activities in the Durable Task workers connected to `dispatcher`.
 
-    `raise_event(instance_id, name, input)` delivers the events a worker sends to another
-    orchestration (`send_event`) and those it carries over into a continue-as-new; they are
-    delivered before the engine stores the episode, so a crash in between sends them again.
+    `raise_event(instance_id, name, input, carried_over)` delivers the events a worker sends to
+    another orchestration (`send_event`) and those it carries over into a continue-as-new; they
+    are delivered before the engine stores the episode, so a crash in between sends them again.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class GrpcRunner(FunctionRunner):
         self.raise_event = raise_event
         self._executions: dict[str, _Execution] = {}
         self._items: set[WorkItem] = set()
+        self._told: set[str] = set()  # the workers the log said work waits for
         self._stopped = False
 
     def describe(self) -> str:
@@ -85,7 +90,13 @@ class GrpcRunner(FunctionRunner):
             newEvents=[codec.history_event(e) for e in call.new_events],
         )
         response = await self._run(
-            Kind.ORCHESTRATION, call.name, pb.WorkItem(orchestratorRequest=request)
+            WorkItem(
+                Kind.ORCHESTRATION,
+                call.name,
+                pb.WorkItem(orchestratorRequest=request),
+                lambda _: None,
+                version=_version_of(call),
+            )
         )
         answer = codec.episode_answer(response)
         await self._deliver_events(call.instance_id, answer)
@@ -104,12 +115,12 @@ class GrpcRunner(FunctionRunner):
             return
         for action in answer.actions:
             if action["actionType"] == ActionType.SendEvent:
-                await self.raise_event(action["instanceId"], action["name"], action["input"])
+                await self.raise_event(action["instanceId"], action["name"], action["input"], False)
         for evt in answer.carryover_events:
             if evt.HasField("eventRaised"):
                 raised = evt.eventRaised
                 await self.raise_event(
-                    instance_id, raised.name, codec.optional_text(raised, "input")
+                    instance_id, raised.name, codec.optional_text(raised, "input"), True
                 )
 
     def _past_events(self, call: EpisodeCall) -> list[pb.HistoryEvent]:
@@ -126,10 +137,18 @@ class GrpcRunner(FunctionRunner):
         self._executions.pop(instance_id, None)
 
     def start_activity(
-        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+        self,
+        name: str,
+        input_json: str | None,
+        done: ActivityDone,
+        created: datetime,
+        task: ActivityTask | None = None,
     ) -> None:
-        request = pb.ActivityRequest(name=name, input=codec.text_value(input_json))
-        item = WorkItem(Kind.ACTIVITY, name, pb.WorkItem(activityRequest=request), lambda _: None)
+        request = _activity_request(name, input_json, task)
+        version = task.version if task is not None else None
+        item = WorkItem(
+            Kind.ACTIVITY, name, pb.WorkItem(activityRequest=request), lambda _: None, version
+        )
 
         def finished(response: pb.ActivityResponse) -> None:
             self._items.discard(item)
@@ -137,19 +156,17 @@ class GrpcRunner(FunctionRunner):
                 done(_activity_outcome(response))
 
         item.done = finished
-        self._items.add(item)
-        self.dispatcher.submit(item)
+        self._submit(item)
 
-    async def _run(self, kind: Kind, name: str, message: pb.WorkItem) -> pb.OrchestratorResponse:
+    async def _run(self, item: WorkItem) -> pb.OrchestratorResponse:
         answer: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def finished(response: pb.OrchestratorResponse) -> None:
             if not answer.done():
                 answer.set_result(response)
 
-        item = WorkItem(kind, name, message, finished)
-        self._items.add(item)
-        self.dispatcher.submit(item)
+        item.done = finished
+        self._submit(item)
         try:
             return await answer
         finally:
@@ -178,6 +195,60 @@ class GrpcRunner(FunctionRunner):
 
     async def warm_stats(self) -> WarmStats:
         return WarmStats()
+
+    def waiting_for(self, instance_id: str) -> str | None:
+        """A sentence for an instance whose work no connected worker has taken yet."""
+        for item in self._items:
+            if item.owner is None and _instance_of(item) == instance_id:
+                return f"waits for {_wanted(item)}"
+        return None
+
+    def _submit(self, item: WorkItem) -> None:
+        """Queue the item; say so in the log when no connected worker registers its name."""
+        self._items.add(item)
+        self.dispatcher.submit(item)
+        wanted = _wanted(item)
+        if item.owner is None and wanted not in self._told and not self.dispatcher.accepted(item):
+            self._told.add(wanted)  # once a name: a fan-out of 1,000 is one line
+            log.warning("Instance '%s' waits for %s", _instance_of(item), wanted)
+
+
+def _activity_request(
+    name: str, input_json: str | None, task: ActivityTask | None
+) -> pb.ActivityRequest:
+    """What a worker's activity context shows: the orchestration and task it runs for."""
+    if task is None:
+        return pb.ActivityRequest(name=name, input=codec.text_value(input_json))
+    return pb.ActivityRequest(
+        name=name,
+        version=codec.text_value(task.version),
+        input=codec.text_value(input_json),
+        orchestrationInstance=pb.OrchestrationInstance(
+            instanceId=task.instance_id, executionId=codec.text_value(task.execution_id)
+        ),
+        taskId=task.task_id,
+    )
+
+
+def _instance_of(item: WorkItem) -> str:
+    if item.kind == Kind.ORCHESTRATION:
+        return item.message.orchestratorRequest.instanceId
+    return item.message.activityRequest.orchestrationInstance.instanceId
+
+
+def _wanted(item: WorkItem) -> str:
+    """The worker an item waits for, in words."""
+    kind = "orchestrator" if item.kind == Kind.ORCHESTRATION else "activity"
+    version = f" (version '{item.version}')" if item.version else ""
+    return f"a Durable Task worker that registers the {kind} '{item.name}'{version}"
+
+
+def _version_of(call: EpisodeCall) -> str | None:
+    """The version the execution was started with (its work-item filters may ask for one)."""
+    for evt in itertools.chain(call.history.events, call.new_events):  # it comes first
+        if evt["EventType"] == EventType.ExecutionStarted:
+            return evt.get("Version") or None
+    return None
 
 
 def _activity_outcome(response: pb.ActivityResponse) -> ActivityOutcome:

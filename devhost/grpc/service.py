@@ -20,7 +20,7 @@ from google.protobuf import empty_pb2, wrappers_pb2
 from ..engine.replay import EncodedText
 from ..taskhub.errors import EngineError
 from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery, InstanceRecord, RuntimeStatus
-from . import codec
+from . import codec, instance_state
 from .client_calls import children, idempotent, matching_ids, time_of, with_descendants
 from .entity_calls import EntityCalls
 from .hubs import Hub, HubDirectory, HubRefused
@@ -47,7 +47,7 @@ def _instance_response(record: InstanceRecord | None, payloads: bool) -> pb.GetI
     if record is None or record.is_entity:
         return pb.GetInstanceResponse(exists=False)
     return pb.GetInstanceResponse(
-        exists=True, orchestrationState=codec.orchestration_state(record, payloads)
+        exists=True, orchestrationState=instance_state.orchestration_state(record, payloads)
     )
 
 
@@ -85,7 +85,12 @@ class SidecarService(EntityCalls, stubs.TaskHubSidecarServiceServicer):
                     f"({existing.runtime_status}).",
                 )
         try:
-            started = await engine.start_new(request.name, instance_id, _text(request, "input"))
+            started = await engine.start_new(
+                request.name,
+                instance_id,
+                _text(request, "input"),
+                instance_state.start_options(request),
+            )
         except EngineError as err:
             if err.status != 409:
                 raise
@@ -225,7 +230,7 @@ class SidecarService(EntityCalls, stubs.TaskHubSidecarServiceServicer):
         )
         return pb.QueryInstancesResponse(
             orchestrationState=[
-                codec.orchestration_state(r, wanted.fetchInputsAndOutputs) for r in records
+                instance_state.orchestration_state(r, wanted.fetchInputsAndOutputs) for r in records
             ],
             continuationToken=codec.text_value(token),
         )

@@ -87,13 +87,13 @@ class Sidecar:
 
 
 async def deliver_event(
-    engine: Engine, instance_id: str, name: str, input_json: str | None
+    engine: Engine, instance_id: str, name: str, input_json: str | None, carried_over: bool
 ) -> None:
     """An event a worker sends (`send_event`, or carried over into a continue-as-new): raised
     as a client raises one; for an instance that does not exist or has finished it is dropped,
     as the SDK's backends drop it."""
     try:
-        await engine.raise_event(instance_id, name, input_json)
+        await engine.raise_event(instance_id, name, input_json, carried_over)
     except EngineError as err:
         if err.status not in (404, 410):
             raise

@@ -1,10 +1,10 @@
 """Hands work items to connected workers, and takes them back when a worker goes away.
 
 A work item (an orchestrator episode, an activity or an entity's operation) waits here until a
-connected worker whose filters accept its name has room for it; a worker has room while it
-holds fewer items of that kind than the maximum it declared in `GetWorkItems`. That bound is
-what makes several workers share the work: a burst goes to whoever has room, not to the first
-stream that asks.
+connected worker whose filters accept its name (and its version, when the filter lists versions)
+has room for it; a worker has room while it holds fewer items of that kind than the maximum it
+declared in `GetWorkItems`. That bound is what makes several workers share the work: a burst goes
+to whoever has room, not to the first stream that asks.
 
 An item stays owned by its worker until the worker completes it. If the worker abandons it or
 its stream ends (a closed process, a dropped connection), the item goes back to the front of the
@@ -38,38 +38,43 @@ class WorkItem:
     name: str
     message: pb.WorkItem
     done: Callable[[Any], None]
+    version: str | None = None
     token: str = ""
     owner: WorkerStream | None = None
 
 
+Wanted = dict[str, frozenset[str]]  # name -> the versions asked for (empty: any version)
+
+
 @dataclass
 class Filters:
-    """Names a worker asked for, per kind; None for a kind means every name."""
+    """What a worker asked for, per kind; None for a kind means every name and version."""
 
-    orchestrations: frozenset[str] | None = None
-    activities: frozenset[str] | None = None
+    orchestrations: Wanted | None = None
+    activities: Wanted | None = None
     entities: frozenset[str] | None = None
 
     @classmethod
     def from_request(cls, request: pb.GetWorkItemsRequest) -> Filters:
-        """A worker that sends filters gets only the names it lists (versions are not kept by
-        devhost's engine, so a filter's versions are not checked)."""
+        """A worker that sends filters gets only the names it lists; a name's filter that lists
+        versions takes only those (strict: work without a version is not among them)."""
         if not request.HasField("workItemFilters"):
             return cls()
         wanted = request.workItemFilters
         return cls(
-            orchestrations=frozenset(f.name for f in wanted.orchestrations),
-            activities=frozenset(f.name for f in wanted.activities),
+            orchestrations={f.name: frozenset(f.versions) for f in wanted.orchestrations},
+            activities={f.name: frozenset(f.versions) for f in wanted.activities},
             entities=frozenset(f.name.lower() for f in wanted.entities),
         )
 
     def accepts(self, item: WorkItem) -> bool:
-        names = {
-            Kind.ORCHESTRATION: self.orchestrations,
-            Kind.ACTIVITY: self.activities,
-            Kind.ENTITY: self.entities,
-        }[item.kind]
-        return names is None or item.name in names  # an entity's name is lower case
+        if item.kind == Kind.ENTITY:  # an entity's name is lower case; entities have no version
+            return self.entities is None or item.name in self.entities
+        wanted = self.orchestrations if item.kind == Kind.ORCHESTRATION else self.activities
+        if wanted is None:
+            return True
+        versions = wanted.get(item.name)
+        return versions is not None and (not versions or (item.version or "") in versions)
 
 
 @dataclass(eq=False)
@@ -145,6 +150,10 @@ class WorkDispatcher:
             self._owned.pop(item.token, None)
             self._requeue(item)
         self._assign()
+
+    def accepted(self, item: WorkItem) -> bool:
+        """Whether a connected worker asked for such work (it may be busy now)."""
+        return any(w.filters.accepts(item) for w in self._workers)
 
     def complete(self, token: str, response: Any) -> bool:
         """A worker's answer for an item it holds; False for an unknown (or stale) token."""

@@ -61,6 +61,13 @@ def record_entity(record: InstanceRecord, row_key: str) -> dict[str, Any]:
     if record.recent_requests:
         entity["RecentRequests"] = json.dumps(record.recent_requests)
     put_text(entity, "EntityLock", record.entity_lock)
+    # A Durable Task client's options; absent from 1.x rows (and from rows written before them)
+    if record.version:
+        entity["Version"] = record.version
+    if record.tags:
+        entity["Tags"] = json.dumps(record.tags)
+    if record.scheduled_start is not None:
+        entity["ScheduledStartTime"] = record.scheduled_start
     return entity
 
 
@@ -80,6 +87,11 @@ def record_from(entity: dict[str, Any], instance_id: str | None = None) -> Insta
         entity_state=get_text(entity, "EntityState"),
         recent_requests=json.loads(entity.get("RecentRequests") or "[]"),
         entity_lock=get_text(entity, "EntityLock"),
+        version=entity.get("Version") or None,
+        tags=json.loads(entity["Tags"]) if entity.get("Tags") else None,
+        scheduled_start=utc(entity["ScheduledStartTime"])
+        if entity.get("ScheduledStartTime")
+        else None,
     )
 
 

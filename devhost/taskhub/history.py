@@ -6,6 +6,7 @@ Events are plain dicts so they serialize straight into the orchestration context
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
@@ -66,6 +67,38 @@ def completion_target(evt: dict[str, Any]) -> int | None:
     return evt.get(key) if key else None
 
 
+@dataclass(frozen=True)
+class StartOptions:
+    """What a Durable Task client may add to a start (the 1.x SDK sends none of it): the
+    orchestration's version and tags, and the time before which its first episode must not run."""
+
+    version: str | None = None
+    tags: dict[str, str] | None = None
+    scheduled_start: datetime | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The ExecutionStarted fields these options add; none when they are all unset."""
+        added: dict[str, Any] = {}
+        if self.tags:
+            added["Tags"] = dict(self.tags)
+        if self.scheduled_start is not None:
+            added["ScheduledStartTime"] = format_time(self.scheduled_start)
+        return added
+
+
+NO_OPTIONS = StartOptions()
+
+
+def start_options(evt: dict[str, Any]) -> StartOptions:
+    """The options an ExecutionStarted event was made with."""
+    scheduled = evt.get("ScheduledStartTime")
+    return StartOptions(
+        version=evt.get("Version") or None,
+        tags=evt.get("Tags") or None,
+        scheduled_start=parse_time(scheduled) if scheduled else None,
+    )
+
+
 def execution_started(
     moment: datetime,
     name: str,
@@ -73,13 +106,15 @@ def execution_started(
     execution_id: str,
     input_json: str | None,
     parent: dict[str, Any] | None = None,
+    options: StartOptions = NO_OPTIONS,
 ) -> dict[str, Any]:
     return event(
         EventType.ExecutionStarted,
         moment,
         Name=name,
         Input=input_json,
-        Version="",
+        Version=options.version or "",
         OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
         ParentInstance=parent,
+        **options.fields(),
     )

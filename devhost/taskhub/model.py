@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from .history import StartOptions, start_options
+
 
 class RuntimeStatus(StrEnum):
     """Runtime statuses as the HTTP API and the SDK's OrchestrationRuntimeStatus name them."""
@@ -52,11 +54,20 @@ class InstanceRecord:
     entity_state: str | None = None
     recent_requests: list[str] = field(default_factory=list)
     entity_lock: str | None = None  # the orchestration whose critical section holds the entity
+    version: str | None = None  # a Durable Task client's; the 1.x SDK sets none
+    tags: dict[str, str] | None = None
+    scheduled_start: datetime | None = None
 
     def copy(self) -> InstanceRecord:
         values = vars(self).copy()
         values["recent_requests"] = list(self.recent_requests)
+        values["tags"] = dict(self.tags) if self.tags else None
         return InstanceRecord(**values)
+
+    @property
+    def start_options(self) -> StartOptions:
+        """What a new execution of this instance keeps (its start time is not kept)."""
+        return StartOptions(version=self.version, tags=self.tags)
 
     @property
     def is_entity(self) -> bool:
@@ -133,6 +144,7 @@ def record_from_start(start: Message, created: datetime) -> InstanceRecord:
     """The Pending status row of an instance, from its ExecutionStarted message."""
     evt = start.event
     parent = evt.get("ParentInstance")
+    options = start_options(evt)
     return InstanceRecord(
         instance_id=start.instance_id,
         name=evt["Name"],
@@ -142,6 +154,9 @@ def record_from_start(start: Message, created: datetime) -> InstanceRecord:
         execution_id=evt["OrchestrationInstance"]["ExecutionId"],
         input=evt.get("Input"),
         parent=parent,
+        version=options.version,
+        tags=options.tags,
+        scheduled_start=options.scheduled_start,
     )
 
 

@@ -29,7 +29,7 @@ from ..app.http_call import HttpAnswer, HttpCall
 from ..engine.entities import EntityRequest
 from ..engine.replay import EpisodeCall, ReplayResult
 from ..engine.warm import WarmOrchestrations, WarmStats
-from ..runner import ActivityDone, EntityBatch, FunctionRunner
+from ..runner import ActivityDone, ActivityTask, EntityBatch, FunctionRunner
 from ..settings import HostSettings
 from ..taskhub.model import InstanceRecord
 from .calls import Call, WorkerError, failure
@@ -153,7 +153,12 @@ class WorkerPool(FunctionRunner):
         return await self._invoke(Routed(self.routing.least_loaded(), call))
 
     def start_activity(
-        self, name: str, input_json: str | None, done: ActivityDone, created: datetime
+        self,
+        name: str,
+        input_json: str | None,
+        done: ActivityDone,
+        created: datetime,
+        task: ActivityTask | None = None,
     ) -> None:
         call = Call("activity", name, RunActivity(self._call_id(), name, input_json), done=done)
         self.activities.add(call, created.timestamp())

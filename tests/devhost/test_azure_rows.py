@@ -160,3 +160,28 @@ def test_times_read_back_are_plain_utc():
     eastern = datetime(2026, 1, 1, 7, 0, tzinfo=timezone(timedelta(hours=-5)))
     assert utc(naive) == utc(eastern) == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     assert utc(eastern).tzinfo is UTC
+
+
+def test_a_durable_task_clients_start_options_round_trip_and_a_1x_row_has_none():
+    record = InstanceRecord(
+        instance_id="versioned",
+        name="Checkout",
+        runtime_status=RuntimeStatus.Pending,
+        created_time=T0,
+        last_updated_time=T0,
+        execution_id="exec",
+        version="2.5.0",
+        tags={"team": "dungeon"},
+        scheduled_start=T0 + timedelta(hours=2),
+    )
+    back = record_from(record_entity(record, "state"))
+    assert (back.version, back.tags, back.scheduled_start) == (
+        "2.5.0",
+        {"team": "dungeon"},
+        T0 + timedelta(hours=2),
+    )
+    plain = InstanceRecord("plain", "Checkout", RuntimeStatus.Running, T0, T0, "exec")
+    row = record_entity(plain, "state")
+    assert not {"Version", "Tags", "ScheduledStartTime"} & set(row)  # 1.x rows are as before
+    back = record_from(row)  # and a row written before these fields reads back without them
+    assert (back.version, back.tags, back.scheduled_start) == (None, None, None)

@@ -4,8 +4,12 @@ import uuid
 from urllib.parse import quote, urlencode
 
 import azure.durable_functions as df
+import grpc
+import pytest
+from google.protobuf import wrappers_pb2
 
 from devhost.clock import Clock
+from devhost.grpc.proto import pb, stubs
 from devhost.host import DevHost, ListenAddress
 from devhost.settings import load_settings
 from devhost.store.azure import AzureStore
@@ -338,3 +342,77 @@ def test_a_host_that_reopens_a_hub_lists_it_newest_first(azurite, hub_name):
         h.idle()
         assert ids(get(h, "/instances", top=2)[1]) == ["w-fourth", "x-third"]
         assert ids(get(h, "/instances", sort="runtimeStatus", top=1)[1]) == ["w-fourth"]
+
+
+@pytest.fixture(params=["memory", "azure"])
+def grpc_host(request, hub_name):
+    """The patterns app with a gRPC port, for a Durable Task worker's instances."""
+    if request.param == "azure":
+        store = AzureStore(request.getfixturevalue("azurite").connection_string, hub_name)
+    else:
+        store = MemoryStore()
+    with DurableHarness(PATTERNS_APP, store=store, grpc=True) as harness:
+        yield harness
+
+
+def answer_one_episode(address: str, output: str | None, custom_status: str) -> str:
+    """Play a Durable Task worker by hand: take one orchestrator work item and answer it with
+    payloads the SDK encoded itself (not JSON, as a large-payload reference is not); with no
+    output, the orchestration goes on waiting."""
+    with grpc.insecure_channel(address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        stream = stub.GetWorkItems(pb.GetWorkItemsRequest())
+        item = next(i for i in stream if i.HasField("orchestratorRequest"))
+        request = item.orchestratorRequest
+        done = pb.CompleteOrchestrationAction(
+            orchestrationStatus=pb.ORCHESTRATION_STATUS_COMPLETED,
+            result=wrappers_pb2.StringValue(value=output),
+        )
+        actions = (
+            [] if output is None else [pb.OrchestratorAction(id=1, completeOrchestration=done)]
+        )
+        stub.CompleteOrchestratorTask(
+            pb.OrchestratorResponse(
+                instanceId=request.instanceId,
+                completionToken=item.completionToken,
+                actions=actions,
+                customStatus=wrappers_pb2.StringValue(value=custom_status),
+            )
+        )
+        stream.cancel()
+        return request.instanceId
+
+
+def test_payloads_that_are_not_json_are_shown_as_text(grpc_host):
+    with grpc.insecure_channel(grpc_host.grpc_address) as channel:
+        stubs.TaskHubSidecarServiceStub(channel).StartInstance(
+            pb.CreateInstanceRequest(
+                instanceId="raw-1",
+                name="WorkerOnly",
+                input=wrappers_pb2.StringValue(value="blob:v1:inputs/raw-1"),
+            )
+        )
+    answer_one_episode(grpc_host.grpc_address, "blob:v1:outputs/raw-1", "half way, in words")
+    grpc_host.wait_for("raw-1")
+    status, body = get(grpc_host, "/instances/raw-1")
+    assert status == 200
+    assert body["status"]["runtimeStatus"] == "Completed"
+    assert body["status"]["input"] == "blob:v1:inputs/raw-1"
+    assert body["status"]["output"] == "blob:v1:outputs/raw-1"
+    assert body["status"]["customStatus"] == "half way, in words"
+    listed = get(grpc_host, "/instances")[1]
+    assert "raw-1" in ids(listed)
+
+
+def test_a_terminate_reason_that_is_not_json_is_shown_as_text(grpc_host):
+    with grpc.insecure_channel(grpc_host.grpc_address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        stub.StartInstance(pb.CreateInstanceRequest(instanceId="raw-2", name="WorkerOnly"))
+        answer_one_episode(grpc_host.grpc_address, None, "waiting")
+        reason = wrappers_pb2.StringValue(value="blob:v1:reasons/raw-2")
+        stub.TerminateInstance(pb.TerminateRequest(instanceId="raw-2", output=reason))
+    grpc_host.wait_for("raw-2", statuses=("Terminated",))
+    status, body = get(grpc_host, "/instances/raw-2")
+    assert status == 200
+    assert body["status"]["output"] == "blob:v1:reasons/raw-2"
+    assert body["failure"] is None

@@ -17,6 +17,8 @@ from durabletask import client, entities, task, worker
 from durabletask.azuremanaged.client import DurableTaskSchedulerClient
 
 from devhost.settings import load_settings
+from devhost.store.azure import AzureStore
+from devhost.store.memory import MemoryStore
 from devhost.testing import DurableHarness
 
 PATTERNS_APP = Path(__file__).parent / "apps" / "patterns"
@@ -143,3 +145,43 @@ def test_a_workers_entity_is_listed_beside_the_apps_entity(host):
     assert states == {"@gauge@boiler": 7, "@tally@app": {"total": 2, "seen": [2]}}
     code, _, read = host.http("GET", "/runtime/webhooks/durabletask/entities/gauge/boiler")
     assert (code, read) == (200, 7)
+
+
+@pytest.fixture(params=["memory", "azure"])
+def stored_host(request, hub_name) -> Iterator[DurableHarness]:
+    """The app with a gRPC port, on each store."""
+    if request.param == "azure":
+        store = AzureStore(request.getfixturevalue("azurite").connection_string, hub_name)
+    else:
+        store = MemoryStore()
+    with DurableHarness(PATTERNS_APP, store=store, grpc=True) as harness:
+        yield harness
+
+
+def late_comer(ctx: task.OrchestrationContext, name: str):
+    return f"finally, {name}"
+
+
+def test_an_http_start_of_a_name_no_one_registers_says_it_waits_for_such_a_worker(
+    stored_host, caplog
+):
+    host = stored_host
+    webhooks = "/runtime/webhooks/durabletask"
+    code, _, started = host.http("POST", f"{webhooks}/orchestrators/late_comer", body="Ada")
+    assert code == 202, started
+    instance_id = started["id"]
+    code, _, shown = host.http("GET", f"/_devhost/api/instances/{instance_id}")
+    assert code == 200, shown
+    wanted = "a Durable Task worker that registers the orchestrator 'late_comer'"
+    assert shown["waitingOn"]["worker"] == f"waits for {wanted}"
+    assert shown["status"]["runtimeStatus"] == "Pending"
+    assert any(wanted in r.getMessage() for r in caplog.records)
+    w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
+    w.add_orchestrator(late_comer)
+    w.start()
+    try:
+        assert host.wait_for(instance_id).output == "finally, Ada"
+    finally:
+        w.stop()
+    code, _, shown = host.http("GET", f"/_devhost/api/instances/{instance_id}")
+    assert code == 200 and shown["waitingOn"] is None

@@ -3,7 +3,7 @@ which events an episode sees, and what it rebuilds after a restart. No host, no 
 
 from datetime import UTC, datetime, timedelta
 
-from devhost.engine.planner import Planner
+from devhost.engine.planner import CARRIED_OVER, Planner
 from devhost.engine.replay import ReplayResult
 from devhost.taskhub.history import EventType, event, execution_started, format_time
 from devhost.taskhub.model import Message
@@ -217,3 +217,36 @@ def test_rebuilding_from_history_restores_the_sequence_and_the_open_tasks():
     assert [(task_id, task.name, task.input) for task_id, task in work.activities] == [
         (2, "B", '"b"')
     ]
+
+
+# -- events carried over into a continue-as-new --------------------------------------------------
+
+
+def numbered(name: str, value: int, carried: bool = False) -> dict:
+    evt = event(EventType.EventRaised, T0, Name=name, Input=str(value))
+    if carried:
+        evt[CARRIED_OVER] = True
+    return evt
+
+
+def test_carried_over_events_come_right_after_the_start_before_events_raised_meanwhile():
+    planner = Planner("inst", "exec")
+    planner.plan(ReplayResult(actions=[], incremental=True), T0, [])
+    inbox = [
+        message(STARTED, "start"),
+        message(numbered("item", 3), "late", None),
+        message(numbered("item", 1, carried=True), "kept-1", None),
+        message(numbered("item", 2, carried=True), "kept-2", None),
+    ]
+    events = planner.select(inbox).events
+    assert [e.get("Input") for e in events] == [None, "1", "2", "3"]
+    assert events[0]["EventType"] == EventType.ExecutionStarted
+
+
+def test_without_carried_over_events_the_arrival_order_stays():
+    planner = Planner("inst", "exec")
+    planner.plan(ReplayResult(actions=[], incremental=True), T0, [])
+    inbox = [message(STARTED, "start")] + [
+        message(numbered("item", value), f"m{value}", None) for value in (3, 1, 2)
+    ]
+    assert [e.get("Input") for e in planner.select(inbox).events] == [None, "3", "1", "2"]

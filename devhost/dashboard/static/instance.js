@@ -159,6 +159,7 @@ export class InstanceView {
       for (const a of waiting.activities) items.push(el("li", { class: "activity", text: `activity ${a.name} (task ${a.task}) running` }));
       for (const c of waiting.suborchestrations) items.push(el("li", { class: "suborchestration" }, `sub-orchestration ${c.name} `, instanceLink(c.instance_id)));
       for (const e of waiting.entities) items.push(el("li", { class: "entity", text: `entity ${e.entity}: ${e.operation}` }));
+      if (waiting.worker) items.push(el("li", { class: "worker", text: waiting.worker }));
     }
     const body = waiting === null ? el("p", { class: "muted", text: "Nothing: the instance is not running." })
       : items.length ? el("ul", { id: "waiting-list" }, ...items) : el("p", { class: "muted", text: "Nothing right now (work is being processed)." });

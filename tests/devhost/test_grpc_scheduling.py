@@ -1,0 +1,157 @@
+"""When and in what order Durable Task work runs on devhost's sidecar, on both stores.
+
+A start scheduled for later waits Pending until its time (on the virtual clock, through a
+restart); events carried over into a continue-as-new come before events raised meanwhile; an
+activity knows the orchestration and the task it runs for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+import pytest
+from durabletask import client, task, worker
+
+from devhost.store.azure import AzureStore
+from devhost.store.base import TaskHubStore
+from devhost.store.memory import MemoryStore
+from devhost.testing.sidecar import SidecarHarness
+
+Status = client.OrchestrationStatus
+
+
+@pytest.fixture(params=["memory", "azure"])
+def make_store(request, hub_name) -> Callable[[str], TaskHubStore]:
+    """A hub's store; the same store again when a second sidecar opens the hub (a restart)."""
+    if request.param == "azure":
+        azurite = request.getfixturevalue("azurite")
+        return lambda hub: AzureStore(azurite.connection_string, f"{hub_name}{hub}"[:45])
+    stores: dict[str, MemoryStore] = {}
+    return lambda hub: stores.setdefault(hub, MemoryStore())
+
+
+@pytest.fixture
+def sidecar(make_store) -> Iterator[SidecarHarness]:
+    with SidecarHarness(make_store) as harness:
+        yield harness
+
+
+@pytest.fixture
+def started_worker() -> Iterator[Callable[..., worker.TaskHubGrpcWorker]]:
+    """Start a worker on an address; every worker started is stopped after the test."""
+    started: list[worker.TaskHubGrpcWorker] = []
+
+    def start(address: str, *functions, activities=()) -> worker.TaskHubGrpcWorker:
+        w = worker.TaskHubGrpcWorker(host_address=address)
+        for fn in functions:
+            w.add_orchestrator(fn)
+        for fn in activities:
+            w.add_activity(fn)
+        w.start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def hello(ctx: task.OrchestrationContext, name: str):
+    return f"hello {name}"
+
+
+# -- a scheduled start ------------------------------------------------------------------------
+
+
+def test_a_scheduled_start_waits_pending_until_its_time(sidecar, started_worker):
+    started_worker(sidecar.address, hello)
+    with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
+        start_at = sidecar.clock.now() + timedelta(hours=2)
+        instance_id = c.schedule_new_orchestration(hello, input="later", start_at=start_at)
+        sidecar.advance(hours=1, minutes=59)
+        assert c.get_orchestration_state(instance_id).runtime_status == Status.PENDING
+        sidecar.advance(minutes=1)
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert state.serialized_output == '"hello later"'
+        assert state.last_updated_at.replace(tzinfo=start_at.tzinfo) >= start_at
+
+
+def test_a_start_time_already_past_runs_at_once(sidecar, started_worker):
+    started_worker(sidecar.address, hello)
+    with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
+        start_at = sidecar.clock.now() - timedelta(minutes=5)
+        instance_id = c.schedule_new_orchestration(hello, input="now", start_at=start_at)
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert state.serialized_output == '"hello now"'
+
+
+def test_a_scheduled_start_can_be_terminated_before_its_time(sidecar, started_worker):
+    started_worker(sidecar.address, hello)
+    with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
+        start_at = sidecar.clock.now() + timedelta(days=1)
+        instance_id = c.schedule_new_orchestration(hello, input="never", start_at=start_at)
+        c.terminate_orchestration(instance_id, output="changed my mind")
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert state.runtime_status == Status.TERMINATED
+        sidecar.advance(days=2)
+        assert c.get_orchestration_state(instance_id).runtime_status == Status.TERMINATED
+
+
+def test_a_scheduled_start_survives_a_restart_of_the_sidecar(make_store, started_worker):
+    with SidecarHarness(make_store) as first:
+        start_at = first.clock.now() + timedelta(hours=3)
+        with client.TaskHubGrpcClient(host_address=first.address) as c:
+            instance_id = c.schedule_new_orchestration(hello, input="kept", start_at=start_at)
+    with SidecarHarness(make_store) as second:
+        started_worker(second.address, hello)
+        with client.TaskHubGrpcClient(host_address=second.address) as c:
+            second.idle()
+            assert c.get_orchestration_state(instance_id).runtime_status == Status.PENDING
+            second.advance(hours=3)  # this clock started after the first one: past start_at
+            state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+            assert state.serialized_output == '"hello kept"'
+
+
+# -- continue-as-new with carried-over events -----------------------------------------------
+
+
+def collects(ctx: task.OrchestrationContext, seen: list):
+    value = yield ctx.wait_for_external_event("item")
+    seen = [*seen, value]
+    if len(seen) < 5:
+        ctx.continue_as_new(seen, save_events=True)
+        return None
+    return seen
+
+
+def test_carried_over_events_come_before_events_raised_meanwhile(sidecar, started_worker):
+    started_worker(sidecar.address, collects)
+    with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
+        instance_id = c.schedule_new_orchestration(collects, input=[])
+        for value in range(1, 6):
+            c.raise_orchestration_event(instance_id, "item", data=value)
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        assert state.runtime_status == Status.COMPLETED
+        assert state.serialized_output == "[1, 2, 3, 4, 5]"
+
+
+# -- an activity's context ------------------------------------------------------------------
+
+
+def whereabouts(ctx: task.ActivityContext, _) -> list:
+    return [ctx.orchestration_id, ctx.task_id]
+
+
+def asks_where(ctx: task.OrchestrationContext, _):
+    first = yield ctx.call_activity(whereabouts)
+    second = yield ctx.call_activity(whereabouts)
+    return [first, second]
+
+
+def test_an_activity_knows_its_orchestration_and_task_id(sidecar, started_worker):
+    started_worker(sidecar.address, asks_where, activities=(whereabouts,))
+    with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
+        instance_id = c.schedule_new_orchestration(asks_where, instance_id="where-1")
+        state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert state.serialized_output == '[["where-1", 1], ["where-1", 2]]'
