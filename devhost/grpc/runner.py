@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from ..app.app_index import FunctionIndex
 from ..app.http_call import HttpAnswer, HttpCall
@@ -158,7 +159,8 @@ class GrpcRunner(FunctionRunner):
         item.done = finished
         self._submit(item)
 
-    async def _run(self, item: WorkItem) -> pb.OrchestratorResponse:
+    async def _run(self, item: WorkItem) -> Any:
+        """The worker's answer to an episode or an entity operation."""
         answer: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def finished(response: pb.OrchestratorResponse) -> None:
@@ -183,7 +185,8 @@ class GrpcRunner(FunctionRunner):
         for request in requests:
             current = replace(record, entity_state=batch.state)
             message = pb.WorkItem(entityRequest=entity_codec.batch_request(current, request))
-            result = await self._run(Kind.ENTITY, record.name.lower(), message)
+            item = WorkItem(Kind.ENTITY, record.name.lower(), message, lambda _: None)
+            result = await self._run(item)
             state, outcome = entity_codec.operation_outcome(record.instance_id, request, result)
             if not outcome.is_error:
                 batch.state = state
@@ -233,12 +236,17 @@ def _activity_request(
 def _instance_of(item: WorkItem) -> str:
     if item.kind == Kind.ORCHESTRATION:
         return item.message.orchestratorRequest.instanceId
+    if item.kind == Kind.ENTITY:
+        return item.message.entityRequest.instanceId
     return item.message.activityRequest.orchestrationInstance.instanceId
+
+
+KIND_WORDS = {Kind.ORCHESTRATION: "orchestrator", Kind.ACTIVITY: "activity", Kind.ENTITY: "entity"}
 
 
 def _wanted(item: WorkItem) -> str:
     """The worker an item waits for, in words."""
-    kind = "orchestrator" if item.kind == Kind.ORCHESTRATION else "activity"
+    kind = KIND_WORDS[item.kind]
     version = f" (version '{item.version}')" if item.version else ""
     return f"a Durable Task worker that registers the {kind} '{item.name}'{version}"
 
