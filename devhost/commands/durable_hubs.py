@@ -42,6 +42,7 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"
 DASHBOARD_HUB = "/_devhost/api/hub"
 PAGE = 1000
+LONG_WORK = aiohttp.ClientTimeout(sock_connect=10)  # a purge of thousands: minutes on Azurite
 Progress = Callable[[int, int], None]  # told (instances done, instances in all) as a purge goes
 EARLIEST = "1601-01-01T00:00:00Z"  # the earliest time Azure Table storage holds
 
@@ -129,8 +130,10 @@ class HttpHub:
         params: dict | None = None,
         body: str | None = None,
         headers: dict[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> tuple[Any, dict[str, str]]:
         """The answer's JSON and headers; a refusal as a HubError with the host's sentence.
+        `timeout` replaces the session's 60 s for work that takes as long as it takes.
 
         A purge that deleted nothing answers 404 with a count: that is an answer, not an error.
         """
@@ -141,7 +144,9 @@ class HttpHub:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            async with self.session.request(method, url, data=body, headers=headers) as response:
+            async with self.session.request(
+                method, url, data=body, headers=headers, timeout=timeout or self.session.timeout
+            ) as response:
                 text = await response.text()
                 answer = json.loads(text) if text.strip() else None
                 if response.status >= 400 and not (response.status == 404 and method == "DELETE"):
@@ -194,7 +199,7 @@ class HttpHub:
     async def purge(self, filters: Filters, progress: Progress | None = None) -> Purged:
         params = filters.params()
         params.setdefault("createdTimeFrom", EARLIEST)
-        answer, _ = await self._call("DELETE", "/instances", params)
+        answer, _ = await self._call("DELETE", "/instances", params, timeout=LONG_WORK)
         answer = answer if isinstance(answer, dict) else {}
         return Purged(int(answer.get("instancesDeleted", 0)), answer.get("Message"))
 
@@ -210,7 +215,7 @@ class HttpHub:
                 with contextlib.suppress(HubError):  # it may have finished meanwhile
                     await self._call("POST", f"{self._id(instance_id)}/terminate", {"reason": ""})
             await asyncio.sleep(0.2)  # a poll with a deadline: the host answers no "stopped"
-        await self._call("DELETE", f"{self.origin}{DASHBOARD_HUB}")
+        await self._call("DELETE", f"{self.origin}{DASHBOARD_HUB}", timeout=LONG_WORK)
 
     async def _all(self, filters: Filters) -> list[dict]:
         found, token = [], None
