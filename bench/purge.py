@@ -102,7 +102,7 @@ def main() -> None:
     print(
         f"purge azure, {count:,} finished instances ({args.events} history rows each): "
         f"by filter {count / purge:,.0f} instances/s ({purge:.1f} s), delete-task-hub "
-        f"{count / delete:,.0f} instances/s ({delete:.1f} s) (medians of {args.runs} runs)"
+        f"{count / delete:,.0f} instances/s ({delete:.2f} s) (medians of {args.runs} runs)"
     )
 
 

@@ -48,10 +48,14 @@ def client_options(connection: str) -> dict[str, bool]:
     entry on a thread at every request: two thread hand-offs a storage call, which the host's
     busy loop pays for in latency and CPU. Other endpoints keep the SDK's default.
     """
+    return {"use_env_settings": False} if is_emulator(connection) else {}
+
+
+def is_emulator(connection: str) -> bool:
+    """Whether the connection names storage on this machine (Azurite), not an Azure account."""
     pairs = (part.partition("=") for part in expand_development_storage(connection).split(";"))
     hosts = {urlsplit(value).hostname for key, _, value in pairs if key.endswith("Endpoint")}
-    local = bool(hosts) and hosts <= {"127.0.0.1", "localhost", "::1"}
-    return {"use_env_settings": False} if local else {}
+    return bool(hosts) and hosts <= {"127.0.0.1", "localhost", "::1"}
 
 
 def answers(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -271,7 +271,7 @@ async def _execute(args: argparse.Namespace, request: dict[str, Any], hub: Hub) 
         await hub.control(args.id, command, args.reason)
         print(f"{command.capitalize()} of instance '{args.id}' accepted.")
     elif command == "purge-history":
-        purged = await hub.purge(request["filters"])
+        purged = await hub.purge(request["filters"], _purge_progress)
         answer: dict[str, Any] = {"instancesDeleted": purged.deleted}
         text = f"Purged {purged.deleted} instance{'' if purged.deleted == 1 else 's'}."
         if purged.reason:
@@ -281,6 +281,13 @@ async def _execute(args: argparse.Namespace, request: dict[str, Any], hub: Hub) 
     elif command == "delete-task-hub":
         await hub.delete_hub()
         print("Deleted every instance of the task hub.")
+
+
+def _purge_progress(done: int, total: int) -> None:
+    """A line on stderr for each page of a long purge (one page says nothing)."""
+    if total > PAGE:
+        print(f"Purging: {done:,} of {total:,} matching instances done ...", file=sys.stderr,
+              flush=True)  # fmt: skip
 
 
 async def _page_through(

@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,8 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"
 DASHBOARD_HUB = "/_devhost/api/hub"
 PAGE = 1000
+LONG_WORK = aiohttp.ClientTimeout(sock_connect=10)  # a purge of thousands: minutes on Azurite
+Progress = Callable[[int, int], None]  # told (instances done, instances in all) as a purge goes
 EARLIEST = "1601-01-01T00:00:00Z"  # the earliest time Azure Table storage holds
 
 
@@ -100,7 +103,9 @@ class Hub(Protocol):
 
     async def raise_event(self, instance_id: str, name: str, data_json: str | None) -> None: ...
 
-    async def purge(self, filters: Filters) -> Purged: ...
+    async def purge(self, filters: Filters, progress: Progress | None = None) -> Purged:
+        """Delete the finished instances that match; `progress` is told as the work goes, where
+        the hub can say (a host purges in one request)."""
 
     async def delete_hub(self) -> None: ...
 
@@ -125,8 +130,10 @@ class HttpHub:
         params: dict | None = None,
         body: str | None = None,
         headers: dict[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> tuple[Any, dict[str, str]]:
         """The answer's JSON and headers; a refusal as a HubError with the host's sentence.
+        `timeout` replaces the session's 60 s for work that takes as long as it takes.
 
         A purge that deleted nothing answers 404 with a count: that is an answer, not an error.
         """
@@ -137,7 +144,9 @@ class HttpHub:
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
-            async with self.session.request(method, url, data=body, headers=headers) as response:
+            async with self.session.request(
+                method, url, data=body, headers=headers, timeout=timeout or self.session.timeout
+            ) as response:
                 text = await response.text()
                 answer = json.loads(text) if text.strip() else None
                 if response.status >= 400 and not (response.status == 404 and method == "DELETE"):
@@ -187,10 +196,10 @@ class HttpHub:
         path = f"{self._id(instance_id)}/raiseEvent/{quote(name, safe='')}"
         await self._call("POST", path, body=data_json if data_json is not None else "null")
 
-    async def purge(self, filters: Filters) -> Purged:
+    async def purge(self, filters: Filters, progress: Progress | None = None) -> Purged:
         params = filters.params()
         params.setdefault("createdTimeFrom", EARLIEST)
-        answer, _ = await self._call("DELETE", "/instances", params)
+        answer, _ = await self._call("DELETE", "/instances", params, timeout=LONG_WORK)
         answer = answer if isinstance(answer, dict) else {}
         return Purged(int(answer.get("instancesDeleted", 0)), answer.get("Message"))
 
@@ -206,7 +215,7 @@ class HttpHub:
                 with contextlib.suppress(HubError):  # it may have finished meanwhile
                     await self._call("POST", f"{self._id(instance_id)}/terminate", {"reason": ""})
             await asyncio.sleep(0.2)  # a poll with a deadline: the host answers no "stopped"
-        await self._call("DELETE", f"{self.origin}{DASHBOARD_HUB}")
+        await self._call("DELETE", f"{self.origin}{DASHBOARD_HUB}", timeout=LONG_WORK)
 
     async def _all(self, filters: Filters) -> list[dict]:
         found, token = [], None
@@ -281,17 +290,23 @@ class StorageHub:
         engine = await self.engine()
         await _engine_call(engine.raise_event(instance_id, name, data_json))
 
-    async def purge(self, filters: Filters) -> Purged:
+    async def purge(self, filters: Filters, progress: Progress | None = None) -> Purged:
+        """The matching ids first (a page of the listing holds offsets a purge would move),
+        then their purge, a page of ids at a time, told to `progress`."""
         engine = await self.engine()
-        found, token = [], None
+        ids, live, token = [], [], None
         while True:
             records, token = await self.reader.query(filters.query(), PAGE, token)
-            found += [r for r in records if not r.is_entity]
+            ids += [r.instance_id for r in records if not r.is_entity]
+            live += [(r.instance_id, str(r.runtime_status)) for r in records
+                     if not r.is_entity and not r.runtime_status.is_terminal]  # fmt: skip
             if not token:
                 break
-        deleted = await _engine_call(engine.purge([r.instance_id for r in found]))
-        live = [(r.instance_id, str(r.runtime_status)) for r in found
-                if not r.runtime_status.is_terminal]  # fmt: skip
+        deleted = 0
+        for start in range(0, len(ids), PAGE):
+            deleted += await _engine_call(engine.purge(ids[start : start + PAGE]))
+            if progress is not None:
+                progress(min(start + PAGE, len(ids)), len(ids))
         return Purged(deleted, None if deleted else not_purged_reason(live))
 
     async def delete_hub(self) -> None:

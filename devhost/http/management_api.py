@@ -330,16 +330,17 @@ class ManagementApi:
         query = self._query(request)
         if query.created_from is None:
             return _error(400, "createdTimeFrom is required to purge instances.")
-        records, token = [], None
-        while True:
+        ids, live, token = [], [], None
+        while True:  # only the ids are kept: a store's pages may be offsets, which a purge moves
             page, token = await self.engine.query(query, MAX_PAGE, token)
-            records.extend(page)
+            ids += [r.instance_id for r in page]
+            live += [r for r in page if not r.runtime_status.is_terminal]
             if not token:
                 break
-        deleted = await self.engine.purge([r.instance_id for r in records])
+        deleted = await self.engine.purge(ids)
         if deleted:
             return _json({"instancesDeleted": deleted})
-        return _not_purged([r for r in records if not r.runtime_status.is_terminal])
+        return _not_purged(live)
 
     async def raise_event(self, request: web.Request) -> web.Response:
         return await self._control(
