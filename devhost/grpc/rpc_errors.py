@@ -36,7 +36,12 @@ def rpc(method: Method[R]) -> Method[R]:
             await context.abort(STATUS_CODES.get(err.status, grpc.StatusCode.UNKNOWN), str(err))
         except HubRefused as err:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
-        except (StorageUnavailableError, StorageRequestError) as err:
+        except (
+            StorageRequestError
+        ) as err:  # refused for good, e.g. a continuation token we never gave
+            code = STATUS_CODES.get(err.status, grpc.StatusCode.FAILED_PRECONDITION)
+            await context.abort(code, str(err))
+        except StorageUnavailableError as err:
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"task hub storage: {err}")
         raise AssertionError("abort returns only by raising")
 

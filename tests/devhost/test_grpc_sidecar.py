@@ -15,9 +15,11 @@ from typing import Any
 import grpc
 import pytest
 from durabletask import client, history, task, worker
+from google.protobuf import wrappers_pb2
 
 from devhost.grpc.proto import pb, stubs
 from devhost.store.azure import AzureStore
+from devhost.store.base import BAD_TOKEN
 from devhost.store.memory import MemoryStore
 from devhost.testing.sidecar import SidecarHarness
 
@@ -395,3 +397,18 @@ def test_what_the_sidecar_does_not_serve_answers_unimplemented(sidecar):
             stub.CreateTaskHub(pb.CreateTaskHubRequest())
     assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "does not serve CreateTaskHub" in refused.value.details()
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "99999x"])
+def test_a_continuation_token_the_sidecar_never_gave_is_an_invalid_argument(sidecar, token):
+    """Refused with the sentence, on both stores (storage is not 'unavailable' for it)."""
+    with grpc.insecure_channel(sidecar.address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.QueryInstances(
+                pb.QueryInstancesRequest(
+                    query=pb.InstanceQuery(continuationToken=wrappers_pb2.StringValue(value=token))
+                )
+            )
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == BAD_TOKEN
