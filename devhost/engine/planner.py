@@ -207,13 +207,13 @@ class Planner:
                     events.append(evt)
                     consumed.append(message.message_id)
                 continue
-            target = self._target_of(evt)
+            target = _target_of(evt)
             task = self.tasks.get(target) if target is not None else None
             stale = message.execution_id not in (None, self.execution_id)
             if task is None or stale or target in taken:
                 consumed.append(message.message_id)  # a duplicate, or for an older execution
                 continue
-            if self._is_retry_step(evt, task):
+            if _is_retry_step(evt, task):
                 if retry_event is None:
                     retry_event = message
                 continue
@@ -226,20 +226,6 @@ class Planner:
         self.delivered.update(offered)
         return Selection(events=carried_first(events), consumed=consumed)
 
-    @staticmethod
-    def _target_of(evt: dict[str, Any]) -> int | str | None:
-        if evt["EventType"] == EventType.EventRaised:
-            return evt.get("Name")
-        return completion_target(evt)
-
-    @staticmethod
-    def _is_retry_step(evt: dict[str, Any], task: PendingTask) -> bool:
-        failed = evt["EventType"] in (
-            EventType.TaskFailed,
-            EventType.SubOrchestrationInstanceFailed,
-        )
-        return (failed and task.retry is not None) or (task.is_timer and task.retry_of is not None)
-
     # -- turning the SDK's answer into history and work --------------------------------------
 
     def plan(
@@ -251,11 +237,11 @@ class Planner:
         retry_step = None
         self.incremental = result.incremental
         for evt in delivered:
-            target = self._target_of(evt)
+            target = _target_of(evt)
             if evt["EventType"] == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
                 continue
             task = self.tasks.pop(target, None) if target is not None else None
-            if task is not None and self._is_retry_step(evt, task):
+            if task is not None and _is_retry_step(evt, task):
                 retry_step = (target, task)
 
         outcome = self._outcome(result)
@@ -550,6 +536,19 @@ class Planner:
 
 BUILTIN_HTTP_ACTIVITY = "BuiltIn::HttpActivity"
 CARRIED_OVER = "CarriedOver"  # marks an event an SDK carried into its continue-as-new
+
+
+def _target_of(evt: dict[str, Any]) -> int | str | None:
+    """The task id (or an event's name) an incoming event answers."""
+    if evt["EventType"] == EventType.EventRaised:
+        return evt.get("Name")
+    return completion_target(evt)
+
+
+def _is_retry_step(evt: dict[str, Any], task: PendingTask) -> bool:
+    """A failure its retry policy answers, or the timer before a retry: not the task's end."""
+    failed = evt["EventType"] in (EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed)
+    return (failed and task.retry is not None) or (task.is_timer and task.retry_of is not None)
 
 
 def carried_first(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
