@@ -52,6 +52,19 @@ def _in_window(record: InstanceRecord, query: pb.EntityQuery) -> bool:
     return (since is None or moment >= since) and (until is None or moment <= until)
 
 
+async def _all_entity_ids(engine: Engine) -> list[str]:
+    """Every entity's id, page by page, before anything is changed."""
+    ids: list[str] = []
+    token = None
+    while True:
+        records, token = await engine.query(
+            InstanceQuery(instance_id_prefix="@"), CLEAN_PAGE, token
+        )
+        ids += [record.instance_id for record in records]
+        if not token:
+            return ids
+
+
 class EntityCalls:
     """The entity RPCs of `SidecarService` (which supplies `_hub` and `_settle`)."""
 
@@ -118,27 +131,23 @@ class EntityCalls:
     @rpc
     async def CleanEntityStorage(self, request: pb.CleanEntityStorageRequest, context):
         """Releases locks whose orchestration has finished or is gone, and deletes entities
-        with no state, no lock and nothing waiting; the whole hub in one call."""
+        with no state, no lock and nothing waiting; the whole hub in one call. The ids are
+        read over every page first: a store's pages may be offsets, which a removal moves."""
         engine = await self._engine(context)
         removed = released = 0
-        token = None
-        while True:
-            records, token = await engine.query(
-                InstanceQuery(instance_id_prefix="@"), CLEAN_PAGE, token
-            )
-            for record in records:
-                view = await engine.entity_view(record.instance_id)
-                holder = view.record.entity_lock if view is not None else None
-                if request.releaseOrphanedLocks and holder is not None:
-                    status = await engine.get_status(holder)
-                    if status is None or status.runtime_status.is_terminal:
-                        await engine.release_entity_lock(record.instance_id, holder)
-                        released += 1
-                        continue
-                if request.removeEmptyEntities and view is not None:
-                    removed += await engine.remove_empty_entity(record.instance_id)
-            if not token:
-                break
+        for entity in await _all_entity_ids(engine):
+            view = await engine.entity_view(entity)
+            if view is None:
+                continue
+            holder = view.record.entity_lock
+            if request.releaseOrphanedLocks and holder is not None:
+                status = await engine.get_status(holder)
+                if status is None or status.runtime_status.is_terminal:
+                    await engine.release_entity_lock(entity, holder)
+                    released += 1
+                    continue
+            if request.removeEmptyEntities:
+                removed += await engine.remove_empty_entity(entity)
         return pb.CleanEntityStorageResponse(
             emptyEntitiesRemoved=removed, orphanedLocksReleased=released
         )

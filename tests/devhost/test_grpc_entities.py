@@ -18,6 +18,7 @@ import pytest
 from durabletask import client, entities, task, worker
 from google.protobuf import wrappers_pb2
 
+from devhost.grpc import entity_calls
 from devhost.grpc.proto import pb, stubs
 from devhost.store.azure import AzureStore
 from devhost.store.memory import MemoryStore
@@ -233,6 +234,17 @@ def test_clean_removes_empty_entities_and_releases_orphaned_locks(sidecar, conne
     assert c.clean_entity_storage().empty_entities_removed == 1  # now "orphan" too
     found = c.get_all_entities(client.EntityQuery(include_transient=True))
     assert found == []
+
+
+def test_clean_removes_every_empty_entity_over_more_than_one_page(sidecar, connect, monkeypatch):
+    monkeypatch.setattr(entity_calls, "CLEAN_PAGE", 2)
+    c = connect(entity_functions=(counter,))
+    for n in range(5):
+        c.signal_entity(entities.EntityInstanceId("counter", f"e{n}"), "delete")
+    until(lambda: len(c.get_all_entities(client.EntityQuery(include_transient=True))) == 5)
+    sidecar.idle()
+    assert c.clean_entity_storage().empty_entities_removed == 5
+    assert c.get_all_entities(client.EntityQuery(include_transient=True)) == []
 
 
 def test_bad_entity_ids_and_page_sizes_are_refused_with_a_sentence(sidecar):
