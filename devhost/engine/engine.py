@@ -302,11 +302,19 @@ class Engine:
 
     async def _start_for_entity(self, start: OrchestrationStart) -> None:
         """An orchestration an entity's operation starts; one that exists already (the
-        operation ran again after a crash) is left as it is."""
+        operation ran again after a crash) is left as it is, and one the rules refuse is
+        logged (raising would leave the entity's batch uncommitted, to fail again for good)."""
         try:
             await self.client.start_new(start.name, start.instance_id, start.input)
         except EngineError as err:
-            if err.status != 409:
+            if err.status in (400, 413):
+                log.error(
+                    "%s: an entity's start of '%s' is refused: %s",
+                    start.instance_id,
+                    start.name,
+                    err,
+                )
+            elif err.status != 409:
                 raise
 
     @client_operation

@@ -24,8 +24,10 @@ from google.protobuf import json_format, wrappers_pb2
 
 from ..engine.actions import ActionType
 from ..engine.entities import EntityRequest, OperationOutcome, OrchestrationStart
+from ..taskhub.errors import EngineError
 from ..taskhub.history import format_time
 from ..taskhub.model import InstanceRecord
+from ..taskhub.rules import check_instance_id, check_payload
 from .proto import pb
 
 
@@ -152,11 +154,22 @@ def operation_outcome(
                 )
         elif action.HasField("startNewOrchestration"):
             start = action.startNewOrchestration
-            outcome.starts.append(
-                OrchestrationStart(
-                    start.name, start.instanceId or derived, optional_text(start, "input")
-                )
+            started = OrchestrationStart(
+                start.name, start.instanceId or derived, optional_text(start, "input")
             )
+            try:
+                check_instance_id(started.instance_id)
+                check_payload("orchestration input", started.input)
+            except EngineError as refused:
+                return state, _failed(
+                    request,
+                    pb.TaskFailureDetails(
+                        errorType="devhost.OrchestrationStartRefused",
+                        errorMessage=f"The operation's start of '{start.name}' is refused: "
+                        f"{refused}",
+                    ),
+                )
+            outcome.starts.append(started)
     return state, outcome
 
 

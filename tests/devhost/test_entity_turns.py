@@ -10,8 +10,10 @@ import pytest
 from devhost.engine.entities import EntityRequest, request_message
 from devhost.engine.entity_turns import take_turn
 from devhost.grpc.codec import episode_answer
+from devhost.grpc.entity_codec import operation_outcome
 from devhost.grpc.proto import pb
 from devhost.taskhub.history import format_time
+from devhost.taskhub.rules import MAX_PAYLOAD_CHARS
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ENTITY = "@counter@a"
@@ -90,3 +92,25 @@ def test_an_entity_message_to_no_entity_fails_the_orchestration(fields):
     answer = episode_answer(entity_message(**fields))
     assert answer.is_done and answer.actions == []
     assert "entity id" in (answer.error or "") or "lock set" in (answer.error or "")
+
+
+@pytest.mark.parametrize(
+    ("start", "sentence"),
+    [
+        (pb.StartNewOrchestrationAction(name="o", instanceId="a/b"), "must not contain /"),
+        (
+            pb.StartNewOrchestrationAction(
+                name="o", instanceId="big", input={"value": "x" * (MAX_PAYLOAD_CHARS + 1)}
+            ),
+            "devhost keeps at most",
+        ),
+    ],
+)
+def test_an_operation_that_starts_a_refused_orchestration_fails(start, sentence):
+    result = pb.EntityBatchResult(
+        results=[pb.OperationResult(success=pb.OperationResultSuccess())],
+        actions=[pb.OperationAction(id=0, startNewOrchestration=start)],
+    )
+    _, outcome = operation_outcome(ENTITY, op("1"), result)
+    assert outcome.is_error and outcome.starts == []
+    assert sentence in outcome.failure["ErrorMessage"]

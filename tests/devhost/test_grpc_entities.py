@@ -7,6 +7,7 @@ until the test advances time.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +84,8 @@ def counter(ctx: entities.EntityContext, amount: Any) -> Any:
     elif ctx.operation == "pass_on":  # signals another counter, starts an orchestration
         ctx.signal_entity(entities.EntityInstanceId("counter", amount), "add", 10)
         ctx.schedule_new_orchestration("reads", input=amount, instance_id=f"reads-{amount}")
+    elif ctx.operation == "bad_start":  # an id the runtime refuses
+        ctx.schedule_new_orchestration("reads", instance_id="a/b")
     elif ctx.operation == "delete":
         ctx.set_state(None)
     return ctx.get_state(int, 0)
@@ -109,6 +112,16 @@ def calls_a_failing_operation(ctx: task.OrchestrationContext, _):
     except task.TaskFailedError as failure:
         return str(failure)
     return "no failure"
+
+
+def calls_a_bad_start_then_adds(ctx: task.OrchestrationContext, key: str):
+    target = entities.EntityInstanceId("counter", key)
+    try:
+        yield ctx.call_entity(target, "bad_start")
+        refused = "no failure"
+    except task.TaskFailedError as failure:
+        refused = str(failure)
+    return [refused, (yield ctx.call_entity(target, "add", 1))]
 
 
 def locks_and_waits(ctx: task.OrchestrationContext, key: str):
@@ -152,6 +165,18 @@ def test_an_entity_signals_an_entity_and_starts_an_orchestration(connect):
     state = c.wait_for_orchestration_completion(state.instance_id, timeout=30)
     assert state.serialized_output == "10"
     assert state_of(c, "second") == 10
+
+
+def test_a_refused_start_fails_its_operation_and_the_entity_goes_on(connect, caplog):
+    c = connect(calls_a_bad_start_then_adds, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "b"), "bad_start")
+    c.signal_entity(entities.EntityInstanceId("counter", "b"), "add", 5)
+    instance_id = c.schedule_new_orchestration(calls_a_bad_start_then_adds, input="b")
+    state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert state.runtime_status == Status.COMPLETED
+    refused, total = json.loads(state.serialized_output)
+    assert "must not contain /" in refused and total == 6
+    assert not [r for r in caplog.records if r.exc_info]  # no stack trace
 
 
 def metadata(sidecar: SidecarHarness, key: str) -> pb.EntityMetadata | None:
