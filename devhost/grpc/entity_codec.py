@@ -74,7 +74,9 @@ def entity_action(message: pb.SendEntityMessageAction) -> dict[str, Any]:
         }
     if kind == "entityLockRequested":
         lock = message.entityLockRequested
-        lock_set = [_target(entity) for entity in lock.lockSet]
+        # Sorted and de-duplicated again after the names are lower-cased: the SDK did it
+        # with the names as written, and a repeat would wait on a lock its section holds.
+        lock_set = sorted({_target(entity) for entity in lock.lockSet})
         if lock.position != 0 or not lock_set or not lock.criticalSectionId:
             raise BadEntityMessage("a lock request starts at the first of a non-empty lock set")
         return {

@@ -10,7 +10,7 @@ import pytest
 from devhost.engine.entities import EntityRequest, request_message
 from devhost.engine.entity_turns import take_turn
 from devhost.grpc.codec import episode_answer
-from devhost.grpc.entity_codec import operation_outcome
+from devhost.grpc.entity_codec import entity_action, operation_outcome
 from devhost.grpc.proto import pb
 from devhost.taskhub.history import format_time
 from devhost.taskhub.rules import MAX_PAYLOAD_CHARS
@@ -114,3 +114,12 @@ def test_an_operation_that_starts_a_refused_orchestration_fails(start, sentence)
     _, outcome = operation_outcome(ENTITY, op("1"), result)
     assert outcome.is_error and outcome.starts == []
     assert sentence in outcome.failure["ErrorMessage"]
+
+
+def test_a_lock_set_is_sorted_and_deduplicated_after_its_names_are_lower_cased():
+    lock = pb.EntityLockRequestedEvent(
+        criticalSectionId="cs", lockSet=["@Counter@b", "@counter@a", "@counter@b"]
+    )
+    action = entity_action(pb.SendEntityMessageAction(entityLockRequested=lock))
+    assert action["lockSet"] == ["@counter@a", "@counter@b"]
+    assert action["instanceId"] == "@counter@a"
