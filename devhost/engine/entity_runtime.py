@@ -61,6 +61,7 @@ class EntityRuntime:
     busy: bool = False
     wake_at: datetime | None = None
     wakeup: Wakeup | None = None
+    sending: int = 0  # requests on their way into the store: the entity may not be removed
 
 
 class EntityRuntimes:
@@ -169,7 +170,9 @@ class EntityRuntimes:
         """Delete an entity that has no state, no lock and nothing waiting."""
         async with self._lock:
             runtime = self._entities.get(entity_id)
-            if runtime is not None and (runtime.inbox or runtime.busy or runtime.scheduled):
+            if runtime is not None and (
+                runtime.inbox or runtime.busy or runtime.scheduled or runtime.sending
+            ):
                 return False
             view = await self.view(entity_id)
             if view is None or view.waiting or view.record.entity_state is not None:
@@ -195,9 +198,19 @@ class EntityRuntimes:
 
     async def send(self, message: Message) -> None:
         """Store a request for its entity and queue it there."""
-        runtime = await self._entity(message.instance_id)
-        await self.store.send([message])
+        runtime = await self._sending_to(message.instance_id)
+        try:
+            await self.store.send([message])
+        finally:
+            runtime.sending -= 1
         self._queue(runtime, message)
+
+    async def _sending_to(self, entity_id: str) -> EntityRuntime:
+        """The entity in memory, counted as having a request on its way until the caller
+        takes the count back (`remove_if_empty` leaves it alone meanwhile)."""
+        runtime = await self._entity(entity_id)
+        runtime.sending += 1
+        return runtime
 
     async def _entity(self, entity_id: str) -> EntityRuntime:
         """The entity in memory, read from the store, or created on its first request."""
@@ -288,15 +301,18 @@ class EntityRuntimes:
             if step.lock_set is not None and step.position + 1 >= len(step.lock_set)
         ]
         to_entities += sent_by(record.instance_id, outcomes, now)
-        for message in to_entities:
-            await self._entity(message.instance_id)
-        if responses or to_entities:
-            await self.store.send(responses + to_entities)
-        for outcome in outcomes:
-            for start in outcome.starts:
-                if self.start_orchestration is not None:
-                    await self.start_orchestration(start)
-        await self.store.commit(EpisodeCommit(record, [], turn.consumed, status_changed=True))
+        targets = [await self._sending_to(message.instance_id) for message in to_entities]
+        try:
+            if responses or to_entities:
+                await self.store.send(responses + to_entities)
+            for outcome in outcomes:
+                for start in outcome.starts:
+                    if self.start_orchestration is not None:
+                        await self.start_orchestration(start)
+            await self.store.commit(EpisodeCommit(record, [], turn.consumed, status_changed=True))
+        finally:
+            for target in targets:
+                target.sending -= 1
         runtime.record = record
         done = set(turn.consumed)
         runtime.inbox = [m for m in runtime.inbox if m.message_id not in done]
@@ -306,8 +322,8 @@ class EntityRuntimes:
                 caller.set_result(outcome)
         for message in responses:
             self.routing.route(message)
-        for message in to_entities:
-            self._queue(self._entities[message.instance_id], message)
+        for target, message in zip(targets, to_entities, strict=True):
+            self._queue(target, message)
         return True
 
     def _queue(self, runtime: EntityRuntime, message: Message) -> None:

@@ -1,5 +1,7 @@
 """Durable entities on the harness (both stores): signals, calls, order, failures, the API."""
 
+import asyncio
+
 import azure.durable_functions as df
 
 WEBHOOKS = "/runtime/webhooks/durabletask"
@@ -59,3 +61,31 @@ def test_a_failing_signal_changes_nothing_and_later_ones_apply(host):
     host.idle()
     state = host.run(host.client.read_entity_state(counter))
     assert state.entity_state == {"total": 3, "seen": [1, 2]}
+
+
+def test_an_empty_entity_is_not_removed_while_a_request_is_on_its_way(host, monkeypatch):
+    runtimes = host._started.engine.entity_runtime
+    real_send = runtimes.store.send
+
+    async def race() -> bool:
+        await runtimes.resume("@tally@race")  # in memory, no state: removable
+        storing, stored = asyncio.Event(), asyncio.Event()
+
+        async def held_send(messages):
+            storing.set()
+            await stored.wait()
+            await real_send(messages)
+
+        monkeypatch.setattr(runtimes.store, "send", held_send)
+        signal = asyncio.create_task(runtimes.signal("Tally", "race", "add", "4"))
+        await storing.wait()
+        removed = await runtimes.remove_if_empty("@tally@race")
+        stored.set()
+        await signal
+        return removed
+
+    assert host.run(race()) is False
+    monkeypatch.setattr(runtimes.store, "send", real_send)
+    host.idle()
+    state = host.run(host.client.read_entity_state(df.EntityId("Tally", "race")))
+    assert state.entity_state == {"total": 4, "seen": [4]}

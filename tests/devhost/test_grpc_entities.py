@@ -7,6 +7,7 @@ until the test advances time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -177,6 +178,41 @@ def test_a_refused_start_fails_its_operation_and_the_entity_goes_on(connect, cap
     refused, total = json.loads(state.serialized_output)
     assert "must not contain /" in refused and total == 6
     assert not [r for r in caplog.records if r.exc_info]  # no stack trace
+
+
+def test_an_entity_a_batch_signals_is_not_removed_before_the_signal_is_queued(
+    sidecar, connect, monkeypatch
+):
+    c = connect(reads, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "warm"), "add", 1)
+    until(lambda: state_of(c, "warm") == 1)
+    engine = sidecar.sidecar.hubs.hubs[0].engine
+    store = engine.entity_runtime.store
+    real_commit = store.commit
+
+    async def hold_first_commit() -> tuple[asyncio.Event, asyncio.Event]:
+        committing, committed = asyncio.Event(), asyncio.Event()
+
+        async def held_commit(commit):
+            if commit.record.instance_id == "@counter@first":
+                committing.set()
+                await committed.wait()
+            return await real_commit(commit)
+
+        monkeypatch.setattr(store, "commit", held_commit)
+        return committing, committed
+
+    committing, committed = sidecar.run(hold_first_commit())
+
+    async def clean_meanwhile() -> bool:
+        await committing.wait()  # "second" is in memory, empty, its signal not yet queued
+        removed = await engine.remove_empty_entity("@counter@second")
+        committed.set()
+        return removed
+
+    c.signal_entity(entities.EntityInstanceId("counter", "first"), "pass_on", "second")
+    assert sidecar.run(clean_meanwhile()) is False
+    assert until(lambda: state_of(c, "second") == 10)
 
 
 def metadata(sidecar: SidecarHarness, key: str) -> pb.EntityMetadata | None:
