@@ -58,6 +58,7 @@ class ClientOperations:
         instance_id: str | None,
         input_json: str | None,
         options: StartOptions = NO_OPTIONS,
+        execution_id: str | None = None,
     ) -> str:
         if instance_id is not None:
             check_instance_id(instance_id)
@@ -70,7 +71,7 @@ class ClientOperations:
         check_payload("input", input_json)
         instance_id = instance_id or new_id()
         start = start_message(
-            self.clock.now(), instance_id, name, input_json, parent=None, options=options
+            self.clock.now(), instance_id, name, input_json, None, options, execution_id
         )
         start.stored = True
         record = record_from_start(start, self.clock.now())

@@ -301,11 +301,18 @@ class Engine:
         return await self.entity_runtime.remove_if_empty(entity_id)
 
     async def _start_for_entity(self, start: OrchestrationStart) -> None:
-        """An orchestration an entity's operation starts; one that exists already (the
-        operation ran again after a crash) is left as it is, and one the rules refuse is
-        logged (raising would leave the entity's batch uncommitted, to fail again for good)."""
+        """An orchestration an entity's operation starts. The operation applied again after a
+        crash finds its own start by the execution id (even finished: it is not run again);
+        another live instance of the id is left as it is; one the rules refuse is logged
+        (raising would leave the entity's batch uncommitted, to fail again for good)."""
+        if start.execution_id is not None:
+            existing = await self.client.get_record(start.instance_id)
+            if existing is not None and existing.execution_id == start.execution_id:
+                return
         try:
-            await self.client.start_new(start.name, start.instance_id, start.input)
+            await self.client.start_new(
+                start.name, start.instance_id, start.input, execution_id=start.execution_id
+            )
         except EngineError as err:
             if err.status in (400, 413):
                 log.error(

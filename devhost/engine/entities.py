@@ -82,6 +82,8 @@ class OrchestrationStart:
     name: str
     instance_id: str
     input: str | None
+    # Derived from the operation, so the operation applied again after a crash knows its start.
+    execution_id: str | None = None
 
 
 @dataclass

@@ -40,10 +40,11 @@ def start_message(
     input_json: str | None,
     parent: dict | None,
     options: StartOptions = NO_OPTIONS,
+    execution_id: str | None = None,
 ) -> Message:
-    """The start of a new execution (a new execution id), for a client, a parent or a
-    continue-as-new."""
-    execution_id = new_id()
+    """The start of a new execution (a new execution id unless given), for a client, a parent
+    or a continue-as-new."""
+    execution_id = execution_id or new_id()
     evt = execution_started(now, name, instance_id, execution_id, input_json, parent, options)
     evt["MessageId"] = message_id = new_id()
     return Message(message_id, instance_id, evt, execution_id)

@@ -157,7 +157,10 @@ def operation_outcome(
         elif action.HasField("startNewOrchestration"):
             start = action.startNewOrchestration
             started = OrchestrationStart(
-                start.name, start.instanceId or derived, optional_text(start, "input")
+                start.name,
+                start.instanceId or derived,
+                optional_text(start, "input"),
+                uuid5(NAMESPACE_URL, f"{entity_id}/{request.id}/{action.id}/execution").hex,
             )
             try:
                 check_instance_id(started.instance_id)

@@ -215,6 +215,37 @@ def test_an_entity_a_batch_signals_is_not_removed_before_the_signal_is_queued(
     assert until(lambda: state_of(c, "second") == 10)
 
 
+def test_an_operation_applied_again_does_not_run_its_finished_orchestration_again(
+    sidecar, connect, monkeypatch
+):
+    c = connect(reads, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "warm"), "add", 1)
+    until(lambda: state_of(c, "warm") == 1)
+    engine = sidecar.sidecar.hubs.hubs[0].engine
+    store = engine.entity_runtime.store
+    real_commit = store.commit
+    lost: list[str] = []
+
+    async def commit_lost_once(commit):  # as if the host died between the start and the commit
+        if commit.record.instance_id == "@counter@again" and not lost:
+            lost.append(commit.record.instance_id)
+            raise ConnectionError("the host went away before the entity's commit")
+        return await real_commit(commit)
+
+    monkeypatch.setattr(store, "commit", commit_lost_once)
+    c.signal_entity(entities.EntityInstanceId("counter", "again"), "pass_on", "twice")
+    first = c.wait_for_orchestration_completion(
+        until(lambda: c.get_orchestration_state("reads-twice")).instance_id, timeout=30
+    )
+    assert first.runtime_status == Status.COMPLETED and lost
+    started = sidecar.run(engine.get_record("reads-twice"))
+    c.signal_entity(entities.EntityInstanceId("counter", "again"), "add", 1)  # runs the batch again
+    assert until(lambda: state_of(c, "again") == 1)
+    sidecar.idle()
+    assert sidecar.run(engine.get_record("reads-twice")).execution_id == started.execution_id
+    assert state_of(c, "twice") == 10  # the repeated signal was dropped too
+
+
 def metadata(sidecar: SidecarHarness, key: str) -> pb.EntityMetadata | None:
     """The counter as a query that includes transient entities lists it (the SDK's metadata
     reads `lockedBy` as an entity id, and an orchestration holds the lock: read it raw)."""
