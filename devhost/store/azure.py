@@ -122,7 +122,9 @@ class AzureStore(TaskHubStore):
         self._history: TableClient
         self._leases: TableClient
         self._states: dict[str, _State] = {}
-        self._inbox_keys: dict[str, str] = {}
+        # (instance id, message id) -> inbox row key: a message id may be in two partitions (a
+        # lock request passed on from entity to entity keeps its id)
+        self._inbox_keys: dict[tuple[str, str], str] = {}
         self._lease: HubLease | None = None
         self._queries: ListingQueries
         self._purge: PurgeRows
@@ -238,7 +240,7 @@ class AzureStore(TaskHubStore):
         return message_entity(message, key)
 
     def _remember_inbox(self, row: dict[str, Any]) -> None:
-        self._inbox_keys[row["MessageId"]] = row["RowKey"]
+        self._inbox_keys[row["PartitionKey"], row["MessageId"]] = row["RowKey"]
 
     async def create_instance(self, record: InstanceRecord, start: Message) -> None:
         if await self._insert_new(record, start):
@@ -329,9 +331,9 @@ class AzureStore(TaskHubStore):
             for i, evt in enumerate(commit.new_events)
         ]
         deletes = [
-            ("delete", {"PartitionKey": instance_id, "RowKey": self._inbox_keys.pop(mid)}, None)
-            for mid in commit.consumed
-            if mid in self._inbox_keys
+            ("delete", {"PartitionKey": instance_id, "RowKey": self._inbox_keys.pop(key)}, None)
+            for key in ((instance_id, mid) for mid in commit.consumed)
+            if key in self._inbox_keys
         ]
         state_entity = record_entity(record, STATE_KEY)
         state_entity["Next"] = first + len(commit.new_events)
@@ -423,7 +425,7 @@ class AzureStore(TaskHubStore):
         for row in rows:
             if row["RowKey"].startswith("i"):
                 message = message_from(row)
-                self._inbox_keys[message.message_id] = row["RowKey"]
+                self._inbox_keys[instance_id, message.message_id] = row["RowKey"]
                 inbox.append(message)
         self._states[instance_id] = _State(
             state.metadata["etag"], int(state.get("Next", 0)), record.execution_id

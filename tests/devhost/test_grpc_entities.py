@@ -397,3 +397,23 @@ def test_a_worker_gets_only_the_entities_it_asked_for(sidecar):
     finally:
         c.close()
         only_other.stop()
+
+
+def locks_two(ctx: task.OrchestrationContext, key: str):
+    first, second = (entities.EntityInstanceId("counter", f"{key}-{n}") for n in "ab")
+    with (yield ctx.lock_entities([first, second])):
+        one = yield ctx.call_entity(first, "add", 1)
+        two = yield ctx.call_entity(second, "add", 2)
+    return [one, two]
+
+
+def test_a_critical_section_over_two_entities_locks_both_and_runs(connect):
+    """The lock request passes from the first entity to the second under the same message id;
+    each entity's commit consumes its own copy (on Azure one deleted the other's row key)."""
+    c = connect(locks_two, entity_functions=(counter,))
+    c.signal_entity(entities.EntityInstanceId("counter", "pair-b"), "add", 10)
+    instance_id = c.schedule_new_orchestration(locks_two, input="pair")
+    state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+    assert state.runtime_status == Status.COMPLETED, state.failure_details
+    assert state.serialized_output == "[1, 12]"
+    assert state_of(c, "pair-a") == 1 and state_of(c, "pair-b") == 12
