@@ -10,12 +10,13 @@ from typing import Any
 import grpc
 
 from ..engine.engine import Engine
-from ..engine.entities import entity_id_parts, scheduler_id
+from ..engine.entities import entity_id_parts
 from ..engine.entity_runtime import EntityView
 from ..taskhub.errors import EngineError
 from ..taskhub.model import InstanceQuery, InstanceRecord
 from . import codec
 from .client_calls import time_of
+from .entity_codec import sdk_entity_id
 from .hubs import Hub
 from .proto import pb
 from .rpc_errors import rpc
@@ -25,12 +26,12 @@ CLEAN_PAGE = 500
 
 def entity_id(text: str) -> str:
     """`@name@key` as the engine keys it (the name in lower case); bad ids are refused."""
-    if not text.startswith("@") or "@" not in text[1:]:
-        raise EngineError(400, f"'{text}' is not an entity id: it has the form @name@key.")
-    name, key = entity_id_parts(text)
-    if not name or not key:
-        raise EngineError(400, f"'{text}' is not an entity id: it has the form @name@key.")
-    return scheduler_id(name, key)
+    target = sdk_entity_id(text)
+    if target is None:
+        raise EngineError(
+            400, f"'{text}' is not an entity id: it has the form @name@key, with no '@' in either."
+        )
+    return target
 
 
 def entity_metadata(view: EntityView, with_state: bool) -> pb.EntityMetadata:

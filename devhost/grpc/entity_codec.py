@@ -41,12 +41,22 @@ class BadEntityMessage(Exception):
     """An entity message the engine cannot deliver; the orchestration that sent it fails."""
 
 
-def _target(text: str | None) -> str:
-    """An entity id as the engine keys it (name in lower case); anything else is refused."""
-    name, at, key = (text or "")[1:].partition("@")
-    if not (text or "").startswith("@") or not at or not name or not key:
-        raise BadEntityMessage(f"'{text or ''}' is not an entity id (@name@key)")
+def sdk_entity_id(text: str | None) -> str | None:
+    """`@name@key` as the engine keys it (the name in lower case), or None for what the SDK's
+    `EntityInstanceId.parse` refuses: a worker could never run it (no '@' in name or key)."""
+    text = text or ""
+    name, at, key = text[1:].partition("@")
+    if not text.startswith("@") or not at or not name or not key or "@" in key:
+        return None
     return f"@{name.lower()}@{key}"
+
+
+def _target(text: str | None) -> str:
+    """An entity id as the engine keys it; anything else is refused."""
+    target = sdk_entity_id(text)
+    if target is None:
+        raise BadEntityMessage(f"'{text or ''}' is not an entity id (@name@key)")
+    return target
 
 
 def entity_action(message: pb.SendEntityMessageAction) -> dict[str, Any]:

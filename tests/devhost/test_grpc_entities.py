@@ -340,12 +340,17 @@ def test_clean_removes_every_empty_entity_over_more_than_one_page(sidecar, conne
 
 
 def test_bad_entity_ids_and_page_sizes_are_refused_with_a_sentence(sidecar):
+    """An id the SDK's worker cannot parse (no '@' in name or key) is refused at the door: a
+    signal to it would be retried by every worker for good."""
     with grpc.insecure_channel(sidecar.address) as channel:
         stub = stubs.TaskHubSidecarServiceStub(channel)
-        with pytest.raises(grpc.RpcError) as refused:
-            stub.SignalEntity(pb.SignalEntityRequest(instanceId="counter", name="add"))
-        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "@name@key" in refused.value.details()
+        for bad in ("counter", "@a@b@c", "@@k", "@counter@"):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.SignalEntity(pb.SignalEntityRequest(instanceId=bad, name="add"))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+            assert "@name@key" in refused.value.details()
+        query = pb.QueryEntitiesRequest(query=pb.EntityQuery(includeTransient=True))
+        assert list(stub.QueryEntities(query).entities) == []  # nothing was stored
         with pytest.raises(grpc.RpcError) as refused:
             query = pb.EntityQuery(pageSize=wrappers_pb2.Int32Value(value=-3))
             stub.QueryEntities(pb.QueryEntitiesRequest(query=query))
