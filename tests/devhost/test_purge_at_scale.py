@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -116,6 +118,36 @@ def test_purging_one_instance_larger_than_a_transaction_deletes_all_its_rows(azu
         assert host.http("GET", f"{WEBHOOKS}/instances/long")[0] == 404
     partitions, listed = stored(azurite.connection_string, hub_name)
     assert set(partitions) == listed == {"other"}
+
+
+def test_an_id_started_again_during_a_long_purge_keeps_its_rows_listing_and_blobs(
+    azurite, hub_name
+):
+    """The first group's id is started again (with an input large enough for a blob) once its
+    state row is gone, while the purge goes on with the other groups: the new instance stays
+    whole, readable and listed."""
+    connection = azurite.connection_string
+    fill(connection, hub_name, {f"done-{n:04}": 1 for n in range(800)})  # eight groups
+    again, large = "done-0000", "x" * 50_000  # over LARGE_TEXT: kept in a blob
+    with DurableHarness(PATTERNS_APP, store=AzureStore(connection, hub_name)) as host:
+        request = urllib.request.Request(host.base_url + PURGE_ALL, method="DELETE")
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            purge = thread.submit(lambda: urllib.request.urlopen(request, timeout=600).read())
+            history = TableServiceClient.from_connection_string(connection).get_table_client(
+                f"{hub_name}History"
+            )
+            deadline = time.monotonic() + 120
+            while any(history.query_entities(f"PartitionKey eq '{again}' and RowKey eq 'state'")):
+                assert time.monotonic() < deadline and not purge.done(), "its group was not purged"
+                time.sleep(0.05)  # Azurite is another process: poll it gently
+            host.run(host.client.start_new("Waiter", again, large), timeout=120)
+            assert not purge.done(), "the purge ended before the id was started again"
+            assert json.loads(purge.result()) == {"instancesDeleted": 800}
+        assert host.wait_for(again, statuses=("Running",)).input_ == large
+        code, _, body = host.http("GET", f"{WEBHOOKS}/instances?instanceIdPrefix={again}")
+        assert (code, [i["instanceId"] for i in body]) == (200, [again])
+    partitions, listed = stored(connection, hub_name)
+    assert set(partitions) == listed == {again}
 
 
 @pytest.mark.parametrize("emulator", [True, False], ids=["emulator", "azure-account"])
