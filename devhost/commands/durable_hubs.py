@@ -42,7 +42,8 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"
 DASHBOARD_HUB = "/_devhost/api/hub"
 PAGE = 1000
-LONG_WORK = aiohttp.ClientTimeout(sock_connect=10)  # a purge of thousands: minutes on Azurite
+LONG_WORK_SECONDS = 15 * 60  # a purge of thousands takes minutes on Azurite; a wedged host ends
+LONG_WORK = aiohttp.ClientTimeout(total=LONG_WORK_SECONDS, sock_connect=10)
 Progress = Callable[[int, int], None]  # told (instances done, instances in all) as a purge goes
 EARLIEST = "1601-01-01T00:00:00Z"  # the earliest time Azure Table storage holds
 
@@ -153,6 +154,12 @@ class HttpHub:
                     message = answer.get("Message") if isinstance(answer, dict) else None
                     raise HubError(message or f"the host answered HTTP {response.status}")
                 return answer, dict(response.headers)
+        except TimeoutError:  # aiohttp's socket timeouts are ClientErrors too: this goes first
+            seconds = (timeout or self.session.timeout).total
+            raise HubError(
+                f"the host at {self.origin} did not answer {method} {path} within {seconds:g} s "
+                "(it may still be at work: see its log before trying again)"
+            ) from None
         except aiohttp.ClientError as err:
             raise HubError(f"no host answers at {self.base} ({err})") from None
         except ValueError:
