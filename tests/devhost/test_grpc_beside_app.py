@@ -200,8 +200,8 @@ def test_delete_task_hub_is_refused_while_an_entity_waits_for_a_worker_and_done_
         c.signal_entity(gauge_id, "set", 7)
         code, _, refused = host.http("DELETE", "/_devhost/api/hub")
         assert code == 409, refused
-        assert "entity '@gauge@boiler' waits for a Durable Task worker that registers the " \
-            "entity 'gauge'" in refused["Message"]  # fmt: skip
+        wanted = "a Durable Task worker that registers the entity 'gauge'"
+        assert f"entity '@gauge@boiler' waits for {wanted}" in refused["Message"]
         w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
         w.add_entity(gauge)
         w.start()
