@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -30,6 +30,7 @@ from ..app.app_index import FunctionIndex
 from ..app.invoke import Invoker
 from ..clock import Clock
 from ..engine.engine import Engine
+from ..engine.purge_filter import matching
 from ..runner import InProcessRunner
 from ..status import public_history, status_json
 from ..store.azure import AzureStore
@@ -301,19 +302,15 @@ class StorageHub:
         """The matching ids first (a page of the listing holds offsets a purge would move),
         then their purge, a page of ids at a time, told to `progress`."""
         engine = await self.engine()
-        ids, live, token = [], [], None
-        while True:
-            records, token = await self.reader.query(filters.query(), PAGE, token)
-            ids += [r.instance_id for r in records if not r.is_entity]
-            live += [(r.instance_id, str(r.runtime_status)) for r in records
-                     if not r.is_entity and not r.runtime_status.is_terminal]  # fmt: skip
-            if not token:
-                break
+        query = replace(filters.query(), orchestrations_only=True)
+        found = await _engine_call(matching(engine.query, query))
+        ids = found.ids
         deleted = 0
         for start in range(0, len(ids), PAGE):
             deleted += await _engine_call(engine.purge(ids[start : start + PAGE]))
             if progress is not None:
                 progress(min(start + PAGE, len(ids)), len(ids))
+        live = [(r.instance_id, str(r.runtime_status)) for r in found.live]
         return Purged(deleted, None if deleted else not_purged_reason(live))
 
     async def delete_hub(self) -> None:
