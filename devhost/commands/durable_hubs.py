@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
@@ -30,6 +30,7 @@ from ..app.app_index import FunctionIndex
 from ..app.invoke import Invoker
 from ..clock import Clock
 from ..engine.engine import Engine
+from ..engine.purge_filter import matching
 from ..runner import InProcessRunner
 from ..status import public_history, status_json
 from ..store.azure import AzureStore
@@ -42,7 +43,8 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 WEBHOOK = "/runtime/webhooks/durabletask"
 DASHBOARD_HUB = "/_devhost/api/hub"
 PAGE = 1000
-LONG_WORK = aiohttp.ClientTimeout(sock_connect=10)  # a purge of thousands: minutes on Azurite
+LONG_WORK_SECONDS = 15 * 60  # a purge of thousands takes minutes on Azurite; a wedged host ends
+LONG_WORK = aiohttp.ClientTimeout(total=LONG_WORK_SECONDS, sock_connect=10)
 Progress = Callable[[int, int], None]  # told (instances done, instances in all) as a purge goes
 EARLIEST = "1601-01-01T00:00:00Z"  # the earliest time Azure Table storage holds
 
@@ -153,6 +155,12 @@ class HttpHub:
                     message = answer.get("Message") if isinstance(answer, dict) else None
                     raise HubError(message or f"the host answered HTTP {response.status}")
                 return answer, dict(response.headers)
+        except TimeoutError:  # aiohttp's socket timeouts are ClientErrors too: this goes first
+            seconds = (timeout or self.session.timeout).total
+            raise HubError(
+                f"the host at {self.origin} did not answer {method} {path} within {seconds:g} s "
+                "(it may still be at work: see its log before trying again)"
+            ) from None
         except aiohttp.ClientError as err:
             raise HubError(f"no host answers at {self.base} ({err})") from None
         except ValueError:
@@ -294,19 +302,15 @@ class StorageHub:
         """The matching ids first (a page of the listing holds offsets a purge would move),
         then their purge, a page of ids at a time, told to `progress`."""
         engine = await self.engine()
-        ids, live, token = [], [], None
-        while True:
-            records, token = await self.reader.query(filters.query(), PAGE, token)
-            ids += [r.instance_id for r in records if not r.is_entity]
-            live += [(r.instance_id, str(r.runtime_status)) for r in records
-                     if not r.is_entity and not r.runtime_status.is_terminal]  # fmt: skip
-            if not token:
-                break
+        query = replace(filters.query(), orchestrations_only=True)
+        found = await _engine_call(matching(engine.query, query))
+        ids = found.ids
         deleted = 0
         for start in range(0, len(ids), PAGE):
             deleted += await _engine_call(engine.purge(ids[start : start + PAGE]))
             if progress is not None:
                 progress(min(start + PAGE, len(ids)), len(ids))
+        live = [(r.instance_id, str(r.runtime_status)) for r in found.live]
         return Purged(deleted, None if deleted else not_purged_reason(live))
 
     async def delete_hub(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import InstanceExistsError, TaskHubStore
+from ..store.bounded import bounded_gather
 from ..taskhub.errors import EngineError, InstanceStatusError
 from ..taskhub.history import NO_OPTIONS, EventType, StartOptions, event
 from ..taskhub.model import (
@@ -31,6 +32,9 @@ from .entity_runtime import EntityRuntimes
 from .instances import LiveInstances, Orchestration
 from .messages import new_id, start_message
 from .planner import CARRIED_OVER, WaitingOn
+
+PURGE_GROUP = 100  # ids a purge locks at once (the Azure store reads a group with one query)
+GROUPS_AT_ONCE = 4  # groups purged at once: the store's transactions overlap across them
 
 
 class ClientOperations:
@@ -266,16 +270,25 @@ class ClientOperations:
 
     async def purge(self, instance_ids: list[str]) -> int:
         """Delete finished instances; live ones are left alone (the store reads the status of
-        those not held here as it deletes them, so a purge of thousands reads nothing twice)."""
-        candidates = []
+        those not held here as it deletes them, so a purge of thousands reads nothing twice).
+        A group's ids are locked while it is purged, as a start locks its id: a start of one
+        of them waits for that group only, and what it writes is not deleted after it."""
         for instance_id in instance_ids:
             check_instance_id(instance_id)
-            orch = self.instances.get(instance_id)
-            held = orch.record if orch is not None else self.entities.held_record(instance_id)
-            if held is None or held.runtime_status.is_terminal:
-                candidates.append(instance_id)
-                self.instances.finished.forget(instance_id)
-        return await self.store.purge(candidates, finished_only=True)
+        ids = sorted(set(instance_ids))
+        groups = [ids[i : i + PURGE_GROUP] for i in range(0, len(ids), PURGE_GROUP)]
+        return sum(await bounded_gather((self._purge_group(g) for g in groups), GROUPS_AT_ONCE))
+
+    async def _purge_group(self, instance_ids: list[str]) -> int:
+        async with self.instances.lock_all(instance_ids):
+            candidates = []
+            for instance_id in instance_ids:
+                orch = self.instances.get(instance_id)
+                held = orch.record if orch is not None else self.entities.held_record(instance_id)
+                if held is None or held.runtime_status.is_terminal:
+                    candidates.append(instance_id)
+                    self.instances.finished.forget(instance_id)
+            return await self.store.purge(candidates, finished_only=True)
 
     def refuse_while_running(self) -> None:
         """A 409 if any orchestration is live: the hub is deleted only once they stopped."""

@@ -39,6 +39,7 @@ from .dispatch import Dispatch
 from .entities import EntityRequest, OperationOutcome, OrchestrationStart
 from .entity_runtime import EntityRuntimes, EntityView
 from .episodes import Episodes
+from .hub_deletion import idle_or_refused
 from .instances import LiveInstances
 from .planner import WaitingOn
 from .routing import Routing
@@ -263,7 +264,7 @@ class Engine:
         """Delete every instance, entities included (`delete-task-hub` through a running host).
         Live orchestrations are refused: terminate them first, as the durable CLI does."""
         self.client.refuse_while_running()
-        await self.wait_idle()  # entity batches under way commit before their rows go
+        await idle_or_refused(self.background, self.store, self.runner)  # see hub_deletion
         await self.client.delete_hub()
 
     async def wait_for_status(

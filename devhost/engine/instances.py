@@ -159,6 +159,15 @@ class LiveInstances:
             if not entry.users:
                 del self._locks[instance_id]
 
+    @contextlib.asynccontextmanager
+    async def lock_all(self, instance_ids: list[str]) -> AsyncIterator[None]:
+        """`lock` of many ids (a group being purged), taken in sorted order so that two holders
+        of overlapping groups cannot each wait for the other."""
+        async with contextlib.AsyncExitStack() as held:
+            for instance_id in sorted(set(instance_ids)):
+                await held.enter_async_context(self.lock(instance_id))
+            yield
+
     async def _read(self, instance_id: str) -> Orchestration | None:
         """Rebuild a live instance from the store: its state, history and unconsumed inbox."""
         loaded = await self.store.load(instance_id)

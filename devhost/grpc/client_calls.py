@@ -10,13 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..engine.engine import Engine
+from ..engine.purge_filter import matching
 from ..taskhub.errors import InstanceStatusError
 from ..taskhub.history import EventType
 from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery
 from . import codec
 from .proto import pb
-
-PURGE_PAGE = 500
 
 
 def time_of(message: Any, name: str) -> datetime | None:
@@ -55,10 +54,4 @@ async def matching_ids(engine: Engine, wanted: pb.PurgeInstanceFilter) -> list[s
         created_to=time_of(wanted, "createdTimeTo"),
         orchestrations_only=True,
     )
-    ids: list[str] = []
-    token = None
-    while True:
-        records, token = await engine.query(query, PURGE_PAGE, token)
-        ids.extend(r.instance_id for r in records)
-        if not token:
-            return ids
+    return (await matching(engine.query, query)).ids

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ..app.client_binding import management_urls
 from ..engine.engine import Engine
+from ..engine.purge_filter import matching
 from ..status import api_time, status_json
 from ..store.base import StorageRequestError, StorageUnavailableError, storage_deadline
 from ..taskhub.errors import EngineError
@@ -330,17 +331,11 @@ class ManagementApi:
         query = self._query(request)
         if query.created_from is None:
             return _error(400, "createdTimeFrom is required to purge instances.")
-        ids, live, token = [], [], None
-        while True:  # only the ids are kept: a store's pages may be offsets, which a purge moves
-            page, token = await self.engine.query(query, MAX_PAGE, token)
-            ids += [r.instance_id for r in page]
-            live += [r for r in page if not r.runtime_status.is_terminal]
-            if not token:
-                break
-        deleted = await self.engine.purge(ids)
+        found = await matching(self.engine.query, query)
+        deleted = await self.engine.purge(found.ids)
         if deleted:
             return _json({"instancesDeleted": deleted})
-        return _not_purged(live)
+        return _not_purged(found.live)
 
     async def raise_event(self, request: web.Request) -> web.Response:
         return await self._control(

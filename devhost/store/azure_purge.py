@@ -7,9 +7,10 @@ partition would double the round trips), and each group is deleted as soon as it
 (GROUPS_AT_ONCE groups in flight, so memory stays bounded however many instances match), in
 transactions of up to 100 rows, PURGE_CONCURRENCY transactions at a time across every group
 (Azurite answers them in turn; more only wait in its queue). The large values' blobs are found
-with one listing of their container, and the listing's rows go last, 100 a transaction. The
-state row's status, read with the keys, lets a purge of finished instances leave alone one that
-turned out live, without a read of its own.
+with a listing of their container per group, and the group's listing rows go last, 100 a
+transaction (a group at a time, not the whole purge's at its end: an id started again after its
+group keeps its new listing row and blobs). The state row's status, read with the keys, lets a
+purge of finished instances leave alone one that turned out live, without a read of its own.
 
 Crash safety: an instance's state row goes in its partition's first transaction (with up to 99
 other rows: an instance of up to 100 rows goes at once), so an instance is either whole or gone,
@@ -80,10 +81,7 @@ class PurgeRows:
         done = await bounded_gather(
             (self._group(g, finished_only, live) for g in groups), GROUPS_AT_ONCE
         )
-        gone = [i for _, group_gone in done for i in group_gone]
-        await self.retry(lambda: self.large.delete_instances(gone))
-        await self._delete_listing_rows(gone)  # last: by it a purge run again finds the rest
-        return sum(deleted for deleted, _ in done), gone
+        return sum(deleted for deleted, _ in done), [i for _, gone in done for i in gone]
 
     async def leftovers(self, instance_ids: list[str]) -> None:
         """What an interrupted purge left of these instances, found by their listing rows
@@ -94,7 +92,10 @@ class PurgeRows:
     async def _group(
         self, ids: list[str], finished_only: bool, live: tuple[str, ...]
     ) -> tuple[int, list[str]]:
-        """One group's rows, read with one query and deleted at once."""
+        """One group's rows, read with one query and deleted at once, then its blobs and its
+        listing rows (last: by them a purge run again finds the rest). Done group by group, so
+        an id started again once its group is done keeps what it writes (the engine holds the
+        group's ids while it is purged)."""
         found = await self._rows_of(ids)
         states = {i: next((r for r in rows if r["RowKey"] == STATE_KEY), None)
                   for i, rows in found.items()}  # fmt: skip
@@ -108,7 +109,10 @@ class PurgeRows:
               if i not in kept)
         )  # fmt: skip
         deleted = sum(1 for i, state in states.items() if state is not None and i not in kept)
-        return deleted, [i for i in ids if i not in kept]
+        gone = [i for i in ids if i not in kept]
+        await self.retry(lambda: self.large.delete_instances(gone))
+        await self._delete_listing_rows(gone)
+        return deleted, gone
 
     async def everything(self) -> None:
         """Every row of the History table and of the listing, and every large-value blob, in

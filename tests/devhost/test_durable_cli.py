@@ -5,16 +5,19 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import azure.durable_functions as df
 import pytest
 
 from devhost.azurite import free_port
+from devhost.commands import durable_hubs
 from devhost.commands.cli import main
 from devhost.commands.running_hosts import forget_memory_host, memory_host, record_memory_host
 from devhost.store.azure import AzureStore
@@ -329,3 +332,20 @@ def test_start_on_the_memory_store_is_found_without_url_and_forgotten_when_it_st
         host.send_signal(signal.SIGINT)
         host.communicate(timeout=60)
     assert list((tmp_path / f"devhost-{os.getuid()}" / "memory-hosts").iterdir()) == []
+
+
+def test_a_host_that_never_answers_a_purge_ends_the_cli_with_a_sentence(monkeypatch):
+    """A wedged host: its socket takes the connection (the kernel's backlog) and the request,
+    and nothing answers. The long-work bound (15 minutes, shortened here) ends the wait."""
+    monkeypatch.setattr(durable_hubs, "LONG_WORK", aiohttp.ClientTimeout(total=0.5))
+    with socket.create_server(("127.0.0.1", 0)) as wedged:
+
+        async def purge() -> None:
+            hub = durable_hubs.HttpHub(f"http://127.0.0.1:{wedged.getsockname()[1]}")
+            try:
+                await hub.purge(durable_hubs.Filters())
+            finally:
+                await hub.close()
+
+        with pytest.raises(durable_hubs.HubError, match=r"did not answer DELETE .* within 0.5 s"):
+            asyncio.run(purge())

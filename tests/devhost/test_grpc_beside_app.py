@@ -185,3 +185,32 @@ def test_an_http_start_of_a_name_no_one_registers_says_it_waits_for_such_a_worke
         w.stop()
     code, _, shown = host.http("GET", f"/_devhost/api/instances/{instance_id}")
     assert code == 200 and shown["waitingOn"] is None
+
+
+def test_delete_task_hub_is_refused_while_an_entity_waits_for_a_worker_and_done_once_one_came(
+    stored_host,
+):
+    """Work for a worker that is not there never ends: the delete names it (409) at once
+    rather than wait for it forever; with the worker connected, the work ends and the delete
+    goes through."""
+    host = stored_host
+    gauge_id = entities.EntityInstanceId("gauge", "boiler")
+    c = client.TaskHubGrpcClient(host_address=host.grpc_address)
+    try:
+        c.signal_entity(gauge_id, "set", 7)
+        code, _, refused = host.http("DELETE", "/_devhost/api/hub")
+        assert code == 409, refused
+        wanted = "a Durable Task worker that registers the entity 'gauge'"
+        assert f"entity '@gauge@boiler' waits for {wanted}" in refused["Message"]
+        w = worker.TaskHubGrpcWorker(host_address=host.grpc_address)
+        w.add_entity(gauge)
+        w.start()
+        try:
+            host.idle()
+            assert c.get_entity(gauge_id).get_state(int) == 7
+            assert host.http("DELETE", "/_devhost/api/hub")[0] == 200
+            assert c.get_entity(gauge_id) is None
+        finally:
+            w.stop()
+    finally:
+        c.close()
