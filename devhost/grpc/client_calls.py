@@ -11,16 +11,39 @@ from typing import Any
 
 from ..engine.engine import Engine
 from ..engine.purge_filter import matching
-from ..taskhub.errors import InstanceStatusError
+from ..taskhub.errors import EngineError, InstanceStatusError
 from ..taskhub.history import EventType
-from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery
+from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery, RuntimeStatus
 from . import codec
 from .proto import pb
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # a time before it means "at once"
+
 
 def time_of(message: Any, name: str) -> datetime | None:
-    """A Timestamp field as an aware datetime, None when the field is absent."""
-    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
+    """A Timestamp field as an aware datetime, None when the field is absent; a time out of
+    Timestamp's range is refused (400), one before 1970 is taken as 1970: already past."""
+    if not message.HasField(name):
+        return None
+    try:
+        return max(getattr(message, name).ToDatetime(tzinfo=UTC), EARLIEST)
+    except (ValueError, OverflowError):
+        raise EngineError(400, f"'{name}' is not a valid time.") from None
+
+
+def statuses_of(values: Any) -> set[RuntimeStatus] | None:
+    """A query's runtime statuses (None: any); a number that is no status is refused (400)."""
+    try:
+        return {codec.STATUS_FROM_PROTO[value] for value in values} or None
+    except KeyError as err:
+        raise EngineError(400, f"{err.args[0]} is not an orchestration status.") from None
+
+
+def page_size(value: int) -> int | None:
+    """A page size (0: the store's default); a negative one is refused (400)."""
+    if value < 0:
+        raise EngineError(400, f"A page size must not be negative (got {value}).")
+    return value or None
 
 
 async def idempotent(operation: Awaitable[None]) -> None:
@@ -47,7 +70,7 @@ async def with_descendants(engine: Engine, instance_id: str) -> list[str]:
 
 
 async def matching_ids(engine: Engine, wanted: pb.PurgeInstanceFilter) -> list[str]:
-    statuses = {codec.STATUS_FROM_PROTO[s] for s in wanted.runtimeStatus}
+    statuses = statuses_of(wanted.runtimeStatus) or set()
     query = InstanceQuery(
         runtime_status=(statuses or set(TERMINAL_STATUSES)) & set(TERMINAL_STATUSES),
         created_from=time_of(wanted, "createdTimeFrom"),

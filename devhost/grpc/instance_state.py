@@ -4,23 +4,19 @@ record out as the `OrchestrationState` that `GetInstance`, the waits and `QueryI
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from ..taskhub.history import StartOptions
 from ..taskhub.model import InstanceRecord, RuntimeStatus
+from .client_calls import time_of
 from .codec import STATUS_TO_PROTO, optional_text, output_failure, text_value, timestamp
 from .proto import pb
 
 
 def start_options(request: pb.CreateInstanceRequest) -> StartOptions:
     """A client's version, tags and scheduled start time, as the engine keeps them."""
-    scheduled = None
-    if request.HasField("scheduledStartTimestamp"):
-        scheduled = request.scheduledStartTimestamp.ToDatetime(tzinfo=UTC)
     return StartOptions(
         version=optional_text(request, "version") or None,
         tags=dict(request.tags) or None,
-        scheduled_start=scheduled,
+        scheduled_start=time_of(request, "scheduledStartTimestamp"),
     )
 
 

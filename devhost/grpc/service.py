@@ -21,7 +21,15 @@ from ..engine.replay import EncodedText
 from ..taskhub.errors import EngineError
 from ..taskhub.model import TERMINAL_STATUSES, InstanceQuery, InstanceRecord, RuntimeStatus
 from . import codec, instance_state
-from .client_calls import children, idempotent, matching_ids, time_of, with_descendants
+from .client_calls import (
+    children,
+    idempotent,
+    matching_ids,
+    page_size,
+    statuses_of,
+    time_of,
+    with_descendants,
+)
 from .entity_calls import EntityCalls
 from .hubs import Hub, HubDirectory, HubRefused
 from .proto import pb, stubs
@@ -219,14 +227,14 @@ class SidecarService(EntityCalls, stubs.TaskHubSidecarServiceServicer):
         engine = (await self._hub(context)).engine
         wanted = request.query
         query = InstanceQuery(
-            runtime_status={codec.STATUS_FROM_PROTO[s] for s in wanted.runtimeStatus} or None,
+            runtime_status=statuses_of(wanted.runtimeStatus),
             created_from=time_of(wanted, "createdTimeFrom"),
             created_to=time_of(wanted, "createdTimeTo"),
             instance_id_prefix=_text(wanted, "instanceIdPrefix"),
             orchestrations_only=True,
         )
         records, token = await engine.query(
-            query, wanted.maxInstanceCount or None, _text(wanted, "continuationToken")
+            query, page_size(wanted.maxInstanceCount), _text(wanted, "continuationToken")
         )
         return pb.QueryInstancesResponse(
             orchestrationState=[
@@ -241,11 +249,11 @@ class SidecarService(EntityCalls, stubs.TaskHubSidecarServiceServicer):
         last update (the engine keeps no separate completion time)."""
         engine = (await self._hub(context)).engine
         query = InstanceQuery(
-            runtime_status={codec.STATUS_FROM_PROTO[s] for s in request.runtimeStatus} or None,
+            runtime_status=statuses_of(request.runtimeStatus),
             orchestrations_only=True,
         )
         records, token = await engine.query(
-            query, request.pageSize or None, _text(request, "lastInstanceKey")
+            query, page_size(request.pageSize), _text(request, "lastInstanceKey")
         )
         since = time_of(request, "completedTimeFrom")
         until = time_of(request, "completedTimeTo")

@@ -98,9 +98,10 @@ class MemoryStore(TaskHubStore):
             (r for r in self.records.values() if query.matches(r)),
             key=lambda r: (r.created_time, r.instance_id),
         )
-        if continuation and not (continuation.isascii() and continuation.isdigit()):
+        offset = continuation or "0"
+        if not (offset.isascii() and offset.isdigit() and len(offset) <= 12):  # ours are offsets
             raise StorageRequestError(400, BAD_TOKEN)
-        start = int(continuation or 0)
+        start = int(offset)
         end = len(matches) if top is None else start + top
         token = str(end) if end < len(matches) else None
         return [r.copy() for r in matches[start:end]], token

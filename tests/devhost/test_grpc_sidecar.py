@@ -16,6 +16,7 @@ import grpc
 import pytest
 from durabletask import client, history, task, worker
 from google.protobuf import wrappers_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from devhost.grpc.proto import pb, stubs
 from devhost.store.azure import AzureStore
@@ -412,3 +413,55 @@ def test_a_continuation_token_the_sidecar_never_gave_is_an_invalid_argument(side
             )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details() == BAD_TOKEN
+
+
+def _refusal(call: Callable[[], Any]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as refused:
+        call()
+    return refused.value
+
+
+def test_times_statuses_page_sizes_and_tokens_out_of_range_are_invalid_arguments(sidecar):
+    """Each is refused with a sentence (it was UNKNOWN "Unexpected ValueError"), and nothing is
+    stored; a time before 1970 is a time already past, not an error."""
+    with grpc.insecure_channel(sidecar.address) as channel:
+        stub = stubs.TaskHubSidecarServiceStub(channel)
+        too_late = Timestamp(seconds=10**12)
+        refused = [
+            _refusal(
+                lambda: stub.StartInstance(
+                    pb.CreateInstanceRequest(
+                        instanceId="late", name="chain", scheduledStartTimestamp=too_late
+                    )
+                )
+            ),
+            _refusal(
+                lambda: stub.QueryInstances(
+                    pb.QueryInstancesRequest(query=pb.InstanceQuery(runtimeStatus=[999]))
+                )
+            ),
+            _refusal(
+                lambda: stub.QueryInstances(
+                    pb.QueryInstancesRequest(query=pb.InstanceQuery(maxInstanceCount=-1))
+                )
+            ),
+            _refusal(lambda: stub.ListInstanceIds(pb.ListInstanceIdsRequest(pageSize=-1))),
+            _refusal(
+                lambda: stub.ListInstanceIds(
+                    pb.ListInstanceIdsRequest(
+                        lastInstanceKey=wrappers_pb2.StringValue(value="9" * 5000)
+                    )
+                )
+            ),
+        ]
+        assert [r.code() for r in refused] == [grpc.StatusCode.INVALID_ARGUMENT] * len(refused)
+        assert all(r.details() for r in refused)
+        assert "'scheduledStartTimestamp' is not a valid time" in refused[0].details()
+        assert stub.GetInstance(pb.GetInstanceRequest(instanceId="late")).exists is False
+        long_ago = Timestamp(seconds=-62135596800)  # 0001-01-01: past, so it starts at once
+        stub.StartInstance(
+            pb.CreateInstanceRequest(
+                instanceId="early", name="chain", scheduledStartTimestamp=long_ago
+            )
+        )
+        assert stub.GetInstance(pb.GetInstanceRequest(instanceId="early")).exists is True
