@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from durabletask import client, task, worker
 
+from devhost.grpc.proto import pb
 from devhost.store.azure import AzureStore
 from devhost.store.base import TaskHubStore
 from devhost.store.memory import MemoryStore
@@ -94,8 +95,38 @@ def test_a_scheduled_start_can_be_terminated_before_its_time(sidecar, started_wo
         c.terminate_orchestration(instance_id, output="changed my mind")
         state = c.wait_for_orchestration_completion(instance_id, timeout=30)
         assert state.runtime_status == Status.TERMINATED
+        sidecar.idle()
+        assert sidecar.clock.next_wakeup() is None  # its wake-up went with it
         sidecar.advance(days=2)
         assert c.get_orchestration_state(instance_id).runtime_status == Status.TERMINATED
+
+
+def test_a_scheduled_start_terminated_and_started_again_at_the_same_time_runs_then(
+    sidecar, started_worker
+):
+    """A fixed id at a fixed time (a daily report at 09:00), terminated and started again:
+    the new instance gets its own wake-up, and the first one's is gone with it."""
+    started_worker(sidecar.address, hello)
+    again = pb.OrchestrationIdReusePolicy(replaceableStatus=[pb.ORCHESTRATION_STATUS_TERMINATED])
+    with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
+        start_at = sidecar.clock.now() + timedelta(hours=9)
+        first = c.schedule_new_orchestration(
+            hello, input="first", instance_id="daily-report", start_at=start_at
+        )
+        c.terminate_orchestration(first, output="replaced")
+        c.wait_for_orchestration_completion(first, timeout=30)
+        c.schedule_new_orchestration(
+            hello,
+            input="second",
+            instance_id="daily-report",
+            start_at=start_at,
+            reuse_id_policy=again,
+        )
+        sidecar.advance(hours=8, minutes=59)
+        assert c.get_orchestration_state("daily-report").runtime_status == Status.PENDING
+        sidecar.advance(minutes=1)
+        state = c.wait_for_orchestration_completion("daily-report", timeout=30)
+        assert state.serialized_output == '"hello second"'
 
 
 def test_a_scheduled_start_survives_a_restart_of_the_sidecar(make_store, started_worker):
