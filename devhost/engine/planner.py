@@ -329,7 +329,7 @@ class Planner:
             work.timers.append((task_id, fire_at))
         elif kind == ActionType.SendEvent:
             # Recorded here; the runner of the SDK that asked delivers it, before the commit
-            # (a crash in between sends it again: at least once, as a raised event is).
+            # (a crash in between sends it again, under the same message id: dropped).
             new_events.append(
                 event(
                     EventType.EventSent,

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 from ..app.app_index import FunctionIndex
 from ..app.http_call import HttpAnswer, HttpCall
@@ -35,7 +36,8 @@ from .proto import pb
 from .work_items import Kind, WorkDispatcher, WorkItem
 
 log = logging.getLogger("devhost.grpc")
-RaiseEvent = Callable[[str, str, str | None, bool], Awaitable[None]]  # ..., carried over
+# instance id, name, input, carried over, message id
+RaiseEvent = Callable[[str, str, str | None, bool, str], Awaitable[None]]
 
 
 @dataclass
@@ -49,9 +51,11 @@ class _Execution:
 class GrpcRunner(FunctionRunner):
     """Runs orchestrators and activities in the Durable Task workers connected to `dispatcher`.
 
-    `raise_event(instance_id, name, input, carried_over)` delivers the events a worker sends to
-    another orchestration (`send_event`) and those it carries over into a continue-as-new; they
-    are delivered before the engine stores the episode, so a crash in between sends them again.
+    `raise_event(instance_id, name, input, carried_over, message_id)` delivers the events a
+    worker sends to another orchestration (`send_event`) and those it carries over into a
+    continue-as-new. They are delivered before the engine stores the episode, so a crash in
+    between sends them again; their message ids are derived from the episode (`event_id`), so
+    the instance that has one drops the repeat.
     """
 
     def __init__(
@@ -100,7 +104,7 @@ class GrpcRunner(FunctionRunner):
             )
         )
         answer = codec.episode_answer(response)
-        await self._deliver_events(call.instance_id, answer)
+        await self._deliver_events(call, answer)
         return ReplayResult(
             actions=answer.actions,
             is_done=answer.is_done,
@@ -111,17 +115,28 @@ class GrpcRunner(FunctionRunner):
             incremental=True,
         )
 
-    async def _deliver_events(self, instance_id: str, answer: codec.EpisodeAnswer) -> None:
+    async def _deliver_events(self, call: EpisodeCall, answer: codec.EpisodeAnswer) -> None:
         if self.raise_event is None:
             return
+        sender = call.instance_id, call.execution_id
         for action in answer.actions:
             if action["actionType"] == ActionType.SendEvent:
-                await self.raise_event(action["instanceId"], action["name"], action["input"], False)
-        for evt in answer.carryover_events:
+                await self.raise_event(
+                    action["instanceId"],
+                    action["name"],
+                    action["input"],
+                    False,
+                    event_id(*sender, "sent", action["taskId"]),
+                )
+        for index, evt in enumerate(answer.carryover_events):
             if evt.HasField("eventRaised"):
                 raised = evt.eventRaised
                 await self.raise_event(
-                    instance_id, raised.name, codec.optional_text(raised, "input"), True
+                    call.instance_id,
+                    raised.name,
+                    codec.optional_text(raised, "input"),
+                    True,
+                    event_id(*sender, "carried", index),
                 )
 
     def _past_events(self, call: EpisodeCall) -> list[pb.HistoryEvent]:
@@ -267,3 +282,8 @@ def _activity_outcome(response: pb.ActivityResponse) -> ActivityOutcome:
             ok=False, reason=details.errorMessage, details=codec.failure_text(details)
         )
     return ActivityOutcome(ok=True, result=codec.optional_text(response, "result"))
+
+
+def event_id(instance_id: str, execution_id: str, kind: str, place: int) -> str:
+    """The message id of an event an episode sends: the same each time that episode runs."""
+    return str(uuid5(NAMESPACE_URL, f"{instance_id}/{execution_id}/{kind}/{place}"))

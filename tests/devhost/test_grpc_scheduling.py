@@ -14,6 +14,8 @@ import pytest
 from durabletask import client, task, worker
 
 from devhost.grpc.proto import pb
+from devhost.grpc.runner import event_id
+from devhost.grpc.sidecar import deliver_event
 from devhost.store.azure import AzureStore
 from devhost.store.base import TaskHubStore
 from devhost.store.memory import MemoryStore
@@ -165,6 +167,41 @@ def test_carried_over_events_come_before_events_raised_meanwhile(sidecar, starte
         state = c.wait_for_orchestration_completion(instance_id, timeout=30)
         assert state.runtime_status == Status.COMPLETED
         assert state.serialized_output == "[1, 2, 3, 4, 5]"
+
+
+def two_items(ctx: task.OrchestrationContext, _):
+    first = yield ctx.wait_for_external_event("item")
+    second = yield ctx.wait_for_external_event("item")
+    return [first, second]
+
+
+def test_a_carried_over_event_delivered_again_after_a_crash_is_seen_once(sidecar, started_worker):
+    """An episode that ran again after a crash carries its events over again, under the ids
+    the runner derives from it: the instance drops the repeat, waiting in its inbox (here:
+    while suspended) or already consumed."""
+    started_worker(sidecar.address, two_items)
+    carried = event_id("i", "e", "carried", 0)
+    with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
+        waiting = c.schedule_new_orchestration(two_items, instance_id="waiting")
+        consumed = c.schedule_new_orchestration(two_items, instance_id="consumed")
+        sidecar.idle()
+        [hub] = sidecar.sidecar.hubs.hubs
+
+        def deliver(instance_id: str, value: str, message_id: str) -> None:
+            sidecar.run(deliver_event(hub.engine, instance_id, "item", value, True, message_id))
+
+        c.suspend_orchestration(waiting)
+        sidecar.idle()
+        deliver(waiting, '"A"', carried)
+        deliver(waiting, '"A"', carried)
+        c.resume_orchestration(waiting)
+        deliver(consumed, '"A"', carried)
+        sidecar.idle()
+        deliver(consumed, '"A"', carried)
+        for instance_id in (waiting, consumed):
+            deliver(instance_id, '"B"', event_id("i", "e", "carried", 1))
+            state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+            assert state.serialized_output == '["A", "B"]', instance_id
 
 
 # -- an activity's context ------------------------------------------------------------------
