@@ -33,6 +33,7 @@ from ..taskhub.history import EventType
 from ..taskhub.model import InstanceRecord
 from . import codec, entity_codec
 from .proto import pb
+from .wait_notices import WaitNotices
 from .work_items import Kind, WorkDispatcher, WorkItem
 
 log = logging.getLogger("devhost.grpc")
@@ -69,7 +70,7 @@ class GrpcRunner(FunctionRunner):
         self.raise_event = raise_event
         self._executions: dict[str, _Execution] = {}
         self._items: set[WorkItem] = set()
-        self._told: set[str] = set()  # the workers the log said work waits for
+        self.wait_notices = WaitNotices()  # the workers the log said work waits for
         self._stopped = False
 
     def describe(self) -> str:
@@ -226,8 +227,9 @@ class GrpcRunner(FunctionRunner):
         self._items.add(item)
         self.dispatcher.submit(item)
         wanted = _wanted(item)
-        if item.owner is None and wanted not in self._told and not self.dispatcher.accepted(item):
-            self._told.add(wanted)  # once a name: a fan-out of 1,000 is one line
+        if item.owner is not None or self.dispatcher.accepted(item):
+            self.wait_notices.served(wanted)
+        elif self.wait_notices.first(wanted):
             log.warning("Instance '%s' waits for %s", _instance_of(item), wanted)
 
 
