@@ -216,9 +216,12 @@ class GrpcRunner(FunctionRunner):
         return WarmStats()
 
     def waiting_for(self, instance_id: str) -> str | None:
-        """A sentence for an instance whose work no connected worker has taken yet."""
+        """A sentence for an instance whose work no connected worker has taken yet: none that
+        registers it is connected, or those that are have no room now."""
         for item in self._items:
             if item.owner is None and _instance_of(item) == instance_id:
+                if self.dispatcher.accepted(item):
+                    return f"waits for a free worker: {_wanted(item, 'every')} is busy"
                 return f"waits for {_wanted(item)}"
         return None
 
@@ -261,11 +264,11 @@ def _instance_of(item: WorkItem) -> str:
 KIND_WORDS = {Kind.ORCHESTRATION: "orchestrator", Kind.ACTIVITY: "activity", Kind.ENTITY: "entity"}
 
 
-def _wanted(item: WorkItem) -> str:
+def _wanted(item: WorkItem, article: str = "a") -> str:
     """The worker an item waits for, in words."""
     kind = KIND_WORDS[item.kind]
     version = f" (version '{item.version}')" if item.version else ""
-    return f"a Durable Task worker that registers the {kind} '{item.name}'{version}"
+    return f"{article} Durable Task worker that registers the {kind} '{item.name}'{version}"
 
 
 def _version_of(call: EpisodeCall) -> str | None:

@@ -296,3 +296,15 @@ def test_stand_ins_for_worker_names_are_kept_for_a_bounded_number_of_names():
         info = index.activities[f"name-{n}"]
         assert info.name == f"name-{n}" and info.trigger_type == "activityTrigger"
     assert stand_in.cache_info().currsize == STAND_INS_KEPT
+
+
+def test_work_waiting_for_a_busy_worker_says_it_waits_for_a_free_one():
+    dispatcher = WorkDispatcher()
+    runner = runner_with(dispatcher)
+    start(runner, "slow", instance_id="first")
+    wanted = "Durable Task worker that registers the activity 'slow'"
+    assert runner.waiting_for("first") == f"waits for a {wanted}"
+    dispatcher.connect(WorkerStream.from_request(request(activities=["slow"], max_activities=1)))
+    assert runner.waiting_for("first") is None  # taken
+    start(runner, "slow", instance_id="second")
+    assert runner.waiting_for("second") == f"waits for a free worker: every {wanted} is busy"
