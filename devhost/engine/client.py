@@ -15,7 +15,7 @@ from ..app.app_index import FunctionIndex
 from ..clock import Clock
 from ..store.base import InstanceExistsError, TaskHubStore
 from ..taskhub.errors import EngineError, InstanceStatusError
-from ..taskhub.history import NO_OPTIONS, EventType, StartOptions, event
+from ..taskhub.history import NO_OPTIONS, EventType, StartOptions, event, event_raised
 from ..taskhub.model import (
     InstanceQuery,
     InstanceRecord,
@@ -30,7 +30,7 @@ from .dispatch import Dispatch
 from .entity_runtime import EntityRuntimes
 from .instances import LiveInstances, Orchestration
 from .messages import new_id, start_message
-from .planner import CARRIED_OVER, WaitingOn
+from .planner import WaitingOn
 
 
 class ClientOperations:
@@ -98,9 +98,7 @@ class ClientOperations:
         check_instance_id(instance_id)
         check_name("Event", name)
         check_payload("event data", input_json)
-        evt = event(EventType.EventRaised, self.clock.now(), Name=name, Input=input_json)
-        if carried_over:
-            evt[CARRIED_OVER] = True
+        evt = event_raised(self.clock.now(), name, input_json, carried_over)
         await self._send_control(instance_id, evt, message_id=message_id)
 
     async def terminate(self, instance_id: str, reason: str) -> None:

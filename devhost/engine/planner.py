@@ -28,7 +28,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from ..taskhub.history import EventType, completion_target, event, format_time, parse_time
+from ..taskhub.history import (
+    CARRIED_OVER,
+    EventType,
+    completion_target,
+    event,
+    format_time,
+    parse_time,
+)
 from ..taskhub.model import Message, is_entity_id
 from .actions import ENTITY_MESSAGES, NUMBERED, ActionType, Path, at_path, leaves
 from .entities import EntityRequest
@@ -535,7 +542,6 @@ class Planner:
 
 
 BUILTIN_HTTP_ACTIVITY = "BuiltIn::HttpActivity"
-CARRIED_OVER = "CarriedOver"  # marks an event an SDK carried into its continue-as-new
 
 
 def _target_of(evt: dict[str, Any]) -> int | str | None:

@@ -61,6 +61,20 @@ def event(kind: EventType, moment: datetime, event_id: int = -1, **fields: Any) 
     return {"EventType": int(kind), "EventId": event_id, "Timestamp": format_time(moment), **fields}
 
 
+CARRIED_OVER = "CarriedOver"  # marks an event an SDK carried into its continue-as-new
+
+
+def event_raised(
+    moment: datetime, name: str, input_json: str | None, carried_over: bool = False
+) -> dict[str, Any]:
+    """An event raised to an instance; `carried_over` for one a Durable Task SDK carries into
+    its continue-as-new (the new execution sees it before events raised meanwhile)."""
+    evt = event(EventType.EventRaised, moment, Name=name, Input=input_json)
+    if carried_over:
+        evt[CARRIED_OVER] = True
+    return evt
+
+
 def completion_target(evt: dict[str, Any]) -> int | None:
     """The task id a completion event resolves, or None for other events."""
     key = COMPLETION_KEYS.get(EventType(evt["EventType"]))

@@ -3,9 +3,16 @@ which events an episode sees, and what it rebuilds after a restart. No host, no 
 
 from datetime import UTC, datetime, timedelta
 
-from devhost.engine.planner import CARRIED_OVER, Planner
+from devhost.engine.planner import Planner
 from devhost.engine.replay import ReplayResult
-from devhost.taskhub.history import EventType, event, execution_started, format_time
+from devhost.taskhub.history import (
+    CARRIED_OVER,
+    EventType,
+    event,
+    event_raised,
+    execution_started,
+    format_time,
+)
 from devhost.taskhub.model import Message
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -223,10 +230,12 @@ def test_rebuilding_from_history_restores_the_sequence_and_the_open_tasks():
 
 
 def numbered(name: str, value: int, carried: bool = False) -> dict:
-    evt = event(EventType.EventRaised, T0, Name=name, Input=str(value))
-    if carried:
-        evt[CARRIED_OVER] = True
-    return evt
+    return event_raised(T0, name, str(value), carried_over=carried)
+
+
+def test_only_a_carried_over_event_has_the_marker_so_1x_events_are_unchanged():
+    assert CARRIED_OVER not in event_raised(T0, "item", "1")
+    assert event_raised(T0, "item", "1", carried_over=True)[CARRIED_OVER] is True
 
 
 def test_carried_over_events_come_right_after_the_start_before_events_raised_meanwhile():
