@@ -92,13 +92,13 @@ class ClientOperations:
         instance_id: str,
         name: str,
         input_json: str | None,
-        carried_over: bool = False,
+        carried_from: str | None = None,
         message_id: str | None = None,
     ) -> None:
         check_instance_id(instance_id)
         check_name("Event", name)
         check_payload("event data", input_json)
-        evt = event_raised(self.clock.now(), name, input_json, carried_over)
+        evt = event_raised(self.clock.now(), name, input_json, carried_from)
         await self._send_control(instance_id, evt, message_id=message_id)
 
     async def terminate(self, instance_id: str, reason: str) -> None:

@@ -208,6 +208,8 @@ class Planner:
             if not self.started:
                 continue
             if kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
+                if evt.get(CARRIED_OVER) == self.execution_id:
+                    continue  # for the next execution (this one's last episode runs again)
                 name = evt.get("Name") or ""
                 if self.incremental or self.waits[name] > self.delivered[name] + offered[name]:
                     offered[name] += 1

@@ -37,8 +37,8 @@ from .wait_notices import WaitNotices
 from .work_items import Kind, WorkDispatcher, WorkItem
 
 log = logging.getLogger("devhost.grpc")
-# instance id, name, input, carried over, message id
-RaiseEvent = Callable[[str, str, str | None, bool, str], Awaitable[None]]
+# instance id, name, input, the execution that carried it over (or None), message id
+RaiseEvent = Callable[[str, str, str | None, str | None, str], Awaitable[None]]
 
 
 @dataclass
@@ -52,7 +52,7 @@ class _Execution:
 class GrpcRunner(FunctionRunner):
     """Runs orchestrators and activities in the Durable Task workers connected to `dispatcher`.
 
-    `raise_event(instance_id, name, input, carried_over, message_id)` delivers the events a
+    `raise_event(instance_id, name, input, carried_from, message_id)` delivers the events a
     worker sends to another orchestration (`send_event`) and those it carries over into a
     continue-as-new. They are delivered before the engine stores the episode, so a crash in
     between sends them again; their message ids are derived from the episode (`event_id`), so
@@ -126,7 +126,7 @@ class GrpcRunner(FunctionRunner):
                     action["instanceId"],
                     action["name"],
                     action["input"],
-                    False,
+                    None,
                     event_id(*sender, "sent", action["taskId"]),
                 )
         for index, evt in enumerate(answer.carryover_events):
@@ -136,7 +136,7 @@ class GrpcRunner(FunctionRunner):
                     call.instance_id,
                     raised.name,
                     codec.optional_text(raised, "input"),
-                    True,
+                    call.execution_id,
                     event_id(*sender, "carried", index),
                 )
 

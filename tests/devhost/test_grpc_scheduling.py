@@ -7,6 +7,8 @@ activity knows the orchestration and the task it runs for.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -19,6 +21,7 @@ from devhost.grpc.sidecar import deliver_event
 from devhost.store.azure import AzureStore
 from devhost.store.base import TaskHubStore
 from devhost.store.memory import MemoryStore
+from devhost.taskhub.model import EpisodeCommit
 from devhost.testing.sidecar import SidecarHarness
 
 Status = client.OrchestrationStatus
@@ -169,6 +172,54 @@ def test_carried_over_events_come_before_events_raised_meanwhile(sidecar, starte
         assert state.serialized_output == "[1, 2, 3, 4, 5]"
 
 
+def test_events_carried_over_before_a_crash_reach_the_next_execution_once_in_order(make_store):
+    """The carried events are raised before the continue-as-new is stored. A crash in between
+    (here: that commit never ends, and the sidecar goes) runs the last episode again on the
+    next start, with the carried copies in the inbox: that execution must not take them, and
+    carrying them again under the same ids must not double them."""
+    reached = threading.Event()
+
+    def first_store(hub: str) -> TaskHubStore:
+        store = make_store(hub)
+        commit = store.commit
+
+        async def stalls_once_at_the_continue_as_new(episode: EpisodeCommit) -> None:
+            if episode.new_execution and not reached.is_set():
+                reached.set()
+                await asyncio.Event().wait()  # the host dies before this commit
+            await commit(episode)
+
+        store.commit = stalls_once_at_the_continue_as_new  # type: ignore[method-assign]
+        return store
+
+    with SidecarHarness(first_store) as first:
+        w = worker.TaskHubGrpcWorker(host_address=first.address)
+        w.add_orchestrator(collects)
+        w.start()
+        try:
+            with client.TaskHubGrpcClient(host_address=first.address) as c:
+                instance_id = c.schedule_new_orchestration(collects, input=[])
+                c.wait_for_orchestration_start(instance_id, timeout=30)
+                c.suspend_orchestration(instance_id)  # so that one episode gets all five
+                for value in range(1, 6):
+                    c.raise_orchestration_event(instance_id, "item", data=value)
+                c.resume_orchestration(instance_id)
+                assert reached.wait(30)
+        finally:
+            w.stop()
+    with SidecarHarness(make_store) as second:
+        w = worker.TaskHubGrpcWorker(host_address=second.address)
+        w.add_orchestrator(collects)
+        w.start()
+        try:
+            with client.TaskHubGrpcClient(host_address=second.address) as c:
+                state = c.wait_for_orchestration_completion(instance_id, timeout=30)
+        finally:
+            w.stop()
+    assert state.runtime_status == Status.COMPLETED
+    assert state.serialized_output == "[1, 2, 3, 4, 5]"
+
+
 def two_items(ctx: task.OrchestrationContext, _):
     first = yield ctx.wait_for_external_event("item")
     second = yield ctx.wait_for_external_event("item")
@@ -177,8 +228,8 @@ def two_items(ctx: task.OrchestrationContext, _):
 
 def test_a_carried_over_event_delivered_again_after_a_crash_is_seen_once(sidecar, started_worker):
     """An episode that ran again after a crash carries its events over again, under the ids
-    the runner derives from it: the instance drops the repeat, waiting in its inbox (here:
-    while suspended) or already consumed."""
+    the runner derives from it: the next execution (here: the events are carried from an
+    earlier one) drops the repeat, waiting in its inbox (here: while suspended) or consumed."""
     started_worker(sidecar.address, two_items)
     carried = event_id("i", "e", "carried", 0)
     with client.TaskHubGrpcClient(host_address=sidecar.address) as c:
@@ -188,7 +239,9 @@ def test_a_carried_over_event_delivered_again_after_a_crash_is_seen_once(sidecar
         [hub] = sidecar.sidecar.hubs.hubs
 
         def deliver(instance_id: str, value: str, message_id: str) -> None:
-            sidecar.run(deliver_event(hub.engine, instance_id, "item", value, True, message_id))
+            sidecar.run(
+                deliver_event(hub.engine, instance_id, "item", value, "earlier", message_id)
+            )
 
         c.suspend_orchestration(waiting)
         sidecar.idle()
