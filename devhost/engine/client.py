@@ -16,7 +16,7 @@ from ..clock import Clock
 from ..store.base import InstanceExistsError, TaskHubStore
 from ..store.bounded import bounded_gather
 from ..taskhub.errors import EngineError, InstanceStatusError
-from ..taskhub.history import NO_OPTIONS, EventType, StartOptions, event
+from ..taskhub.history import NO_OPTIONS, EventType, StartOptions, event, event_raised
 from ..taskhub.model import (
     InstanceQuery,
     InstanceRecord,
@@ -31,7 +31,7 @@ from .dispatch import Dispatch
 from .entity_runtime import EntityRuntimes
 from .instances import LiveInstances, Orchestration
 from .messages import new_id, start_message
-from .planner import CARRIED_OVER, WaitingOn
+from .planner import WaitingOn
 
 PURGE_GROUP = 100  # ids a purge locks at once (the Azure store reads a group with one query)
 GROUPS_AT_ONCE = 4  # groups purged at once: the store's transactions overlap across them
@@ -93,15 +93,18 @@ class ClientOperations:
         return instance_id
 
     async def raise_event(
-        self, instance_id: str, name: str, input_json: str | None, carried_over: bool = False
+        self,
+        instance_id: str,
+        name: str,
+        input_json: str | None,
+        carried_from: str | None = None,
+        message_id: str | None = None,
     ) -> None:
         check_instance_id(instance_id)
         check_name("Event", name)
         check_payload("event data", input_json)
-        evt = event(EventType.EventRaised, self.clock.now(), Name=name, Input=input_json)
-        if carried_over:
-            evt[CARRIED_OVER] = True
-        await self._send_control(instance_id, evt)
+        evt = event_raised(self.clock.now(), name, input_json, carried_from)
+        await self._send_control(instance_id, evt, message_id=message_id)
 
     async def terminate(self, instance_id: str, reason: str) -> None:
         check_instance_id(instance_id)
@@ -130,10 +133,15 @@ class ClientOperations:
         instance_id: str,
         evt: dict[str, Any],
         allowed: set[RuntimeStatus] | None = None,
+        message_id: str | None = None,
     ) -> None:
         """Store a message for a live instance: 404 if unknown, 410 if it has finished, and 500
         with the runtime's sentence if it is in a status the operation refuses (suspending twice,
-        resuming a running instance): the real host lets that exception through as a 500."""
+        resuming a running instance): the real host lets that exception through as a 500.
+
+        A `message_id` the caller derived makes the message once-only: sent again (its sender's
+        episode ran again after a crash), it is dropped while the instance still holds it,
+        waiting or consumed."""
         orch = await self.instances.load(instance_id)
         if orch is None:
             record = await self.store.get_instance(instance_id)
@@ -149,7 +157,9 @@ class ClientOperations:
                 raise InstanceStatusError(
                     f"Cannot {verb} orchestration instance in the {status} state."
                 )
-        evt["MessageId"] = message_id = new_id()
+        if message_id is not None and _holds(orch, message_id):
+            return
+        evt["MessageId"] = message_id = message_id or new_id()
         message = Message(message_id, instance_id, evt, stored=True)
         await self.store.send([message])
         self.instances.deliver(orch, message)
@@ -318,3 +328,10 @@ def status_after_inbox(orch: Orchestration) -> RuntimeStatus:
         elif kind == EventType.ExecutionResumed and status == RuntimeStatus.Suspended:
             status = RuntimeStatus.Running
     return status
+
+
+def _holds(orch: Orchestration, message_id: str) -> bool:
+    """Whether the instance has the message already: in its inbox, or in its history."""
+    return any(m.message_id == message_id for m in orch.inbox) or any(
+        e.get("MessageId") == message_id for e in orch.history.events
+    )

@@ -187,11 +187,18 @@ class Engine:
 
     @client_operation
     async def raise_event(
-        self, instance_id: str, name: str, input_json: str | None, carried_over: bool = False
+        self,
+        instance_id: str,
+        name: str,
+        input_json: str | None,
+        carried_from: str | None = None,
+        message_id: str | None = None,
     ) -> None:
-        """Raise an event; `carried_over` marks one an SDK carries into a continue-as-new, which
-        the new execution receives before events raised meanwhile."""
-        await self.client.raise_event(instance_id, name, input_json, carried_over)
+        """Raise an event; `carried_from` names the execution that carried it into its
+        continue-as-new (an SDK's), which the next execution receives before events raised
+        meanwhile; a `message_id` derived by the sender makes a repeat of the same event a
+        no-op."""
+        await self.client.raise_event(instance_id, name, input_json, carried_from, message_id)
 
     @client_operation
     async def terminate(self, instance_id: str, reason: str) -> None:

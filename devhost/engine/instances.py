@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..app.app_index import FunctionIndex
-from ..clock import Clock
+from ..clock import Clock, Wakeup
 from ..store.base import TaskHubStore
 from ..taskhub.history import EventType
 from ..taskhub.model import InstanceRecord, Message
@@ -39,12 +39,18 @@ class Orchestration:
     scheduled: bool = False
     busy: bool = False
     force_episode: bool = False
+    start_wakeup: Wakeup | None = None  # booked while a scheduled start waits for its time
     # Histories of the last executions that continued as new (memory only, for the dashboard).
     generations: list[list[dict[str, Any]]] = field(default_factory=list)
 
     @classmethod
     def new(cls, record: InstanceRecord) -> Orchestration:
         return cls(record=record, planner=Planner(record.instance_id, record.execution_id))
+
+    def cancel_start_wakeup(self) -> None:
+        if self.start_wakeup is not None:
+            self.start_wakeup.cancel()
+            self.start_wakeup = None
 
 
 @dataclass
@@ -97,8 +103,10 @@ class LiveInstances:
         """A new execution in memory, in place of an earlier one of the same id (whose timers
         are cancelled)."""
         instance_id = record.instance_id
-        if self._active.pop(instance_id, None) is not None:
+        earlier = self._active.pop(instance_id, None)
+        if earlier is not None:
             self.timers.cancel_instance(instance_id)
+            earlier.cancel_start_wakeup()
         orch = self._active[instance_id] = Orchestration.new(record)
         return orch
 
@@ -114,9 +122,11 @@ class LiveInstances:
         self.notify(orch)
 
     def evict(self, orch: Orchestration) -> None:
-        """The instance has finished: out of memory, its timers and warm state dropped."""
+        """The instance has finished: out of memory, its timers, start wake-up and warm state
+        dropped."""
         instance_id = orch.record.instance_id
         self.timers.cancel_instance(instance_id)
+        orch.cancel_start_wakeup()
         self.runner.discard(instance_id)
         if self._active.get(instance_id) is orch:
             del self._active[instance_id]

@@ -28,7 +28,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from ..taskhub.history import EventType, completion_target, event, format_time, parse_time
+from ..taskhub.history import (
+    CARRIED_OVER,
+    EventType,
+    completion_target,
+    event,
+    format_time,
+    parse_time,
+)
 from ..taskhub.model import Message, is_entity_id
 from .actions import ENTITY_MESSAGES, NUMBERED, ActionType, Path, at_path, leaves
 from .entities import EntityRequest
@@ -201,6 +208,8 @@ class Planner:
             if not self.started:
                 continue
             if kind == EventType.EventRaised and not evt.get(ENTITY_RESPONSE_FIELD):
+                if evt.get(CARRIED_OVER) == self.execution_id:
+                    continue  # for the next execution (this one's last episode runs again)
                 name = evt.get("Name") or ""
                 if self.incremental or self.waits[name] > self.delivered[name] + offered[name]:
                     offered[name] += 1
@@ -329,7 +338,7 @@ class Planner:
             work.timers.append((task_id, fire_at))
         elif kind == ActionType.SendEvent:
             # Recorded here; the runner of the SDK that asked delivers it, before the commit
-            # (a crash in between sends it again: at least once, as a raised event is).
+            # (a crash in between sends it again, under the same message id: dropped).
             new_events.append(
                 event(
                     EventType.EventSent,
@@ -535,7 +544,6 @@ class Planner:
 
 
 BUILTIN_HTTP_ACTIVITY = "BuiltIn::HttpActivity"
-CARRIED_OVER = "CarriedOver"  # marks an event an SDK carried into its continue-as-new
 
 
 def _target_of(evt: dict[str, Any]) -> int | str | None:

@@ -12,18 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from ..clock import Clock, Wakeup
+from ..clock import Clock
 from ..taskhub.history import EventType, start_options
 from .instances import Orchestration
 
 
 class ScheduledStarts:
-    """Holds back the first episode of instances whose start time has not come."""
+    """Holds back the first episode of instances whose start time has not come.
+
+    The wake-up is kept on the `Orchestration` it wakes: an instance started again with the
+    same id is a new object and books its own, and evicting an instance cancels its wake-up.
+    """
 
     def __init__(self, clock: Clock, notify: Callable[[Orchestration], None]) -> None:
         self.clock = clock
         self.notify = notify
-        self._booked: dict[str, tuple[datetime, Wakeup]] = {}
 
     def not_yet(self, orch: Orchestration) -> bool:
         """Whether the instance must wait for its start time; if so, a wake-up is booked then."""
@@ -32,16 +35,12 @@ class ScheduledStarts:
         due = self._start_time(orch)
         if due is None or due <= self.clock.now():
             return False
-        instance_id = orch.record.instance_id
-        booked = self._booked.get(instance_id)
-        if booked is None or booked[0] != due:
-            if booked is not None:
-                booked[1].cancel()
-            self._booked[instance_id] = (due, self.clock.call_at(due, lambda: self._due(orch)))
+        if orch.start_wakeup is None:
+            orch.start_wakeup = self.clock.call_at(due, lambda: self._due(orch))
         return True
 
     def _due(self, orch: Orchestration) -> None:
-        self._booked.pop(orch.record.instance_id, None)
+        orch.start_wakeup = None
         self.notify(orch)
 
     @staticmethod

@@ -13,6 +13,8 @@ here: this SDK keeps its own state" (`INCREMENTAL_STATE`).
 
 from __future__ import annotations
 
+import functools
+
 from ..app.app_index import FunctionIndex, FunctionInfo
 from ..app.binding_spec import ACTIVITY_TRIGGER, ENTITY_TRIGGER, ORCHESTRATION_TRIGGER
 from ..engine.replay import INCREMENTAL_STATE
@@ -31,11 +33,25 @@ def _worker_entity(*_args: object) -> None:
     raise RuntimeError("a Durable Task worker's entity runs in that worker, not in devhost")
 
 
+STAND_INS_KEPT = 1024  # stand-ins kept, for the most recently used names
 STAND_INS = {
     ORCHESTRATION_TRIGGER: _worker_orchestrator,
     ACTIVITY_TRIGGER: _worker_activity,
     ENTITY_TRIGGER: _worker_entity,
 }
+
+
+@functools.lru_cache(maxsize=STAND_INS_KEPT)
+def stand_in(trigger_type: str, name: str) -> FunctionInfo:
+    """The stand-in for a worker's function. Names are chosen by clients, so only the most
+    recently used are kept; any other is made again, as it differs only by its name."""
+    return FunctionInfo(
+        name=name,
+        trigger_type=trigger_type,
+        trigger_param="context",
+        user_function=STAND_INS[trigger_type],
+        binding={"type": trigger_type, "name": "context", "direction": "in"},
+    )
 
 
 class WorkerNames(dict[str, FunctionInfo]):
@@ -44,22 +60,12 @@ class WorkerNames(dict[str, FunctionInfo]):
     def __init__(self, app_functions: dict[str, FunctionInfo], trigger_type: str) -> None:
         super().__init__(app_functions)
         self.trigger_type = trigger_type
-        self._stand_ins: dict[str, FunctionInfo] = {}
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str)
 
     def __missing__(self, name: str) -> FunctionInfo:
-        info = self._stand_ins.get(name)
-        if info is None:
-            info = self._stand_ins[name] = FunctionInfo(
-                name=name,
-                trigger_type=self.trigger_type,
-                trigger_param="context",
-                user_function=STAND_INS[self.trigger_type],
-                binding={"type": self.trigger_type, "name": "context", "direction": "in"},
-            )
-        return info
+        return stand_in(self.trigger_type, name)
 
     def get(self, name: str, default: object = None) -> FunctionInfo:  # type: ignore[override]
         return self[name]

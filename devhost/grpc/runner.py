@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from uuid import NAMESPACE_URL, uuid5
 
 from ..app.app_index import FunctionIndex
 from ..app.http_call import HttpAnswer, HttpCall
@@ -32,10 +33,12 @@ from ..taskhub.history import EventType
 from ..taskhub.model import InstanceRecord
 from . import codec, entity_codec
 from .proto import pb
+from .wait_notices import WaitNotices
 from .work_items import Kind, WorkDispatcher, WorkItem
 
 log = logging.getLogger("devhost.grpc")
-RaiseEvent = Callable[[str, str, str | None, bool], Awaitable[None]]  # ..., carried over
+# instance id, name, input, the execution that carried it over (or None), message id
+RaiseEvent = Callable[[str, str, str | None, str | None, str], Awaitable[None]]
 
 
 @dataclass
@@ -49,9 +52,11 @@ class _Execution:
 class GrpcRunner(FunctionRunner):
     """Runs orchestrators and activities in the Durable Task workers connected to `dispatcher`.
 
-    `raise_event(instance_id, name, input, carried_over)` delivers the events a worker sends to
-    another orchestration (`send_event`) and those it carries over into a continue-as-new; they
-    are delivered before the engine stores the episode, so a crash in between sends them again.
+    `raise_event(instance_id, name, input, carried_from, message_id)` delivers the events a
+    worker sends to another orchestration (`send_event`) and those it carries over into a
+    continue-as-new. They are delivered before the engine stores the episode, so a crash in
+    between sends them again; their message ids are derived from the episode (`event_id`), so
+    the instance that has one drops the repeat.
     """
 
     def __init__(
@@ -65,7 +70,7 @@ class GrpcRunner(FunctionRunner):
         self.raise_event = raise_event
         self._executions: dict[str, _Execution] = {}
         self._items: set[WorkItem] = set()
-        self._told: set[str] = set()  # the workers the log said work waits for
+        self.wait_notices = WaitNotices()  # the workers the log said work waits for
         self._stopped = False
 
     def describe(self) -> str:
@@ -100,7 +105,7 @@ class GrpcRunner(FunctionRunner):
             )
         )
         answer = codec.episode_answer(response)
-        await self._deliver_events(call.instance_id, answer)
+        await self._deliver_events(call, answer)
         return ReplayResult(
             actions=answer.actions,
             is_done=answer.is_done,
@@ -111,17 +116,28 @@ class GrpcRunner(FunctionRunner):
             incremental=True,
         )
 
-    async def _deliver_events(self, instance_id: str, answer: codec.EpisodeAnswer) -> None:
+    async def _deliver_events(self, call: EpisodeCall, answer: codec.EpisodeAnswer) -> None:
         if self.raise_event is None:
             return
+        sender = call.instance_id, call.execution_id
         for action in answer.actions:
             if action["actionType"] == ActionType.SendEvent:
-                await self.raise_event(action["instanceId"], action["name"], action["input"], False)
-        for evt in answer.carryover_events:
+                await self.raise_event(
+                    action["instanceId"],
+                    action["name"],
+                    action["input"],
+                    None,
+                    event_id(*sender, "sent", action["taskId"]),
+                )
+        for index, evt in enumerate(answer.carryover_events):
             if evt.HasField("eventRaised"):
                 raised = evt.eventRaised
                 await self.raise_event(
-                    instance_id, raised.name, codec.optional_text(raised, "input"), True
+                    call.instance_id,
+                    raised.name,
+                    codec.optional_text(raised, "input"),
+                    call.execution_id,
+                    event_id(*sender, "carried", index),
                 )
 
     def _past_events(self, call: EpisodeCall) -> list[pb.HistoryEvent]:
@@ -200,9 +216,12 @@ class GrpcRunner(FunctionRunner):
         return WarmStats()
 
     def waiting_for(self, instance_id: str) -> str | None:
-        """A sentence for an instance whose work no connected worker has taken yet."""
+        """A sentence for an instance whose work no connected worker has taken yet: none that
+        registers it is connected, or those that are have no room now."""
         for item in self._items:
             if item.owner is None and _instance_of(item) == instance_id:
+                if self.dispatcher.accepted(item):
+                    return f"waits for a free worker: {_wanted(item, 'every')} is busy"
                 return f"waits for {_wanted(item)}"
         return None
 
@@ -211,8 +230,9 @@ class GrpcRunner(FunctionRunner):
         self._items.add(item)
         self.dispatcher.submit(item)
         wanted = _wanted(item)
-        if item.owner is None and wanted not in self._told and not self.dispatcher.accepted(item):
-            self._told.add(wanted)  # once a name: a fan-out of 1,000 is one line
+        if item.owner is not None or self.dispatcher.accepted(item):
+            self.wait_notices.served(wanted)
+        elif self.wait_notices.first(wanted):
             log.warning("Instance '%s' waits for %s", _instance_of(item), wanted)
 
 
@@ -244,11 +264,11 @@ def _instance_of(item: WorkItem) -> str:
 KIND_WORDS = {Kind.ORCHESTRATION: "orchestrator", Kind.ACTIVITY: "activity", Kind.ENTITY: "entity"}
 
 
-def _wanted(item: WorkItem) -> str:
+def _wanted(item: WorkItem, article: str = "a") -> str:
     """The worker an item waits for, in words."""
     kind = KIND_WORDS[item.kind]
     version = f" (version '{item.version}')" if item.version else ""
-    return f"a Durable Task worker that registers the {kind} '{item.name}'{version}"
+    return f"{article} Durable Task worker that registers the {kind} '{item.name}'{version}"
 
 
 def _version_of(call: EpisodeCall) -> str | None:
@@ -267,3 +287,8 @@ def _activity_outcome(response: pb.ActivityResponse) -> ActivityOutcome:
             ok=False, reason=details.errorMessage, details=codec.failure_text(details)
         )
     return ActivityOutcome(ok=True, result=codec.optional_text(response, "result"))
+
+
+def event_id(instance_id: str, execution_id: str, kind: str, place: int) -> str:
+    """The message id of an event an episode sends: the same each time that episode runs."""
+    return str(uuid5(NAMESPACE_URL, f"{instance_id}/{execution_id}/{kind}/{place}"))

@@ -87,13 +87,18 @@ class Sidecar:
 
 
 async def deliver_event(
-    engine: Engine, instance_id: str, name: str, input_json: str | None, carried_over: bool
+    engine: Engine,
+    instance_id: str,
+    name: str,
+    input_json: str | None,
+    carried_from: str | None,
+    message_id: str,
 ) -> None:
     """An event a worker sends (`send_event`, or carried over into a continue-as-new): raised
-    as a client raises one; for an instance that does not exist or has finished it is dropped,
-    as the SDK's backends drop it."""
+    as a client raises one, under the id its episode derived (a repeat is dropped); for an
+    instance that does not exist or has finished it is dropped, as the SDK's backends drop it."""
     try:
-        await engine.raise_event(instance_id, name, input_json, carried_over)
+        await engine.raise_event(instance_id, name, input_json, carried_from, message_id)
     except EngineError as err:
         if err.status not in (404, 410):
             raise

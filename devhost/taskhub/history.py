@@ -61,6 +61,22 @@ def event(kind: EventType, moment: datetime, event_id: int = -1, **fields: Any) 
     return {"EventType": int(kind), "EventId": event_id, "Timestamp": format_time(moment), **fields}
 
 
+# Marks an event an SDK carried into its continue-as-new: the id of the execution that carried it.
+CARRIED_OVER = "CarriedOver"
+
+
+def event_raised(
+    moment: datetime, name: str, input_json: str | None, carried_from: str | None = None
+) -> dict[str, Any]:
+    """An event raised to an instance; `carried_from` names the execution of a Durable Task SDK
+    that carried it into its continue-as-new (the next execution sees it before events raised
+    meanwhile, and the execution that carried it never takes it back)."""
+    evt = event(EventType.EventRaised, moment, Name=name, Input=input_json)
+    if carried_from is not None:
+        evt[CARRIED_OVER] = carried_from
+    return evt
+
+
 def completion_target(evt: dict[str, Any]) -> int | None:
     """The task id a completion event resolves, or None for other events."""
     key = COMPLETION_KEYS.get(EventType(evt["EventType"]))

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import grpc
 import pytest
 from durabletask import client, task, worker
 from google.protobuf import wrappers_pb2
 
+from devhost.engine.user_code import ActivityTask
+from devhost.grpc.names import STAND_INS_KEPT, stand_in, worker_index
 from devhost.grpc.proto import pb, stubs
+from devhost.grpc.runner import GrpcRunner
+from devhost.grpc.wait_notices import DEFAULT_LIMIT, WaitNotices
 from devhost.grpc.work_items import Kind, WorkDispatcher, WorkerStream, WorkItem
 from devhost.testing.sidecar import SidecarHarness
 
@@ -240,3 +245,66 @@ def test_several_workers_share_a_fan_out(sidecar):
         c.close()
         for w in workers:
             w.stop()
+
+
+# -- the runner's notices of waiting work -----------------------------------------------------
+
+
+def runner_with(dispatcher: WorkDispatcher) -> GrpcRunner:
+    return GrpcRunner(worker_index(), dispatcher)
+
+
+def start(runner: GrpcRunner, name: str, instance_id: str = "i") -> None:
+    task_of = ActivityTask(instance_id, "e", 1)
+    runner.start_activity(name, None, lambda _: None, datetime.now(UTC), task_of)
+
+
+def test_the_log_tells_of_a_wait_once_and_again_after_a_worker_took_such_work(caplog):
+    dispatcher = WorkDispatcher()
+    runner = runner_with(dispatcher)
+    told = "waits for a Durable Task worker that registers the activity 'late'"
+
+    def times_told() -> int:
+        return sum(told in r.getMessage() for r in caplog.records)
+
+    start(runner, "late")
+    start(runner, "late")
+    assert times_told() == 1
+    taker = WorkerStream.from_request(request(activities=["late"]))
+    dispatcher.connect(taker)
+    start(runner, "late")  # taken: the wait is over
+    dispatcher.disconnect(taker)
+    start(runner, "late")
+    assert times_told() == 2
+
+
+def test_the_waits_the_log_remembers_are_bounded():
+    notices = WaitNotices(limit=3)
+    assert [notices.first(name) for name in "abcd"] == [True] * 4
+    assert len(notices) == 3
+    assert notices.first("a")  # the oldest was forgotten: told again
+    assert not notices.first("d")
+    runner = runner_with(WorkDispatcher())
+    for n in range(DEFAULT_LIMIT + 50):  # names a client chose, none of them served
+        start(runner, f"name-{n}")
+    assert len(runner.wait_notices) == DEFAULT_LIMIT
+
+
+def test_stand_ins_for_worker_names_are_kept_for_a_bounded_number_of_names():
+    index = worker_index()
+    for n in range(STAND_INS_KEPT + 50):
+        info = index.activities[f"name-{n}"]
+        assert info.name == f"name-{n}" and info.trigger_type == "activityTrigger"
+    assert stand_in.cache_info().currsize == STAND_INS_KEPT
+
+
+def test_work_waiting_for_a_busy_worker_says_it_waits_for_a_free_one():
+    dispatcher = WorkDispatcher()
+    runner = runner_with(dispatcher)
+    start(runner, "slow", instance_id="first")
+    wanted = "Durable Task worker that registers the activity 'slow'"
+    assert runner.waiting_for("first") == f"waits for a {wanted}"
+    dispatcher.connect(WorkerStream.from_request(request(activities=["slow"], max_activities=1)))
+    assert runner.waiting_for("first") is None  # taken
+    start(runner, "slow", instance_id="second")
+    assert runner.waiting_for("second") == f"waits for a free worker: every {wanted} is busy"

@@ -3,9 +3,16 @@ which events an episode sees, and what it rebuilds after a restart. No host, no 
 
 from datetime import UTC, datetime, timedelta
 
-from devhost.engine.planner import CARRIED_OVER, Planner
+from devhost.engine.planner import Planner
 from devhost.engine.replay import ReplayResult
-from devhost.taskhub.history import EventType, event, execution_started, format_time
+from devhost.taskhub.history import (
+    CARRIED_OVER,
+    EventType,
+    event,
+    event_raised,
+    execution_started,
+    format_time,
+)
 from devhost.taskhub.model import Message
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -223,10 +230,33 @@ def test_rebuilding_from_history_restores_the_sequence_and_the_open_tasks():
 
 
 def numbered(name: str, value: int, carried: bool = False) -> dict:
-    evt = event(EventType.EventRaised, T0, Name=name, Input=str(value))
-    if carried:
-        evt[CARRIED_OVER] = True
-    return evt
+    return event_raised(T0, name, str(value), carried_from="earlier" if carried else None)
+
+
+def test_only_a_carried_over_event_has_the_marker_so_1x_events_are_unchanged():
+    assert CARRIED_OVER not in event_raised(T0, "item", "1")
+    assert event_raised(T0, "item", "1", carried_from="exec")[CARRIED_OVER] == "exec"
+
+
+def test_the_execution_that_carried_an_event_over_leaves_it_for_the_next():
+    """Carried events are raised while the last episode runs, before its commit: after a crash
+    that episode runs again, with the carried copies in the inbox, and must not take them."""
+    carried = event_raised(T0, "item", "2", carried_from="exec")
+    inbox = [
+        message(STARTED, "start"),
+        message(numbered("item", 1), "item-1", None),
+        message(carried, "carried-2", None),
+    ]
+    carrier = Planner("inst", "exec")
+    carrier.plan(ReplayResult(actions=[], incremental=True), T0, [])
+    selection = carrier.select(inbox)
+    assert [e.get("Input") for e in selection.events] == [None, "1"]
+    assert "carried-2" not in selection.consumed
+    next_start = execution_started(T0, "Orchestrator", "inst", "exec-2", None)
+    successor = Planner("inst", "exec-2")
+    successor.plan(ReplayResult(actions=[], incremental=True), T0, [])
+    inbox = [message(next_start, "start-2", "exec-2"), message(carried, "carried-2", None)]
+    assert [e.get("Input") for e in successor.select(inbox).events] == [None, "2"]
 
 
 def test_carried_over_events_come_right_after_the_start_before_events_raised_meanwhile():
