@@ -122,9 +122,7 @@ class AzureStore(TaskHubStore):
         self._history: TableClient
         self._leases: TableClient
         self._states: dict[str, _State] = {}
-        # (instance id, message id) -> inbox row key: a message id may be in two partitions (a
-        # lock request passed on from entity to entity keeps its id)
-        self._inbox_keys: dict[tuple[str, str], str] = {}
+        self._inbox_keys: dict[tuple[str, str], str] = {}  # (partition, message id) -> row key
         self._lease: HubLease | None = None
         self._queries: ListingQueries
         self._purge: PurgeRows
