@@ -22,28 +22,9 @@ from google.protobuf import wrappers_pb2
 
 from devhost.grpc import entity_calls
 from devhost.grpc.proto import pb, stubs
-from devhost.store.azure import AzureStore
-from devhost.store.memory import MemoryStore
 from devhost.testing.sidecar import SidecarHarness
 
 Status = client.OrchestrationStatus
-
-
-@pytest.fixture(params=["memory", "azure"])
-def sidecar(request, hub_name) -> Iterator[SidecarHarness]:
-    if request.param == "azure":
-        azurite = request.getfixturevalue("azurite")
-
-        def make_store(hub: str) -> AzureStore:
-            return AzureStore(azurite.connection_string, f"{hub_name}{hub}"[:45])
-
-    else:
-
-        def make_store(hub: str) -> MemoryStore:
-            return MemoryStore()
-
-    with SidecarHarness(make_store) as harness:
-        yield harness
 
 
 @pytest.fixture

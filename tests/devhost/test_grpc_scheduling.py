@@ -18,29 +18,11 @@ from durabletask import client, task, worker
 from devhost.grpc.proto import pb
 from devhost.grpc.runner import event_id
 from devhost.grpc.sidecar import deliver_event
-from devhost.store.azure import AzureStore
 from devhost.store.base import TaskHubStore
-from devhost.store.memory import MemoryStore
 from devhost.taskhub.model import EpisodeCommit
 from devhost.testing.sidecar import SidecarHarness
 
 Status = client.OrchestrationStatus
-
-
-@pytest.fixture(params=["memory", "azure"])
-def make_store(request, hub_name) -> Callable[[str], TaskHubStore]:
-    """A hub's store; the same store again when a second sidecar opens the hub (a restart)."""
-    if request.param == "azure":
-        azurite = request.getfixturevalue("azurite")
-        return lambda hub: AzureStore(azurite.connection_string, f"{hub_name}{hub}"[:45])
-    stores: dict[str, MemoryStore] = {}
-    return lambda hub: stores.setdefault(hub, MemoryStore())
-
-
-@pytest.fixture
-def sidecar(make_store) -> Iterator[SidecarHarness]:
-    with SidecarHarness(make_store) as harness:
-        yield harness
 
 
 @pytest.fixture
@@ -134,12 +116,12 @@ def test_a_scheduled_start_terminated_and_started_again_at_the_same_time_runs_th
         assert state.serialized_output == '"hello second"'
 
 
-def test_a_scheduled_start_survives_a_restart_of_the_sidecar(make_store, started_worker):
-    with SidecarHarness(make_store) as first:
+def test_a_scheduled_start_survives_a_restart_of_the_sidecar(sidecar_stores, started_worker):
+    with SidecarHarness(sidecar_stores) as first:
         start_at = first.clock.now() + timedelta(hours=3)
         with client.TaskHubGrpcClient(host_address=first.address) as c:
             instance_id = c.schedule_new_orchestration(hello, input="kept", start_at=start_at)
-    with SidecarHarness(make_store) as second:
+    with SidecarHarness(sidecar_stores) as second:
         started_worker(second.address, hello)
         with client.TaskHubGrpcClient(host_address=second.address) as c:
             second.idle()
@@ -172,7 +154,7 @@ def test_carried_over_events_come_before_events_raised_meanwhile(sidecar, starte
         assert state.serialized_output == "[1, 2, 3, 4, 5]"
 
 
-def test_events_carried_over_before_a_crash_reach_the_next_execution_once_in_order(make_store):
+def test_events_carried_over_before_a_crash_reach_the_next_execution_once_in_order(sidecar_stores):
     """The carried events are raised before the continue-as-new is stored. A crash in between
     (here: that commit never ends, and the sidecar goes) runs the last episode again on the
     next start, with the carried copies in the inbox: that execution must not take them, and
@@ -180,7 +162,7 @@ def test_events_carried_over_before_a_crash_reach_the_next_execution_once_in_ord
     reached = threading.Event()
 
     def first_store(hub: str) -> TaskHubStore:
-        store = make_store(hub)
+        store = sidecar_stores(hub)
         commit = store.commit
 
         async def stalls_once_at_the_continue_as_new(episode: EpisodeCommit) -> None:
@@ -207,7 +189,7 @@ def test_events_carried_over_before_a_crash_reach_the_next_execution_once_in_ord
                 assert reached.wait(30)
         finally:
             w.stop()
-    with SidecarHarness(make_store) as second:
+    with SidecarHarness(sidecar_stores) as second:
         w = worker.TaskHubGrpcWorker(host_address=second.address)
         w.add_orchestrator(collects)
         w.start()

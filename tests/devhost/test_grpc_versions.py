@@ -14,28 +14,9 @@ import pytest
 from durabletask import client, task, worker
 
 from devhost.grpc.proto import pb, stubs
-from devhost.store.azure import AzureStore
-from devhost.store.base import TaskHubStore
-from devhost.store.memory import MemoryStore
 from devhost.testing.sidecar import SidecarHarness
 
 Status = client.OrchestrationStatus
-
-
-@pytest.fixture(params=["memory", "azure"])
-def make_store(request, hub_name) -> Callable[[str], TaskHubStore]:
-    """A hub's store; the same store again when a second sidecar opens the hub (a restart)."""
-    if request.param == "azure":
-        azurite = request.getfixturevalue("azurite")
-        return lambda hub: AzureStore(azurite.connection_string, f"{hub_name}{hub}"[:45])
-    stores: dict[str, MemoryStore] = {}
-    return lambda hub: stores.setdefault(hub, MemoryStore())
-
-
-@pytest.fixture
-def sidecar(make_store) -> Iterator[SidecarHarness]:
-    with SidecarHarness(make_store) as harness:
-        yield harness
 
 
 def raw_state(address: str, instance_id: str) -> pb.OrchestrationState:
@@ -125,15 +106,15 @@ def test_a_sub_orchestration_runs_with_the_version_its_parent_gave(sidecar, vers
     assert state.serialized_output == '["1.0", "3.1"]'
 
 
-def test_version_and_tags_survive_a_restart_of_the_sidecar(make_store, versioned_worker):
+def test_version_and_tags_survive_a_restart_of_the_sidecar(sidecar_stores, versioned_worker):
     with (
-        SidecarHarness(make_store) as first,
+        SidecarHarness(sidecar_stores) as first,
         client.TaskHubGrpcClient(host_address=first.address) as c,
     ):
         instance_id = c.schedule_new_orchestration(
             waits_for_go, version="4.2", tags={"kept": "yes"}
         )
-    with SidecarHarness(make_store) as second:
+    with SidecarHarness(sidecar_stores) as second:
         raw = raw_state(second.address, instance_id)
         assert raw.version.value == "4.2" and dict(raw.tags) == {"kept": "yes"}
         versioned_worker(second.address, waits_for_go)
