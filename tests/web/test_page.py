@@ -26,7 +26,8 @@ def test_a_whole_game_is_won_by_clicks_and_the_ending_is_in_view(any_page, real_
     start(page, name)
     confirm = page.get_by_role("button", name="Confirm")
     expect(confirm).to_be_visible()
-    expect(page.locator("#countdown")).to_contain_text("must confirm within")
+    # the countdown starts once the universe is built: seconds on a loaded machine
+    expect(page.locator("#countdown")).to_contain_text("must confirm within", timeout=15000)
     confirm.click()
     get_weapon = page.locator("#suggested-actions button", has_text="Get the")
     expect(get_weapon).to_be_visible(timeout=15000)
