@@ -157,25 +157,28 @@ class WorkDispatcher:
 
     def complete(self, token: str, response: Any) -> bool:
         """A worker's answer for an item it holds; False for an unknown (or stale) token."""
-        item = self._owned.pop(token, None)
+        item = self._released(token)
         if item is None:
             return False
-        if item.owner is not None:
-            item.owner.release(item)
         item.done(response)
         self._assign()
         return True
 
     def abandon(self, token: str) -> bool:
         """A worker gave an item back: another worker (or the same one) gets it again."""
-        item = self._owned.pop(token, None)
+        item = self._released(token)
         if item is None:
             return False
-        if item.owner is not None:
-            item.owner.release(item)
         self._requeue(item)
         self._assign()
         return True
+
+    def _released(self, token: str) -> WorkItem | None:
+        """The item a token names, taken from its worker (which then has room again)."""
+        item = self._owned.pop(token, None)
+        if item is not None and item.owner is not None:
+            item.owner.release(item)
+        return item
 
     def cancel(self, item: WorkItem) -> None:
         """Nobody needs the item's answer any more (the host stops, or the work was dropped)."""
